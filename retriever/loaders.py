@@ -1,0 +1,227 @@
+"""Files → Documents. Plain text, Markdown, HTML (visible text only), PDF (pages kept) and DOCX.
+
+A file that cannot be read becomes a `SkippedFile` with a reason a user can act on; it never stops the rest of
+a batch. Every loader takes bytes, so a path on disk and an upload in the chat UI go through the same code.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import unicodedata
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retriever.records import Document, PageSpan, SkippedFile
+
+__all__ = ["LoadError", "LoadReport", "SUPPORTED_SUFFIXES", "load_bytes", "load_paths", "safe_source_name",
+           "DEFAULT_MAX_FILE_BYTES"]
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf", ".docx")
+DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+# A DOCX is a zip: refuse one whose parts would inflate past this (a zip bomb) before opening it.
+MAX_DOCX_UNCOMPRESSED = 200 * 1024 * 1024
+
+
+class LoadError(Exception):
+    """A file could not be turned into text; the message is the reason shown to the user."""
+
+
+@dataclass
+class LoadReport:
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def safe_source_name(name: str) -> str:
+    """A display name for an upload: its last path component, no NULs or control characters.
+
+    Uploaded names are labels, never paths spanqa writes to; this keeps `../../etc/passwd` from even looking
+    like one.
+    """
+    name = "".join(ch for ch in name if ch.isprintable()).replace("\\", "/")
+    base = name.rsplit("/", 1)[-1].strip().lstrip(".")
+    return base or "upload"
+
+
+def _normalize_text(text: str) -> str:
+    """One newline convention, no NULs or stray control characters (they break tokenizers and displays)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+def _looks_binary(data: bytes) -> bool:
+    sample = data[:8192]
+    if b"\x00" in sample:
+        return True
+    controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
+    return controls > 0.1 * max(1, len(sample))
+
+
+def _decode_text(data: bytes) -> str:
+    if _looks_binary(data):
+        raise LoadError("looks like a binary file, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise LoadError("is not valid UTF-8 and its text encoding could not be detected")
+    return str(best)
+
+
+def _load_text(data: bytes) -> list[str]:
+    return [_decode_text(data)]
+
+
+_HTML_BLOCKS = ["p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "section",
+                "article", "header", "footer", "table", "ul", "ol", "dd", "dt", "title", "main", "nav", "aside"]
+
+
+def _load_html(data: bytes) -> list[str]:
+    from bs4 import BeautifulSoup
+
+    text = _decode_text(data)
+    try:
+        soup = BeautifulSoup(text, "lxml")
+        for tag in soup(["script", "style", "noscript", "template", "head", "svg"]):
+            tag.decompose()
+        # Block elements end a line; inline ones (<b>, <a>…) flow with their text.
+        for tag in soup.find_all(_HTML_BLOCKS):
+            tag.insert_after("\n")
+        for br in soup.find_all("br"):
+            br.replace_with("\n")
+        visible = soup.get_text()
+    except RecursionError as exc:
+        raise LoadError("HTML is nested too deeply to parse") from exc
+    # Collapse the whitespace that markup leaves behind, keeping paragraph breaks.
+    lines = [" ".join(line.split()) for line in visible.split("\n")]
+    return ["\n".join(line for line in lines if line)]
+
+
+def _load_pdf(data: bytes) -> list[str]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise LoadError("is an encrypted PDF (a password is needed)")
+        return [page.extract_text() or "" for page in reader.pages]
+    except LoadError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise LoadError(f"is not a readable PDF ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # pypdf raises many kinds on damaged files; none should stop a batch
+        raise LoadError(f"is not a readable PDF ({type(exc).__name__})") from exc
+
+
+def _load_docx(data: bytes) -> list[str]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if sum(info.file_size for info in archive.infolist()) > MAX_DOCX_UNCOMPRESSED:
+                raise LoadError("is a DOCX that would inflate past 200 MB (refused as a possible zip bomb)")
+    except zipfile.BadZipFile as exc:
+        raise LoadError("is not a valid DOCX (not a zip archive)") from exc
+    import docx
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors… on broken parts
+        raise LoadError(f"is not a readable DOCX ({type(exc).__name__})") from exc
+    blocks = [p.text for p in document.paragraphs]
+    for table in document.tables:
+        for row in table.rows:
+            blocks.append(" | ".join(cell.text for cell in row.cells))
+    return ["\n\n".join(b for b in blocks if b.strip())]
+
+
+_LOADERS = {
+    ".txt": _load_text, ".md": _load_text, ".markdown": _load_text, ".rst": _load_text,
+    ".html": _load_html, ".htm": _load_html, ".pdf": _load_pdf, ".docx": _load_docx,
+}
+
+
+def load_bytes(source: str, data: bytes, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Document:
+    """Turn one file's bytes into a Document. Raises LoadError with the reason it cannot."""
+    suffix = Path(source).suffix.lower()
+    loader = _LOADERS.get(suffix)
+    if loader is None:
+        raise LoadError(f"has an unsupported file type {suffix or '(none)'}; supported: "
+                        + ", ".join(SUPPORTED_SUFFIXES))
+    if len(data) > max_bytes:
+        raise LoadError(f"is {len(data) / 2**20:.0f} MB, over the {max_bytes / 2**20:.0f} MB limit "
+                        "(raise it with --max-file-mb)")
+    if not data.strip():
+        raise LoadError("is empty")
+    pages = [_normalize_text(p).strip() for p in loader(data)]
+    text_parts: list[str] = []
+    spans: list[PageSpan] = []
+    cursor = 0
+    for number, page_text in enumerate(pages, start=1):
+        if text_parts:
+            text_parts.append("\n\n")
+            cursor += 2
+        spans.append(PageSpan(number, cursor, cursor + len(page_text)))
+        text_parts.append(page_text)
+        cursor += len(page_text)
+    text = "".join(text_parts)
+    if not text.strip():
+        hint = " (a scanned PDF? spanqa does not run OCR)" if suffix == ".pdf" else ""
+        raise LoadError(f"has no extractable text{hint}")
+    title = _title_of(text, source)
+    return Document(source=source, text=text, pages=spans, title=title)
+
+
+def _title_of(text: str, source: str) -> str:
+    first = text.lstrip().split("\n", 1)[0].strip().lstrip("#").strip()
+    return first[:120] if 0 < len(first) <= 120 else Path(source).name
+
+
+def _matches(path: Path, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(path.as_posix(), p) or fnmatch.fnmatch(path.name, p) for p in patterns)
+
+
+def load_paths(
+    paths: list[str | Path],
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> LoadReport:
+    """Load files and folders (recursively). Globs in `include`/`exclude` match a file's path or name.
+
+    A folder contributes only files with a supported suffix; a file named explicitly is always tried, so an
+    unsupported one gets a reason instead of silence.
+    """
+    report = LoadReport()
+    for raw in paths:
+        root = Path(raw)
+        if not root.exists():
+            report.skipped.append(SkippedFile(str(raw), "does not exist"))
+            continue
+        if root.is_dir():
+            candidates = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _LOADERS)
+        else:
+            candidates = [root]
+        for path in candidates:
+            if include and not _matches(path, include):
+                continue
+            if exclude and _matches(path, exclude):
+                continue
+            source = str(path.resolve())
+            try:
+                size = path.stat().st_size
+                if size > max_bytes:
+                    raise LoadError(f"is {size / 2**20:.0f} MB, over the {max_bytes / 2**20:.0f} MB limit "
+                                    "(raise it with --max-file-mb)")
+                report.documents.append(load_bytes(source, path.read_bytes(), max_bytes))
+            except LoadError as exc:
+                report.skipped.append(SkippedFile(source, f"{path.name} {exc}"))
+            except OSError as exc:
+                report.skipped.append(SkippedFile(source, f"{path.name} could not be read: {exc.strerror}"))
+    return report
+
