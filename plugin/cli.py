@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from plugin.errors import SpanqaError
 from retriever.errors import CollectionError
@@ -151,6 +152,118 @@ def _eval_reader(args) -> int:
     return 0
 
 
+# --- assistant ------------------------------------------------------------------------------------------
+
+@command("ask")
+def _ask(args) -> int:
+    from plugin.assistant import Assistant, response_to_json
+    from plugin.config import Settings
+    from plugin.reader import Reader
+
+    settings = Settings(top_k=args.top_k, retrieval_mode=args.mode, reader_precision=args.precision,
+                        answer_threshold=args.threshold)
+    assistant = Assistant(_open_collection(args), reader=Reader(args.reader, precision=args.precision),
+                          settings=settings)
+    if args.questions:
+        questions = [q for q in Path(args.questions).read_text(encoding="utf-8").splitlines() if q.strip()]
+    elif args.question:
+        questions = [args.question]
+    else:
+        raise ValueError("give a question, or --questions FILE")
+    status = 0
+    for question in questions:
+        try:
+            response = assistant.respond(question)
+        except SpanqaError as exc:
+            print(f"spanqa ask: error: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        if args.json:
+            _print_json(response_to_json(response))
+            continue
+        intent = response.intent
+        print(f"[{intent.label} {intent.confidence:.2f}] {question}")
+        print(f"  {response.reply}")
+        best = response.best
+        if best is not None:
+            print(f"  source: {best.source}  page {best.page}  chars {best.document_start}-{best.document_end}")
+        t = response.timings
+        print("  timings: " + "  ".join(f"{k[:-3]} {v:.0f} ms" for k, v in t.items() if k.endswith("_ms")))
+    return status
+
+
+@command("ui")
+def _ui(args) -> int:
+    import subprocess
+
+    from plugin.config import PROJECT_ROOT
+
+    app = PROJECT_ROOT / "ui" / "app.py"
+    print(f"spanqa chat UI: http://localhost:{args.port}", flush=True)
+    command_line = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+                    "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    return subprocess.call(command_line)
+
+
+# --- intent router -------------------------------------------------------------------------------------
+
+@command("train-intent")
+def _train_intent(args) -> int:
+    from plugin.intent_training import IntentTrainConfig, train_intent_classifier
+
+    cfg = IntentTrainConfig(data=args.data, out=args.out, val=args.val, base=args.base, epochs=args.epochs,
+                            batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    summary = train_intent_classifier(cfg)
+    from plugin.intent_eval import IntentReport
+
+    print(IntentReport(**summary["validation"]).to_text())
+    print(f"\ntemperature {summary['temperature']:.3f}, threshold {summary['threshold']:.3f}, "
+          f"{summary['epochs_run']} epochs, {summary['seconds']:.0f}s → {args.out}")
+    return 0
+
+
+@command("eval-intent")
+def _eval_intent(args) -> int:
+    from plugin.intent_eval import evaluate_intents, write_plots
+    from plugin.intent_training import load_labelled
+    from plugin.router import IntentClassifier, softmax
+
+    classifier = IntentClassifier(args.model)
+    texts, labels = load_labelled(args.data)
+    logits = classifier.logits(texts)
+    report = evaluate_intents(classifier, texts, labels, uncalibrated_logits=logits)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.to_text())
+    if args.plots:
+        from plugin.intent_eval import reliability_bins
+
+        raw = softmax(logits, 1.0)
+        correct = raw.argmax(1) == [classifier.labels.index(lab) if lab in classifier.labels else -1 for lab in labels]
+        paths = write_plots(report, args.plots, reliability_bins(raw.max(1), correct))
+        if not args.json:
+            print("plots: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+@command("classify")
+def _classify(args) -> int:
+    from plugin.defaults import ensure_default_router
+    from plugin.router import IntentClassifier
+
+    intent = IntentClassifier(args.model or ensure_default_router()).classify(args.text)
+    if args.json:
+        data = intent.to_dict()
+        _print_json({k: data[k] for k in ("label", "confidence", "out_of_scope", "alternatives")})
+    else:
+        flag = "  (out of scope)" if intent.out_of_scope else ""
+        print(f"{intent.label}  {intent.confidence:.3f}{flag}")
+        for label, confidence in intent.alternatives:
+            print(f"  {label}  {confidence:.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spanqa", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -186,6 +299,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reindex", help="rebuild a collection's indexes (or re-embed it for another model)")
     collection_args(p)
 
+    p = sub.add_parser("ask", help="answer questions from a collection (routed, retrieved, extracted, cited)")
+    p.add_argument("question", nargs="?")
+    p.add_argument("--questions", help="a file with one question per line")
+    collection_args(p)
+    p.add_argument("--reader", help="reader model directory or HF id (default: the shipped reader)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--threshold", type=float, default=0.3, help="answer confidence below which spanqa abstains")
+    p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid")
+    p.add_argument("--precision", choices=["fp32", "int8", "bf16"], default="fp32")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("ui", help="start the Streamlit chat UI")
+    p.add_argument("--port", type=int, default=8501)
+
     p = sub.add_parser("train-reader", help="fine-tune an extractive QA reader on SQuAD-format data")
     p.add_argument("--train", required=True, help="SQuAD-format JSON (v1.1 or v2.0 style)")
     p.add_argument("--dev", help="SQuAD-format JSON for checkpoint selection and calibration")
@@ -213,10 +340,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "int8", "bf16"], default="fp32")
     p.add_argument("--limit", type=int)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("train-intent", help="fine-tune an intent classifier on text,label data (CSV or JSONL)")
+    p.add_argument("data")
+    p.add_argument("--out", required=True)
+    p.add_argument("--val", help="validation file (default: a stratified split of DATA)")
+    p.add_argument("--base", help="HF id or path of the encoder (default: bundled MiniLM)")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=13)
+
+    p = sub.add_parser("eval-intent", help="evaluation report of an intent model on labelled data")
+    p.add_argument("model")
+    p.add_argument("data")
+    p.add_argument("--plots", help="directory for reliability.png, confusion.png and report.json")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("classify", help="classify one message with the intent router")
+    p.add_argument("text")
+    p.add_argument("--model", help="intent model directory (default: the default router)")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # Model-loading reports and hub progress bars are noise on a terminal; errors still show.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 from plugin.reader import Reader, tokenize_pairs, truncate_question
 from plugin.reader_eval import evaluate_reader, fit_calibration, negative_examples
 from plugin.squad import QAExample, load_squad
+from plugin.training_utils import bf16_supported, seed_everything
 
 __all__ = ["ReaderTrainConfig", "build_features", "length_grouped_batches", "train_reader"]
 
@@ -129,16 +129,6 @@ def _collate(features: list[Feature], pad_id: int, torch, device):
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def _bf16_supported(torch, device: str) -> bool:
-    if device == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 def _lr_at(step: int, cfg: ReaderTrainConfig, horizon: int) -> float:
     warmup = max(1, int(cfg.warmup_ratio * horizon))
     if step < warmup:
@@ -174,11 +164,9 @@ def train_reader(cfg: ReaderTrainConfig, resume: bool = False, progress: bool = 
     ckpt_dir = out / "checkpoint"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = ckpt_dir / "state.pt"
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    use_bf16 = _bf16_supported(torch, device) if cfg.bf16 is None else cfg.bf16
+    use_bf16 = bf16_supported(device) if cfg.bf16 is None else cfg.bf16
 
     base = cfg.base or default_embedder_path()
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -202,7 +190,7 @@ def train_reader(cfg: ReaderTrainConfig, resume: bool = False, progress: bool = 
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, foreach=True)
     lengths = [len(f.input_ids) for f in features]
     steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
     total_steps = max(1, int(cfg.epochs * steps_per_epoch))

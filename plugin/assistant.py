@@ -1,0 +1,251 @@
+"""The engine: route a message, then retrieve, extract and cite — or reply in kind.
+
+The CLI, the LangChain tools and the chat UI all call `Assistant.respond` (or `answer`, which skips routing),
+so behaviour is the same behind every door.
+
+When does spanqa abstain? One tunable number, `Settings.answer_threshold` (default 0.3), applies to the answer
+confidence, which combines the two kinds of evidence:
+
+    confidence = reader score × passage relevance
+    reader score      the calibrated probability that the span is right (see plugin/reader.py)
+    passage relevance min(1, max(0, (cosine − 0.05) / 0.25)) for the passage the span came from: the
+                      embedder's cosines for unrelated text sit near 0–0.1 and for related text above 0.3, so
+                      a confident span in an unrelated passage (an empty or off-topic collection) cannot pass.
+
+Below the threshold the reply says the documents do not answer the question and lists the closest passages.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from plugin.config import Settings
+from plugin.errors import InputError
+from plugin.reader import Answer, Reader
+from plugin.router import Intent, IntentClassifier
+from retriever import Collection, Hit
+
+__all__ = ["Assistant", "Response", "ROUTES", "REPLIES", "passage_relevance", "response_to_json"]
+
+# intent → handler. A message the router is unsure about (below its threshold) takes the "fallback" route:
+# it tries the documents, but answers only when the answer clears a stricter bar (FALLBACK_THRESHOLD), because
+# a wrong extract is worse than a polite "I am not sure what you mean".
+ROUTES: dict[str, str] = {
+    "document_question": "documents",
+    "greeting": "reply",
+    "thanks": "reply",
+    "goodbye": "reply",
+    "help": "help",
+    "smalltalk": "reply",
+    "out_of_scope": "reply",
+}
+FALLBACK_THRESHOLD = 0.6
+
+REPLIES: dict[str, str] = {
+    "greeting": "Hello! Ask me anything about your documents and I will quote the answer with its source.",
+    "thanks": "You're welcome! Ask another question whenever you like.",
+    "goodbye": "Goodbye! Your documents will be here when you come back.",
+    "smalltalk": "I'm a document assistant, so I'm better at your files than at chatting. "
+                 "Try asking a question about your documents.",
+    "out_of_scope": "I can't do that: I only answer questions from the documents in this collection.",
+}
+
+
+def passage_relevance(cosine: float | None) -> float:
+    """How strongly retrieval supports a passage, from 0 (unrelated) to 1; see the module docstring."""
+    if cosine is None:
+        return 1.0  # BM25-only search matched the question's words: no dense evidence either way
+    return min(1.0, max(0.0, (cosine - 0.05) / 0.25))
+
+
+@dataclass
+class Response:
+    """What the assistant says, and everything it used to say it."""
+
+    message: str
+    intent: Intent
+    route: str
+    reply: str
+    answers: list[Answer] = field(default_factory=list)
+    passages: list[Hit] = field(default_factory=list)
+    abstained: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def best(self) -> Answer | None:
+        return None if self.abstained or not self.answers else self.answers[0]
+
+    def to_dict(self) -> dict:
+        return {
+            "message": self.message,
+            "intent": self.intent.to_dict(),
+            "route": self.route,
+            "reply": self.reply,
+            "abstained": self.abstained,
+            "answers": [a.to_dict() for a in self.answers],
+            "passages": [h.to_dict() for h in self.passages],
+            "timings": self.timings,
+        }
+
+
+class Assistant:
+    """Route → retrieve → extract → cited answer.
+
+    Usage:
+        assistant = Assistant("my-collection")
+        response = assistant.respond("When was the tower built?")
+        print(response.reply)
+
+    Args:
+        collection: a Collection, a collection directory, or None for the default collection.
+        reader: the extractive reader (default: the shipped one, at `settings.reader_precision`).
+        router: the intent classifier (default: the default router, trained on first use).
+        settings: top-k, threshold, retrieval mode, limits.
+    """
+
+    def __init__(self, collection: Collection | str | Path | None = None, reader: Reader | None = None,
+                 router: IntentClassifier | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._collection_arg = collection
+        self._collection: Collection | None = collection if isinstance(collection, Collection) else None
+        self.reader = reader or Reader(precision=self.settings.reader_precision)
+        self._router = router
+
+    @property
+    def collection(self) -> Collection:
+        if self._collection is None:
+            from plugin.collections import open_collection
+
+            self._collection = open_collection(self._collection_arg)
+        return self._collection
+
+    @property
+    def router(self) -> IntentClassifier:
+        if self._router is None:
+            from plugin.defaults import ensure_default_router
+
+            self._router = IntentClassifier(ensure_default_router())
+        return self._router
+
+    def warm_up(self) -> None:
+        """Load every model now rather than on the first message."""
+        _ = self.collection
+        self.router.warm_up()
+        self.reader.warm_up()
+
+    # --- the verbs ---------------------------------------------------------------------------------------
+
+    def check_message(self, message: str) -> str:
+        if not isinstance(message, str):
+            raise InputError(f"The message must be text, not {type(message).__name__}")
+        cleaned = "".join(ch for ch in message if ch.isprintable() or ch in "\n\t").strip()
+        if not cleaned:
+            raise InputError("The message is empty: type a question about your documents.")
+        limit = self.settings.max_question_chars
+        if len(cleaned) > limit:
+            raise InputError(f"The message is {len(cleaned):,} characters long; the limit is {limit:,}. Ask a "
+                             "shorter question (to add a document, ingest or upload it instead).")
+        return cleaned
+
+    def classify(self, message: str) -> Intent:
+        return self.router.classify(self.check_message(message))
+
+    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
+        query = self.check_message(query)
+        k = k if k is not None else self.settings.top_k
+        mode = mode if mode is not None else self.settings.retrieval_mode
+        return self.collection.search(query, k=k, mode=mode)
+
+    def respond(self, message: str, top_k: int | None = None, threshold: float | None = None,
+                mode: str | None = None) -> Response:
+        """Answer a chat message: route it, then answer from the documents or reply in kind."""
+        started = time.perf_counter()
+        message = self.check_message(message)
+        intent = self.router.classify(message)
+        route_ms = (time.perf_counter() - started) * 1000
+        route = "fallback" if intent.below_threshold else ROUTES.get(intent.label, "fallback")
+        if route in ("documents", "fallback"):
+            if route == "fallback":
+                base = threshold if threshold is not None else self.settings.answer_threshold
+                threshold = max(base, FALLBACK_THRESHOLD)
+            response = self.answer(message, top_k=top_k, threshold=threshold, mode=mode, intent=intent)
+            response.route = route
+            if route == "fallback" and response.abstained:
+                response.reply = ("I'm not sure what you mean, and the documents don't answer it clearly. "
+                                  + self._help_text())
+        elif route == "help":
+            response = Response(message, intent, route, self._help_text())
+        else:
+            response = Response(message, intent, route, REPLIES.get(intent.label, REPLIES["smalltalk"]))
+        response.timings["route_ms"] = route_ms
+        response.timings["total_ms"] = (time.perf_counter() - started) * 1000
+        return response
+
+    def answer(self, question: str, top_k: int | None = None, threshold: float | None = None,
+               mode: str | None = None, intent: Intent | None = None) -> Response:
+        """Answer from the documents, without routing (what the `document_qa` tool calls)."""
+        started = time.perf_counter()
+        question = self.check_message(question)
+        top_k = top_k if top_k is not None else self.settings.top_k
+        threshold = threshold if threshold is not None else self.settings.answer_threshold
+        if not 0.0 <= threshold <= 1.0:
+            raise InputError(f"threshold must be within [0, 1], got {threshold}")
+        intent = intent or Intent("document_question", 1.0, False)
+        collection = self.collection
+        if len(collection) == 0:
+            return Response(question, intent, "documents", "The collection is empty: add documents first "
+                            "(upload them in the sidebar, or run `spanqa ingest PATH`).", abstained=True)
+        hits = self.search(question, k=top_k, mode=mode)
+        retrieved = time.perf_counter()
+        result = self.reader.read(question, [h.passage for h in hits], top_k=top_k, threshold=0.0)
+        read = time.perf_counter()
+        relevance = {h.passage.id: passage_relevance(h.dense_score) for h in hits}
+        answers = [replace(a, score=a.score * relevance.get(a.passage_id, 0.0)) for a in result.answers]
+        answers.sort(key=lambda a: a.score, reverse=True)
+        abstained = not answers or answers[0].score < threshold
+        response = Response(question, intent, "documents", "", answers, hits, abstained)
+        response.reply = self._abstention_text(hits) if abstained else self._answer_text(answers[0])
+        response.timings.update({"retrieve_ms": (retrieved - started) * 1000, "read_ms": (read - retrieved) * 1000,
+                                 "reader_windows": float(result.windows)})
+        return response
+
+    # --- wording -----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _answer_text(answer: Answer) -> str:
+        source = Path(answer.source).name or answer.source
+        return f"“{answer.text}” — {source}, page {answer.page} (confidence {answer.score:.2f})"
+
+    @staticmethod
+    def _abstention_text(hits: list[Hit]) -> str:
+        if not hits:
+            return "The documents don't answer that: no passage matched the question."
+        names = []
+        for h in hits[:3]:
+            name = f"{Path(h.passage.source).name}, page {h.passage.page}"
+            if name not in names:
+                names.append(name)
+        return "The documents don't seem to answer that. The closest passages are in: " + "; ".join(names) + "."
+
+    def _help_text(self) -> str:
+        documents = len(self.collection.documents())
+        return (f"I answer questions from the {documents} document(s) in this collection by quoting the passage "
+                "that holds the answer, with its source and page. Ask a question such as “What does the "
+                "warranty cover?”, upload documents in the sidebar (or run `spanqa ingest PATH`), and adjust "
+                "top-k, the answer threshold and the retrieval mode in the settings.")
+
+
+def response_to_json(response: Response) -> dict:
+    """The compact shape `spanqa ask --json` prints: intent, abstained, reply and the answers with citations."""
+    return {
+        "intent": response.intent.label,
+        "confidence": response.intent.confidence,
+        "abstained": response.abstained,
+        "reply": response.reply,
+        "answers": [{"text": a.text, "score": a.score, "document": a.source, "document_id": a.document_id,
+                     "page": a.page, "start": a.document_start, "end": a.document_end} for a in response.answers],
+        "timings": response.timings,
+    }
+

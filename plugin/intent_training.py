@@ -1,0 +1,253 @@
+"""Fine-tune the intent classifier: data → split → train with early stopping → temperature → threshold → save.
+
+Data: CSV with `text,label` columns or JSONL with `{"text", "label"}` objects. A label named `oos` or
+`out_of_scope` is treated as the explicit out-of-scope class.
+
+Threshold rule (documented because it decides what reaches the documents):
+- validation data with out-of-scope examples: the threshold that maximises out-of-scope recall while in-scope
+  accuracy stays within `accuracy_tolerance` points of its best value;
+- otherwise: the 5th percentile of the calibrated confidence on validation messages, so about 5 % of in-scope
+  messages fall below it (those are routed to the safe fallback, not rejected).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from plugin.errors import DataFileError
+from plugin.router import IntentClassifier, RouterConfig, softmax
+from plugin.training_utils import bf16_supported, seed_everything
+
+__all__ = ["IntentTrainConfig", "load_labelled", "stratified_split", "fit_temperature", "choose_threshold",
+           "train_intent_classifier", "OOS_LABELS"]
+
+OOS_LABELS = ("oos", "out_of_scope")
+
+
+@dataclass
+class IntentTrainConfig:
+    data: str
+    out: str
+    val: str | None = None
+    base: str | None = None
+    val_fraction: float = 0.15
+    epochs: int = 15
+    patience: int = 2
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    max_length: int = 64
+    seed: int = 13
+    accuracy_tolerance: float = 1.0
+    freeze_embeddings: bool = True
+
+
+def load_labelled(path: str | Path) -> tuple[list[str], list[str]]:
+    """Read (texts, labels) from CSV or JSONL; raises DataFileError with what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"Data file not found: {path}")
+    rows: list[dict] = []
+    try:
+        if path.suffix.lower() in (".jsonl", ".json"):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                if line.strip():
+                    row = json.loads(line)
+                    if not isinstance(row, dict):
+                        raise DataFileError(f"{path}:{number} is not a JSON object")
+                    rows.append(row)
+        else:
+            with path.open(newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataFileError(f"{path} could not be parsed: {exc}") from exc
+    if not rows:
+        raise DataFileError(f"{path} holds no examples")
+    missing = {"text", "label"} - set(rows[0])
+    if missing:
+        raise DataFileError(f"{path} lacks the column(s) {sorted(missing)}; expected 'text' and 'label'")
+    texts, labels = [], []
+    for row in rows:
+        text, label = str(row.get("text") or "").strip(), str(row.get("label") or "").strip()
+        if text and label:
+            texts.append(text)
+            labels.append(label)
+    if len(set(labels)) < 2:
+        raise DataFileError(f"{path} has {len(set(labels))} distinct label(s); a classifier needs at least 2")
+    return texts, labels
+
+
+def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Train/validation indices with every label in both parts where it has at least 2 examples."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    train, val = [], []
+    for indices in by_label.values():
+        rng.shuffle(indices)
+        n_val = max(1, round(fraction * len(indices))) if len(indices) >= 2 else 0
+        val.extend(indices[:n_val])
+        train.extend(indices[n_val:])
+    return sorted(train), sorted(val)
+
+
+def nll(logits: np.ndarray, targets: np.ndarray, temperature: float) -> float:
+    probs = softmax(logits, temperature)
+    return float(-np.mean(np.log(probs[np.arange(len(targets)), targets] + 1e-12)))
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """The temperature that minimises validation negative log-likelihood (Guo et al. 2017)."""
+    from scipy.optimize import minimize_scalar
+
+    result = minimize_scalar(lambda log_t: nll(logits, targets, math.exp(log_t)), bounds=(-3, 3), method="bounded")
+    return float(math.exp(result.x))
+
+
+def choose_threshold(confidences: np.ndarray, correct: np.ndarray, is_oos: np.ndarray | None,
+                     tolerance: float) -> float:
+    """See the module docstring for the rule."""
+    if is_oos is None or not is_oos.any():
+        return float(np.quantile(confidences, 0.05))
+    in_scope = ~is_oos
+    grid = np.unique(np.concatenate([[0.0], confidences]))
+    stats = []
+    for t in grid:
+        accepted = confidences >= t
+        in_acc = float(np.mean(correct[in_scope] & accepted[in_scope])) * 100
+        oos_rec = float(np.mean(~accepted[is_oos] | correct[is_oos])) * 100
+        stats.append((t, in_acc, oos_rec))
+    best_acc = max(s[1] for s in stats)
+    eligible = [s for s in stats if s[1] >= best_acc - tolerance]
+    return float(max(eligible, key=lambda s: (s[2], -s[0]))[0])
+
+
+def _batches(n: int, batch_size: int, rng: random.Random, shuffle: bool) -> list[list[int]]:
+    order = list(range(n))
+    if shuffle:
+        rng.shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def train_intent_classifier(cfg: IntentTrainConfig, progress: bool = True) -> dict:
+    """Train, calibrate, choose the threshold, save to `cfg.out`; returns a summary with validation metrics."""
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from plugin.config import default_embedder_path
+    from plugin.intent_eval import evaluate_intents
+
+    started = time.time()
+    seed_everything(cfg.seed)
+    texts, labels = load_labelled(cfg.data)
+    if cfg.val:
+        val_texts, val_labels = load_labelled(cfg.val)
+        train_texts, train_labels = texts, labels
+    else:
+        train_idx, val_idx = stratified_split(labels, cfg.val_fraction, cfg.seed)
+        train_texts, train_labels = [texts[i] for i in train_idx], [labels[i] for i in train_idx]
+        val_texts, val_labels = [texts[i] for i in val_idx], [labels[i] for i in val_idx]
+    label_list = sorted(set(train_labels))
+    unknown = set(val_labels) - set(label_list)
+    if unknown:
+        raise DataFileError(f"validation labels {sorted(unknown)} never occur in the training data")
+    oos_label = next((lab for lab in OOS_LABELS if lab in label_list), None)
+    index = {lab: i for i, lab in enumerate(label_list)}
+
+    base = cfg.base or default_embedder_path()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    use_bf16 = bf16_supported(device)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=len(label_list), id2label=dict(enumerate(label_list)), label2id=index).to(device)
+    if cfg.freeze_embeddings:
+        # Half of MiniLM's 22.7 M parameters are the word embeddings. Freezing them halves the optimizer's work
+        # (which dominates a step on short messages) and keeps a few hundred examples from overfitting them.
+        model.get_input_embeddings().weight.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+
+    def encode(batch_texts):
+        enc = tokenizer(batch_texts, truncation=True, padding=True, max_length=cfg.max_length, return_tensors="pt")
+        return {k: v.to(device) for k, v in enc.items()}
+
+    def val_logits() -> np.ndarray:
+        model.eval()
+        out = []
+        with torch.inference_mode():
+            for b in range(0, len(val_texts), 128):
+                out.append(model(**encode(val_texts[b : b + 128])).logits.float().cpu().numpy())
+        model.train()
+        return np.concatenate(out)
+
+    val_targets = np.array([index[lab] for lab in val_labels])
+    rng = random.Random(cfg.seed)
+    best_loss, best_state, bad_epochs, history = math.inf, None, 0, []
+    total_steps = cfg.epochs * math.ceil(len(train_texts) / cfg.batch_size)
+    step = 0
+    model.train()
+    for epoch in range(cfg.epochs):
+        batches = _batches(len(train_texts), cfg.batch_size, rng, shuffle=True)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, unit="batch")
+        for batch in bar:
+            for group in optimizer.param_groups:  # linear decay over the whole run
+                group["lr"] = cfg.lr * (1 - step / total_steps)
+            enc = encode([train_texts[i] for i in batch])
+            targets = torch.tensor([index[train_labels[i]] for i in batch], device=device)
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
+                logits = model(**enc).logits
+            loss = torch.nn.functional.cross_entropy(logits.float(), targets)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        loss_val = nll(val_logits(), val_targets, 1.0)
+        history.append({"epoch": epoch + 1, "val_loss": loss_val})
+        if progress:
+            print(f"epoch {epoch + 1}: validation loss {loss_val:.4f}", flush=True)
+        if loss_val < best_loss - 1e-4:
+            best_loss, bad_epochs = loss_val, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:  # early stopping on validation loss
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+
+    logits = val_logits()
+    temperature = fit_temperature(logits, val_targets)
+    probs = softmax(logits, temperature)
+    predicted = probs.argmax(axis=1)
+    is_oos = np.array([lab == oos_label for lab in val_labels]) if oos_label else None
+    correct = predicted == val_targets
+    if oos_label:
+        # an out-of-scope message is handled correctly when the model says so (label or low confidence)
+        correct = correct | (is_oos & (predicted == index[oos_label]))
+    threshold = choose_threshold(probs.max(axis=1), correct, is_oos, cfg.accuracy_tolerance)
+    config = RouterConfig(labels=label_list, temperature=temperature, threshold=threshold, oos_label=oos_label,
+                          max_length=cfg.max_length)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    config.save(out)
+    classifier = IntentClassifier.from_loaded(model, tokenizer, config)
+    report = evaluate_intents(classifier, val_texts, val_labels, uncalibrated_logits=logits)
+    summary = {"train_examples": len(train_texts), "val_examples": len(val_texts), "labels": len(label_list),
+               "temperature": temperature, "threshold": threshold, "epochs_run": len(history),
+               "history": history, "seconds": time.time() - started, "device": device, "bf16": use_bf16,
+               "validation": report.to_dict(), "config": asdict(cfg)}
+    (out / "training_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
