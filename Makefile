@@ -23,7 +23,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 run: setup
-	$(VENV)/bin/spanqa search "How does spanqa combine dense and BM25 search?" -k 3
+	$(VENV)/bin/spanqa ui --port $(PORT)
 
 test: setup browser
 	$(VENV)/bin/ruff check .

@@ -201,7 +201,8 @@ def _ui(args) -> int:
     app = PROJECT_ROOT / "ui" / "app.py"
     print(f"spanqa chat UI: http://localhost:{args.port}", flush=True)
     command_line = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-                    "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+                    "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                    "--client.toolbarMode", "minimal"]
     return subprocess.call(command_line)
 
 

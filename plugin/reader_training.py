@@ -71,6 +71,7 @@ class TrainState:
     seconds: float = 0.0
     best_f1: float = -1.0
     curve: list[dict] = field(default_factory=list)
+    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss since the last entry)
 
 
 def build_features(tokenizer, examples: list[QAExample], max_seq_len: int, stride: int, max_question_tokens: int,
@@ -234,6 +235,7 @@ def train_reader(cfg: ReaderTrainConfig, resume: bool = False, progress: bool = 
     bar = tqdm(total=state.horizon, initial=state.step, disable=not progress, unit="step", smoothing=0.05)
     seen_at_start, step_at_start = state.examples_seen, state.step
     loss_ema = None
+    loss_window: list[float] = []
     prev_elapsed = 0.0
     rate_from = (step_at_start, 0.0)
     while state.step < state.horizon and not stop["requested"]:
@@ -268,7 +270,10 @@ def train_reader(cfg: ReaderTrainConfig, resume: bool = False, progress: bool = 
                 if reachable < state.horizon:
                     state.horizon = reachable
                     bar.total = reachable
+            loss_window.append(loss.item())
             if state.step % cfg.log_every == 0:
+                state.losses.append((state.step, float(np.mean(loss_window))))
+                loss_window.clear()
                 ex_s = (state.examples_seen - seen_at_start) / max(elapsed, 1e-9)
                 bar.set_postfix(loss=f"{loss_ema:.3f}", ex_s=f"{ex_s:.1f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
             bar.update(1)

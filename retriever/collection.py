@@ -146,6 +146,7 @@ class Collection:
 
     def _open_indexes(self) -> None:
         generation = self.store.generation
+        self._generation = generation
         try:
             dense_ok = self.dense.load(self.index_dir, generation)
             lexical_ok = self.lexical.load(self.index_dir, generation)
@@ -171,6 +172,20 @@ class Collection:
         with self._lock:
             self.dense.save(self.index_dir, generation)
             self.lexical.save(self.index_dir, generation)
+            self._generation = generation
+
+    def _refresh_if_changed_elsewhere(self) -> None:
+        """Pick up writes made by another process or Collection object (e.g. `spanqa ingest` while the chat UI
+        runs): the database generation moved on, so reload the index files, which that writer saved."""
+        if self.store.generation == self._generation:
+            return
+        if not self._write_lock.acquire(blocking=False):
+            return  # this object is writing right now: its own indexes are the newest
+        try:
+            if self.store.generation != self._generation:
+                self._open_indexes()
+        finally:
+            self._write_lock.release()
 
     def reindex(self) -> None:
         """Rebuild both indexes from the database (after a corrupt or missing index file)."""
@@ -284,6 +299,7 @@ class Collection:
         return self.store.document(document_id)
 
     def __len__(self) -> int:
+        self._refresh_if_changed_elsewhere()
         return len(self.dense)
 
     def search(self, query: str, k: int = 5, mode: SearchMode = "hybrid",
@@ -301,6 +317,7 @@ class Collection:
             raise ValueError(f"k must be between 1 and {MAX_RESULTS}, got {k}")
         if not query.strip():
             raise ValueError("The query is empty")
+        self._refresh_if_changed_elsewhere()
         pool = candidates if candidates is not None else max(4 * k, 20)
         vector = self.embedder.encode(query)[0] if mode != "bm25" else None
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The default router is trained once per test session (about a minute), not once per test.
+_SESSION_CACHE = Path(tempfile.mkdtemp(prefix="spanqa-tests-"))
+os.environ["SPANQA_ROUTER"] = str(_SESSION_CACHE / "router")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,86 @@
+"""The engine with the real bundled models: routing, cited answers, abstention, limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from plugin.assistant import Assistant
+from plugin.errors import InputError
+from retriever import Collection
+
+pytestmark = pytest.mark.integration
+
+FACTS = {
+    "tower.txt": "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 metres tall and "
+                 "was designed by the engineering company of Gustave Eiffel.",
+    "bread.md": "# Baking\n\nSourdough bread rises because wild yeast and lactic acid bacteria ferment the dough. "
+                "Bakers usually let the dough rest for twelve hours in a cool place.",
+    "pump.txt": "The pump's warranty lasts 24 months from the date of purchase. Error E-4712 means the water filter "
+                "is clogged and must be rinsed under warm water.",
+}
+
+
+@pytest.fixture(scope="module")
+def assistant(tmp_path_factory, embedder):
+    folder = tmp_path_factory.mktemp("facts")
+    for name, text in FACTS.items():
+        (folder / name).write_text(text)
+    collection = Collection(folder / "collection", embedder=embedder)
+    collection.ingest([folder])
+    engine = Assistant(collection)
+    engine.warm_up()
+    return engine
+
+
+@pytest.mark.parametrize(
+    ("question", "expected", "source"),
+    [
+        ("How long does the pump warranty last?", "24 months", "pump.txt"),
+        ("When was the Eiffel Tower completed?", "1889", "tower.txt"),
+        ("How long should sourdough dough rest?", "twelve hours", "bread.md"),
+    ],
+)
+def test_document_question_gets_the_right_span_with_its_citation(assistant, question, expected, source):
+    response = assistant.respond(question)
+    assert response.intent.label == "document_question" and response.route == "documents"
+    best = response.best
+    assert best is not None and expected in best.text
+    assert best.source.endswith(source)
+    document = assistant.collection.document(best.document_id)
+    assert document.text[best.document_start:best.document_end] == best.text
+    assert best.page == 1 and 0 < best.score <= 1
+    assert f"“{best.text}”" in response.reply and source in response.reply
+    assert {"route_ms", "retrieve_ms", "read_ms", "total_ms"} <= set(response.timings)
+
+
+def test_greeting_is_not_sent_to_the_reader(assistant, monkeypatch):
+    calls = []
+    monkeypatch.setattr(assistant.reader, "read", lambda *a, **k: calls.append(a))
+    response = assistant.respond("hi there!")
+    assert response.intent.label == "greeting" and calls == [] and response.passages == []
+    assert "Hello" in response.reply
+
+
+def test_unanswerable_question_abstains_and_shows_closest_passages(assistant):
+    response = assistant.respond("What is the maximum speed of the pump motor?")
+    assert response.abstained and response.best is None
+    assert "don't" in response.reply and response.passages
+
+
+def test_empty_collection_gives_a_helpful_message(tmp_path, embedder, assistant):
+    empty = Assistant(Collection(tmp_path / "empty", embedder=embedder), reader=assistant.reader,
+                      router=assistant.router)
+    response = empty.respond("What is the warranty period?")
+    assert response.abstained and "empty" in response.reply and "ingest" in response.reply
+
+
+@pytest.mark.parametrize(("message", "error"), [("", "empty"), ("   \n\t", "empty"), ("x" * 5000, "limit")])
+def test_bad_messages_are_refused_clearly(assistant, message, error):
+    with pytest.raises(InputError, match=error):
+        assistant.respond(message)
+
+
+def test_other_scripts_and_emoji_do_not_break_anything(assistant):
+    for message in ["¿Cuándo se construyó la torre? 🗼", "埃菲尔铁塔有多高？", "bad\x00control\x07chars"]:
+        response = assistant.respond(message)
+        assert response.reply

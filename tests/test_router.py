@@ -1,0 +1,137 @@
+"""The intent classifier: learning, persistence, calibration, out-of-scope threshold, bad data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from plugin.errors import DataFileError
+from plugin.intent_eval import expected_calibration_error
+from plugin.intent_training import (
+    IntentTrainConfig,
+    choose_threshold,
+    fit_temperature,
+    load_labelled,
+    stratified_split,
+    train_intent_classifier,
+)
+from plugin.router import IntentClassifier, softmax
+
+TINY = {
+    "weather": ["will it rain today", "is it sunny tomorrow", "what's the forecast", "how cold is it outside",
+                "do I need an umbrella", "weather this weekend", "is it going to snow", "temperature right now",
+                "will it be windy", "forecast for Monday"],
+    "music": ["play some jazz", "put on my playlist", "play a song by Adele", "next track please", "turn the music up",
+              "play rock music", "shuffle my songs", "pause the music", "play the radio", "skip this song"],
+    "food": ["order a pizza", "find a sushi place", "I want a burger", "book a table for dinner", "what's for lunch",
+             "deliver some noodles", "recommend a restaurant", "order thai food", "get me a salad", "cheap tacos near me"],
+}
+
+
+def write_jsonl(path, data: dict[str, list[str]]):
+    path.write_text("\n".join(json.dumps({"text": t, "label": lab}) for lab, ts in data.items() for t in ts))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("intent")
+    data = write_jsonl(folder / "train.jsonl", TINY)
+    summary = train_intent_classifier(
+        IntentTrainConfig(data=str(data), out=str(folder / "model"), val_fraction=0.2, epochs=8, patience=3,
+                          batch_size=8, lr=2e-4), progress=False)
+    return folder / "model", summary
+
+
+@pytest.mark.integration
+def test_training_learns_a_tiny_set(tiny_model):
+    directory, summary = tiny_model
+    classifier = IntentClassifier(directory)
+    predictions = classifier.classify_many(["is it raining in Paris", "play something by the Beatles",
+                                            "order me a curry"])
+    assert [p.label for p in predictions] == ["weather", "music", "food"]
+    assert summary["validation"]["accuracy"] >= 80
+    alternatives = predictions[0].alternatives
+    assert len(alternatives) == 2 and all(0 <= c <= 1 for _, c in alternatives)
+
+
+@pytest.mark.integration
+def test_save_load_round_trip_is_identical(tiny_model):
+    directory, _ = tiny_model
+    texts = ["rain tomorrow?", "louder music", "pizza now"]
+    first = IntentClassifier(directory).logits(texts)
+    second = IntentClassifier(directory).logits(texts)
+    np.testing.assert_array_equal(first, second)
+    assert IntentClassifier(directory).labels == ["food", "music", "weather"]
+
+
+def test_temperature_scaling_lowers_ece_on_an_overconfident_model():
+    rng = np.random.default_rng(0)
+    n, k = 2000, 5
+    targets = rng.integers(0, k, n)
+    logits = rng.normal(0, 1, (n, k))
+    logits[np.arange(n), targets] += 1.0  # right about 60 % of the time…
+    logits *= 6.0  # …but with near-certain softmax probabilities
+    correct = logits.argmax(1) == targets
+    before = expected_calibration_error(softmax(logits).max(1), correct)
+    temperature = fit_temperature(logits, targets)
+    after = expected_calibration_error(softmax(logits, temperature).max(1), correct)
+    assert temperature > 2 and after < before / 3
+
+
+def test_threshold_sends_unseen_out_of_domain_text_to_out_of_scope():
+    # in-scope validation messages are confident; out-of-scope ones are not
+    confidences = np.array([0.95, 0.9, 0.92, 0.88, 0.97, 0.4, 0.35, 0.5])
+    correct = np.array([True, True, True, True, True, False, False, False])
+    is_oos = np.array([False] * 5 + [True] * 3)
+    threshold = choose_threshold(confidences, correct, is_oos, tolerance=1.0)
+    assert 0.5 < threshold <= 0.88
+    # without out-of-scope validation data: the 5th percentile of confidence
+    assert choose_threshold(confidences[:5], correct[:5], None, 1.0) == pytest.approx(np.quantile(confidences[:5], 0.05))
+
+
+@pytest.mark.integration
+def test_default_router_routes_and_flags_unseen_text():
+    from plugin.defaults import ensure_default_router
+
+    classifier = IntentClassifier(ensure_default_router())
+    got = {t: classifier.classify(t) for t in ["hello there!", "thanks a lot", "What does the lease say about pets?",
+                                               "set an alarm for 6 am", "bye for now"]}
+    assert [i.label for i in got.values()] == ["greeting", "thanks", "document_question", "out_of_scope", "goodbye"]
+    assert got["set an alarm for 6 am"].out_of_scope
+
+
+def test_stratified_split_keeps_every_label():
+    labels = ["a"] * 10 + ["b"] * 4 + ["c"] * 2
+    train, val = stratified_split(labels, 0.25, seed=1)
+    assert {labels[i] for i in val} == {"a", "b", "c"} and not set(train) & set(val)
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        ("", ".jsonl", "holds no examples"),
+        ('{"text": "hi"}\n{"text": "yo"}', ".jsonl", "lacks the column"),
+        ('{"text": "hi", "label": "greet"}\n{"text": "yo", "label": "greet"}', ".jsonl", "1 distinct label"),
+        ("text,category\nhi,greet\n", ".csv", "lacks the column"),
+        ("not json at all", ".jsonl", "could not be parsed"),
+    ],
+)
+def test_bad_data_files_give_clear_errors(tmp_path, content, suffix, message):
+    path = tmp_path / f"data{suffix}"
+    path.write_text(content)
+    with pytest.raises(DataFileError, match=message):
+        load_labelled(path)
+
+
+def test_missing_data_file(tmp_path):
+    with pytest.raises(DataFileError, match="not found"):
+        load_labelled(tmp_path / "nope.csv")
+
+
+def test_csv_is_read(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('text,label\n"hello, you",greet\nbye,leave\n')
+    assert load_labelled(path) == (["hello, you", "bye"], ["greet", "leave"])
