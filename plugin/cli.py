@@ -371,7 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     # Model-loading reports and hub progress bars are noise on a terminal; errors still show.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args = build_parser().parse_args(argv)
+    if args.command not in ("train-reader", "train-intent"):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars on every command are noise
     try:
         return COMMANDS[args.command](args)
     except (SpanqaError, CollectionError, FileNotFoundError, ValueError) as exc:

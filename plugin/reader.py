@@ -283,7 +283,11 @@ class Reader:
             raise ModelLoadError(f"The reader needs a fast tokenizer (offset mapping); {self.model_name} has none")
         model.eval()
         if self.precision == "int8":
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            import warnings
+
+            with warnings.catch_warnings():  # torch.ao is deprecated in favour of torchao, not yet installed here
+                warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated")
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         elif self.precision == "bf16":
             model = model.to(torch.bfloat16)
         if Path(self.model_name).is_dir():

@@ -267,9 +267,9 @@ def train_reader(cfg: ReaderTrainConfig, resume: bool = False, progress: bool = 
                 rate = (state.step - rate_from[0]) / (elapsed - rate_from[1])
                 eval_overhead = 0.05
                 reachable = state.step + int(rate * (budget_s - elapsed) * (1 - eval_overhead))
-                if reachable < state.horizon:
-                    state.horizon = reachable
-                    bar.total = reachable
+                # Up or down: a resumed run with a new budget re-plans its decay; never past the epochs asked.
+                state.horizon = min(total_steps, reachable)
+                bar.total = state.horizon
             loss_window.append(loss.item())
             if state.step % cfg.log_every == 0:
                 state.losses.append((state.step, float(np.mean(loss_window))))

@@ -46,23 +46,31 @@ def test_greeting_gets_a_reply_without_sources(app):
     assert not any("Source:" in c.value for c in app.caption)
 
 
-def test_upload_then_ask_then_delete(app):
+def test_upload_then_ask_then_feedback_then_delete(app):
     at = app
     at.selectbox(key="collection_choice").select("➕ New collection…").run()
     at.text_input(key="new_collection").input("mine").run()
-    assert not at.exception
-    # AppTest cannot drive the file_uploader widget: ingest from outside, as `spanqa ingest` would while the UI
-    # runs; the UI's collection notices the new generation and reloads its indexes.
-    collection_dir = Path(os.environ["SPANQA_HOME"]) / "collections" / "mine"
-    from retriever import Collection
-
-    Collection(collection_dir).ingest_bytes([("lease.txt", b"Pets are allowed in the flat if the landlord agrees "
-                                                           b"in writing. The deposit is three months of rent.")])
-    at.run()
+    assert any("empty" in i.value for i in at.info)
+    at.file_uploader(key="uploader").set_value([
+        ("lease.txt", b"Pets are allowed in the flat if the landlord agrees in writing. "
+                      b"The deposit is three months of rent.", "text/plain"),
+        ("broken.pdf", b"%PDF-1.4 not really", "application/pdf"),
+    ]).run()
+    next(b for b in at.button if b.label == "Ingest").click().run()
+    assert not at.exception, at.exception
+    assert any("broken.pdf" in w.value for w in at.warning)  # per-file error shown, the rest ingested
     ask(at, "How much is the deposit?")
     assert "spanqa-answer\">three" in all_markdown(at)
+
+    at.feedback[0].set_value(1).run()
+    from retriever import Collection
+
+    stored = Collection(Path(os.environ["SPANQA_HOME"]) / "collections" / "mine").store.feedback()
+    assert [(f.question, f.rating) for f in stored] == [("How much is the deposit?", 1)]
+    assert stored[0].answer.startswith("three") and stored[0].source == "lease.txt"
+
     delete = [b for b in at.button if b.key and b.key.startswith("del-")]
-    assert delete
+    assert len(delete) == 1
     delete[0].click().run()
     assert not at.exception
     assert any("empty" in i.value for i in at.info)

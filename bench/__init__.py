@@ -1,0 +1,1 @@
+"""spanqa benchmarks: measured on demand, never part of the test suite."""
