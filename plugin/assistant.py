@@ -42,6 +42,7 @@ ROUTES: dict[str, str] = {
     "out_of_scope": "reply",
 }
 FALLBACK_THRESHOLD = 0.6
+HANDLERS = {"documents", "reply", "help", "fallback"}
 
 REPLIES: dict[str, str] = {
     "greeting": "Hello! Ask me anything about your documents and I will quote the answer with its source.",
@@ -103,11 +104,18 @@ class Assistant:
         reader: the extractive reader (default: the shipped one, at `settings.reader_precision`).
         router: the intent classifier (default: the default router, trained on first use).
         settings: top-k, threshold, retrieval mode, limits.
+        routes: overrides of the intent → handler table (handlers: documents, reply, help, fallback), e.g.
+            {"smalltalk": "documents"} to send small talk to the documents too.
     """
 
     def __init__(self, collection: Collection | str | Path | None = None, reader: Reader | None = None,
-                 router: IntentClassifier | None = None, settings: Settings | None = None) -> None:
+                 router: IntentClassifier | None = None, settings: Settings | None = None,
+                 routes: dict[str, str] | None = None) -> None:
         self.settings = settings or Settings()
+        self.routes = {**ROUTES, **(routes or {})}
+        unknown = set(self.routes.values()) - HANDLERS
+        if unknown:
+            raise ValueError(f"unknown route handler(s) {sorted(unknown)}; choose from {sorted(HANDLERS)}")
         self._collection_arg = collection
         self._collection: Collection | None = collection if isinstance(collection, Collection) else None
         self.reader = reader or Reader(precision=self.settings.reader_precision)
@@ -166,7 +174,7 @@ class Assistant:
         message = self.check_message(message)
         intent = router.classify(message)
         route_ms = (time.perf_counter() - started) * 1000
-        route = "fallback" if intent.below_threshold else ROUTES.get(intent.label, "fallback")
+        route = "fallback" if intent.below_threshold else self.routes.get(intent.label, "fallback")
         if route in ("documents", "fallback"):
             if route == "fallback":
                 base = threshold if threshold is not None else self.settings.answer_threshold

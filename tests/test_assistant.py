@@ -84,3 +84,11 @@ def test_other_scripts_and_emoji_do_not_break_anything(assistant):
     for message in ["¿Cuándo se construyó la torre? 🗼", "埃菲尔铁塔有多高？", "bad\x00control\x07chars"]:
         response = assistant.respond(message)
         assert response.reply
+
+
+def test_routing_table_is_configurable(assistant):
+    custom = Assistant(assistant.collection, reader=assistant.reader, router=assistant.router,
+                       routes={"greeting": "documents"})
+    assert custom.respond("hello there!").route == "documents"
+    with pytest.raises(ValueError, match="unknown route handler"):
+        Assistant(assistant.collection, routes={"greeting": "teleport"})
