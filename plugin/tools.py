@@ -22,12 +22,13 @@ from langchain_core.tools import BaseTool, BaseToolkit, ToolException
 from pydantic import BaseModel, ConfigDict, Field
 
 from plugin.assistant import Response
+from plugin.config import Settings
 from plugin.errors import SpanqaError
 from retriever.errors import CollectionError
 
 __all__ = ["DocumentQATool", "DocumentSearchTool", "ClassifyIntentTool", "SpanqaToolkit", "SpanqaRetriever"]
 
-MAX_QUESTION_CHARS = 2000
+MAX_QUESTION_CHARS = Settings().max_question_chars
 PASSAGE_PREVIEW_CHARS = 600
 
 

@@ -158,13 +158,18 @@ class Collection:
             # Stale after a crash between the database commit and the index save: rebuild, embed nothing.
             self._rebuild_indexes()
 
-    def _rebuild_indexes(self) -> None:
-        dense = DenseIndex(self.dense.dimension, self.dense.hnsw_threshold)
-        dense.build(self.store.iter_vectors())
+    def _rebuild_indexes(self, dense: bool = True) -> None:
+        """Rebuild BM25 (always: bm25s has no incremental update) and, if asked, the dense index from the
+        database, swap them in, and save them stamped with the current generation."""
+        if dense:
+            rebuilt = DenseIndex(self.dense.dimension, self.dense.hnsw_threshold)
+            rebuilt.build(self.store.iter_vectors())
+            with self._lock:
+                self.dense = rebuilt
         lexical = LexicalIndex()
         lexical.build(self.store.iter_texts())
         with self._lock:
-            self.dense, self.lexical = dense, lexical
+            self.lexical = lexical
         self._save_indexes()
 
     def _save_indexes(self) -> None:
@@ -264,16 +269,8 @@ class Collection:
         return report
 
     def _after_write(self) -> None:
-        if self.dense.needs_rebuild:
-            dense = DenseIndex(self.dense.dimension, self.dense.hnsw_threshold)
-            dense.build(self.store.iter_vectors())
-            with self._lock:
-                self.dense = dense
-        lexical = LexicalIndex()
-        lexical.build(self.store.iter_texts())
-        with self._lock:
-            self.lexical = lexical
-        self._save_indexes()
+        # The flat index was updated in place; an HNSW index that lost vectors is rebuilt.
+        self._rebuild_indexes(dense=self.dense.needs_rebuild)
 
     def delete(self, document: str) -> bool:
         """Delete a document by id or by source; False if there is no such document."""

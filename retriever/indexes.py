@@ -6,6 +6,7 @@ rebuilt from the store. Both speak passage ids, never row positions.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -123,6 +124,14 @@ class DenseIndex:
         return True
 
 
+@functools.cache
+def _english_stemmer():
+    """One Snowball stemmer per process: building it on every query was on the search hot path."""
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
 class LexicalIndex:
     """BM25 (bm25s, Lucene variant) with English stop words and Snowball stemming.
 
@@ -136,16 +145,10 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self.passage_ids)
 
-    @staticmethod
-    def _stemmer():
-        import Stemmer
-
-        return Stemmer.Stemmer("english")
-
     def _tokenize(self, texts: list[str]):
         import bm25s
 
-        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer(), show_progress=False)
+        return bm25s.tokenize(texts, stopwords="en", stemmer=_english_stemmer(), show_progress=False)
 
     def build(self, batches) -> None:
         import bm25s
