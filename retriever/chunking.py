@@ -15,7 +15,7 @@ from retriever.records import Document, Passage
 __all__ = ["Chunker", "ChunkingSettings", "sentence_spans"]
 
 # A sentence ends at . ! ? (optionally followed by quotes or brackets) before whitespace, or at a blank line.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)]|#)\s)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])([\"'”’)\]]*)\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)]|#)\s)")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     spans: list[tuple[int, int]] = []
     cursor = start
     for match in _SENTENCE_END.finditer(text, start, end):
-        spans.append((cursor, match.start()))
+        # closing quotes and brackets after the full stop belong to the sentence (group 1)
+        spans.append((cursor, match.end(1) if match.group(1) is not None else match.start()))
         cursor = match.end()
     spans.append((cursor, end))
     trimmed = []
@@ -82,17 +83,28 @@ class Chunker:
             if len(ends) <= limit:
                 units.append((s, e, max(1, len(ends))))
                 continue
-            piece_start = s
-            for i in range(limit, len(ends) + limit, limit):
-                piece_end = s + ends[min(i, len(ends)) - 1]
-                if piece_end > piece_start:
-                    units.append((piece_start, piece_end, min(limit, len(ends) - (i - limit))))
-                piece_start = piece_end
+            first = 0
+            while first < len(ends):
+                piece_start = s + (ends[first - 1] if first else 0)
                 while piece_start < e and text[piece_start].isspace():
                     piece_start += 1
+                stop = min(first + limit, len(ends))
+                # A piece may start inside a word, whose tail re-tokenizes into more pieces than it had in place
+                # ("##2" becomes "2"): measure the piece itself and give back tokens until it fits.
+                while stop > first + 1 and self._count(text[piece_start : s + ends[stop - 1]]) > limit:
+                    stop -= 1
+                # the last piece runs to the sentence end: characters the tokenizer drops must stay covered
+                piece_end = e if stop == len(ends) else s + ends[stop - 1]
+                if piece_end > piece_start:
+                    units.append((piece_start, piece_end, stop - first))
+                first = stop
         return units
 
+    def _count(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def split(self, document: Document) -> list[Passage]:
+        limit = self.settings.max_tokens
         passages: list[Passage] = []
         for page in document.pages:
             units = self._units(document.text, page.start, page.end)
@@ -102,6 +114,10 @@ class Chunker:
                 while last + 1 < len(units) and tokens + units[last + 1][2] <= self.settings.max_tokens:
                     last += 1
                     tokens += units[last][2]
+                # Sentence counts can undercount the joined text by a token or so (WordPiece sees across
+                # the boundary); measure the real passage and give back sentences until it fits.
+                while last > first and self._count(document.text[units[first][0] : units[last][1]]) > limit:
+                    last -= 1
                 start, end = units[first][0], units[last][1]
                 passages.append(Passage(document_id=document.id, source=document.source,
                                         text=document.text[start:end], start=start, end=end,
