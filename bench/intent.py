@@ -28,8 +28,13 @@ def _write_jsonl(path: Path, rows: list[list[str]]) -> Path:
     return path
 
 
-def run(data: Path, out: Path | None, epochs: int, batch_size: int, lr: float) -> dict:
+def run(data: Path, out: Path | None, epochs: int, batch_size: int, lr: float, intents: int | None = None,
+        quiet: bool = False) -> dict:
+    """Train and evaluate; `intents` keeps only the first N in-scope intents (a small slice for quick runs)."""
     clinc = json.loads(data.read_text())
+    if intents is not None:
+        kept = sorted({label for _, label in clinc["train"]})[:intents]
+        clinc = {key: [row for row in rows if key.startswith("oos") or row[1] in kept] for key, rows in clinc.items()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         train = _write_jsonl(tmp / "train.jsonl", clinc["train"] + clinc["oos_train"])
@@ -37,7 +42,8 @@ def run(data: Path, out: Path | None, epochs: int, batch_size: int, lr: float) -
         val = _write_jsonl(tmp / "val.jsonl", val_rows)
         started = time.perf_counter()
         summary = train_intent_classifier(IntentTrainConfig(data=str(train), val=str(val), out=str(tmp / "model"),
-                                                            epochs=epochs, patience=1, batch_size=batch_size, lr=lr))
+                                                            epochs=epochs, patience=1, batch_size=batch_size, lr=lr),
+                                          progress=not quiet)
         train_s = time.perf_counter() - started
         classifier = IntentClassifier(tmp / "model")
         texts, labels = [t for t, _ in val_rows], [lab for _, lab in val_rows]
@@ -49,7 +55,10 @@ def run(data: Path, out: Path | None, epochs: int, batch_size: int, lr: float) -
               "threshold": summary["threshold"], "in_scope_accuracy": report.in_scope_accuracy,
               "oos_recall": report.oos_recall, "oos_precision": report.oos_precision, "macro_f1": report.macro_f1,
               "accuracy": report.accuracy, "ece_before": report.ece_uncalibrated, "ece_after": report.ece,
-              "machine": machine(), "published_bert_base": {"in_scope_accuracy": 96.9, "oos_recall": 40.3}}
+              "machine": machine(), "published_bert_base": {"in_scope_accuracy": 96.9, "oos_recall": 40.3},
+              "in_scope_intents": len({label for _, label in clinc["val"]})}
+    if quiet:
+        return result
     print(markdown_table(
         ["model", "in-scope acc %", "OOS recall %", "OOS precision %", "macro-F1", "ECE before", "ECE after",
          "train time"],

@@ -52,12 +52,15 @@ def _tqdm_progress():
 @command("ingest")
 def _ingest(args) -> int:
     from plugin.collections import resolve_collection_path
+    from plugin.config import Settings
     from retriever import ChunkingSettings, Collection, Embedder
 
     path = resolve_collection_path(args.collection)
     chunking = ChunkingSettings(max_tokens=args.chunk_tokens, overlap_tokens=args.overlap_tokens)
+    limits = {k: v for k, v in (("max_file_mb", args.max_file_mb),
+                                ("max_passages_per_document", args.max_passages_per_document)) if v is not None}
     collection = Collection(path, embedder=Embedder(args.embedder) if args.embedder else None, chunking=chunking,
-                            max_file_bytes=int(args.max_file_mb * 2**20))
+                            limits=Settings.from_env(**limits).collection_limits())
     report = collection.ingest(args.paths, include=args.include, exclude=args.exclude,
                                progress=None if args.json else _tqdm_progress())
     if args.json:
@@ -160,8 +163,8 @@ def _ask(args) -> int:
     from plugin.config import Settings
     from plugin.reader import Reader
 
-    settings = Settings(top_k=args.top_k, retrieval_mode=args.mode, reader_precision=args.precision,
-                        answer_threshold=args.threshold)
+    settings = Settings.from_env(top_k=args.top_k, retrieval_mode=args.mode, reader_precision=args.precision,
+                                 answer_threshold=args.threshold)
     assistant = Assistant(_open_collection(args), reader=Reader(args.reader, precision=args.precision),
                           settings=settings)
     if args.questions:
@@ -194,15 +197,18 @@ def _ask(args) -> int:
 
 @command("ui")
 def _ui(args) -> int:
+    import math
     import subprocess
 
-    from plugin.config import PROJECT_ROOT
+    from plugin.config import PROJECT_ROOT, Settings
 
     app = PROJECT_ROOT / "ui" / "app.py"
     print(f"spanqa chat UI: http://localhost:{args.port}", flush=True)
+    # The uploader refuses what ingestion would refuse anyway, before the bytes cross the network.
+    upload_mb = max(1, math.ceil(Settings.from_env().max_file_mb))
     command_line = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
                     "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                    "--client.toolbarMode", "minimal"]
+                    "--client.toolbarMode", "minimal", "--server.maxUploadSize", str(upload_mb)]
     return subprocess.call(command_line)
 
 
@@ -281,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", action="append", help="glob of files to leave out (repeatable)")
     p.add_argument("--chunk-tokens", type=int, default=192, help="passage size in tokens (new collections)")
     p.add_argument("--overlap-tokens", type=int, default=32, help="passage overlap in tokens (new collections)")
-    p.add_argument("--max-file-mb", type=float, default=50.0, help="skip larger files")
+    p.add_argument("--max-file-mb", type=float, help="skip larger files (default 50, or SPANQA_MAX_FILE_MB)")
+    p.add_argument("--max-passages-per-document", type=int,
+                   help="refuse documents yielding more passages (default 20000, or SPANQA_MAX_PASSAGES_PER_DOCUMENT)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("search", help="print the best passages for a query")
@@ -358,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", help="directory for reliability.png, confusion.png and report.json")
     p.add_argument("--json", action="store_true")
 
+    sub.add_parser("bench", add_help=False,
+                   help="spanqa vs Haystack vs a baseline on SQuAD-format data (spanqa bench --help)")
+
     p = sub.add_parser("classify", help="classify one message with the intent router")
     p.add_argument("text")
     p.add_argument("--model", help="intent model directory (default: the default router)")
@@ -372,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # the benchmark has its own options (bench/run.py); pass them through untouched
+        from bench.run import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command not in ("train-reader", "train-intent"):
         from transformers.utils import logging as hf_logging

@@ -1,0 +1,150 @@
+"""The side-by-side report: one Markdown table (spanqa, Haystack, baseline and the ratios, all from one run) and
+three plots (end-to-end latency distribution, answer-score reliability, recall@k)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["ROWS", "comparison_rows", "markdown_report", "write_plots"]
+
+SYSTEM_ORDER = ("spanqa", "haystack", "baseline")
+
+# (label, path into a system's section, digits)
+ROWS: list[tuple[str, tuple[str, ...], int]] = [
+    *[(f"retrieval {mode} {metric}", ("retrieval", mode, metric), 3)
+      for mode in ("hybrid", "dense", "bm25") for metric in ("recall@1", "recall@5", "recall@20", "mrr@20")],
+    ("retrieval hybrid latency p50 ms", ("retrieval", "hybrid", "latency", "p50_ms"), 1),
+    ("retrieval dense latency p50 ms", ("retrieval", "dense", "latency", "p50_ms"), 1),
+    ("gold passage EM", ("gold_passage", "exact_match"), 2),
+    ("gold passage F1", ("gold_passage", "f1"), 2),
+    ("open-domain EM (answerable)", ("open_domain", "answerable", "exact_match"), 2),
+    ("open-domain F1 (answerable)", ("open_domain", "answerable", "f1"), 2),
+    ("open-domain F1 if never abstaining", ("open_domain", "answerable", "f1_never_abstaining"), 2),
+    ("abstained on answerable", ("open_domain", "answerable", "abstained"), 3),
+    ("abstained on unanswerable (rate)", ("open_domain", "unanswerable", "abstention_rate"), 3),
+    ("abstention precision", ("open_domain", "abstention_precision"), 3),
+    ("open-domain EM (all, abstaining right = 1)", ("open_domain", "overall", "exact_match"), 2),
+    ("open-domain F1 (all, abstaining right = 1)", ("open_domain", "overall", "f1"), 2),
+    ("answer-score ECE", ("open_domain", "calibration", "ece"), 3),
+    ("latency end to end p50 ms", ("open_domain", "latency", "end_to_end", "p50_ms"), 1),
+    ("latency end to end p95 ms", ("open_domain", "latency", "end_to_end", "p95_ms"), 1),
+    ("latency route p50 ms", ("open_domain", "latency", "route", "p50_ms"), 1),
+    ("latency retrieve p50 ms", ("open_domain", "latency", "retrieve", "p50_ms"), 1),
+    ("latency retrieve p95 ms", ("open_domain", "latency", "retrieve", "p95_ms"), 1),
+    ("latency read p50 ms", ("open_domain", "latency", "read", "p50_ms"), 1),
+    ("latency read p95 ms", ("open_domain", "latency", "read", "p95_ms"), 1),
+    ("reader tokens per question", ("open_domain", "reader_compute", "tokens_per_question"), 0),
+    ("reader GFLOP per question", ("open_domain", "reader_compute", "gflop_per_question"), 2),
+    ("matmul GFLOP/s (this machine)", ("open_domain", "reader_compute", "machine_gflops"), 1),
+    ("read bound ms (FLOPs ÷ GFLOP/s)", ("open_domain", "reader_compute", "bound_ms"), 1),
+    ("read p50 ÷ bound", ("open_domain", "reader_compute", "read_p50_over_bound"), 2),
+    ("throughput questions/s (batch)", ("throughput", "questions_per_s"), 2),
+    ("ingest passages/s", ("ingest", "passages_per_s"), 1),
+    ("peak memory MB (RSS)", ("peak_rss_mb",), 0),
+    ("questions routed to documents", ("routed_to_documents",), 3),
+]
+
+
+def _get(section: dict | None, path: tuple[str, ...]):
+    value = section
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value if isinstance(value, int | float) else None
+
+
+def comparison_rows(results: dict) -> list[dict]:
+    """Each metric for each system, and spanqa's value divided by each other system's (same run)."""
+    rows = []
+    for label, path, digits in ROWS:
+        values = {name: _get(results.get(name), path) for name in SYSTEM_ORDER}
+        if all(v is None for v in values.values()):
+            continue
+        ratios = {other: values["spanqa"] / values[other]
+                  for other in SYSTEM_ORDER[1:] if values["spanqa"] is not None and values[other]}
+        rows.append({"metric": label, "digits": digits, "values": values, "ratios": ratios})
+    return rows
+
+
+def markdown_report(results: dict) -> str:
+    meta = results["meta"]
+    data = meta["data"]
+    lines = [f"# spanqa vs Haystack vs baseline — {data['data']}", "",
+             f"{data['questions']} questions ({data['answerable']} answerable, {data['unanswerable']} unanswerable: "
+             f"{data['held_out_documents']} contexts held out of the collection), {data['documents']} documents, "
+             f"{data['passages']} passages; top-k {meta['top_k']}, batch size 1 for latency, "
+             f"{meta['throughput_batch']} questions for throughput. Same embedding model and reader weights in every "
+             f"system. Machine: {meta['machine']['cores']} cores, torch threads {meta['machine']['torch_threads']}.",
+             f"Command: `{meta['command']}`", ""]
+    lines += [f"- {note}" for note in data.get("notes", [])]
+    header = "| metric | spanqa | haystack | baseline | spanqa ÷ haystack | spanqa ÷ baseline |"
+    lines += ["", header, "|---|---|---|---|---|---|"]
+    for row in comparison_rows(results):
+        cells = [f"{v:.{row['digits']}f}" if v is not None else "–" for v in row["values"].values()]
+        ratios = [f"{row['ratios'][o]:.2f}" if o in row["ratios"] else "–" for o in SYSTEM_ORDER[1:]]
+        lines.append(f"| {row['metric']} | " + " | ".join(cells + ratios) + " |")
+    router = results.get("spanqa", {}).get("router")
+    if router:
+        lines += ["", f"**Router** (spanqa only: Haystack's routers have no out-of-scope branch, so there is "
+                      f"nothing to compare): CLINC150 val, {router['in_scope_intents']} in-scope intents + "
+                      "out-of-scope, "
+                      f"in-scope accuracy {router['in_scope_accuracy']:.2f} %, out-of-scope recall "
+                      f"{router['oos_recall']:.2f} %, macro-F1 {router['macro_f1']:.3f}, training "
+                      f"{router['train_seconds'] / 60:.1f} min."]
+    lines += ["", "Ratios are spanqa's value divided by the other system's; for latency and memory below 1 is "
+                  "better, for quality and throughput above 1. Plots: latency.png, reliability.png, recall.png."]
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(results: dict, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = [s for s in SYSTEM_ORDER if s in results]
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    samples = [results[s]["open_domain"]["latency_samples_ms"] for s in systems]
+    ax.boxplot(samples, tick_labels=systems, showfliers=True, whis=(5, 95))
+    ax.set_ylabel("end-to-end latency per question (ms), top-5, batch 1")
+    ax.set_yscale("log")
+    ax.set_title("Latency distribution (whiskers p5–p95)")
+    paths.append(out / "latency.png")
+    fig.tight_layout()
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], "k:", label="perfectly calibrated")
+    for s in systems:
+        calibration = results[s]["open_domain"]["calibration"]
+        bins = calibration["bins"]
+        ax.plot([b["mean_score"] for b in bins], [b["accuracy"] for b in bins], "o-",
+                label=f"{s} (ECE {calibration['ece']:.3f})")
+    ax.set_xlabel("answer score")
+    ax.set_ylabel("fraction correct (F1 ≥ 0.5)")
+    ax.set_title("Answer-score reliability, open domain")
+    ax.legend()
+    paths.append(out / "reliability.png")
+    fig.tight_layout()
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for s in systems:
+        for mode, row in results[s]["retrieval"].items():
+            curve = row["recall_curve"]
+            ax.plot(range(1, len(curve) + 1), curve, label=f"{s} {mode}",
+                    linestyle={"hybrid": "-", "dense": "--", "bm25": ":"}[mode])
+    ax.set_xlabel("k")
+    ax.set_ylabel("recall@k")
+    ax.set_title("Retrieval: answer-bearing passage in the top k")
+    ax.legend(fontsize=8)
+    paths.append(out / "recall.png")
+    fig.tight_layout()
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,252 @@
+"""The three systems the side-by-side benchmark compares, behind one small interface.
+
+- `SpanqaSystem`: the product — a spanqa Collection (SQLite + FAISS + BM25, fused), the Assistant's answer path
+  (reader score × passage relevance, one abstention threshold) and the intent router in front of it.
+- `HaystackSystem`: Haystack 2.x with the same embedding model and reader weights — InMemoryDocumentStore,
+  SentenceTransformers embedders, InMemoryEmbeddingRetriever + InMemoryBM25Retriever joined by reciprocal rank
+  fusion, ExtractiveReader (abstains when its "no answer" ranks first). The components are called in the order
+  a Pipeline would call them, so that each stage can be timed; Haystack's own defaults are kept otherwise.
+- `BaselineSystem`: what a user writes in ten lines — sentence-transformers vectors in a FAISS flat index, top-5,
+  spanqa's Reader, no routing, no fusion, the reader's own threshold.
+
+Every system indexes the same passages (spanqa's chunker, built once by `bench.qa_data`); spanqa ingests the
+documents through its own pipeline, which yields the same passages.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.qa_data import BenchSet
+from retriever.records import Passage
+
+__all__ = ["Prediction", "SYSTEMS", "TokenCounter", "make_system"]
+
+Location = tuple[str, int, int]  # (document id, start, end) of a retrieved passage
+
+
+@dataclass
+class Prediction:
+    """A system's answer to one question. `text` is the top span even when the system abstains."""
+
+    text: str | None
+    score: float | None
+    abstained: bool
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class TokenCounter:
+    """Counts what a QA model really computes: a forward pre-hook records each batch's shape (padding included)."""
+
+    def __init__(self, model) -> None:
+        self.shapes: list[tuple[int, int]] = []
+        model.register_forward_pre_hook(self._record, with_kwargs=True)
+
+    def _record(self, _module, args, kwargs) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is not None:
+            self.shapes.append((int(ids.shape[0]), int(ids.shape[1])))
+
+    def take(self) -> list[tuple[int, int]]:
+        shapes, self.shapes = self.shapes, []
+        return shapes
+
+
+class SpanqaSystem:
+    name = "spanqa"
+    retrieval_modes = ("dense", "bm25", "hybrid")
+
+    def __init__(self, reader_path: str, top_k: int) -> None:
+        from plugin.assistant import Assistant
+        from plugin.reader import Reader
+        from retriever import Collection
+
+        self.top_k = top_k
+        self._tmp = tempfile.TemporaryDirectory(prefix="spanqa-bench-")
+        self.reader = Reader(reader_path)
+        self.reader.warm_up()
+        self.assistant = Assistant(Collection(Path(self._tmp.name) / "collection"), reader=self.reader)
+        self.assistant.router.classify("warm up")  # loads (or trains, once per machine) the default router
+        self.tokens = TokenCounter(self.reader.model)
+
+    def index(self, bench: BenchSet) -> int:
+        from retriever.loaders import LoadReport
+
+        report = self.assistant.collection.add_documents(LoadReport(documents=list(bench.documents)))
+        return report.passages
+
+    def retrieve(self, question: str, k: int, mode: str) -> list[Location]:
+        hits = self.assistant.collection.search(question, k=k, mode=mode)
+        return [(h.passage.document_id, h.passage.start, h.passage.end) for h in hits]
+
+    def read(self, question: str, passage: Passage) -> str:
+        best = self.reader.read(question, [passage], top_k=1).best
+        return best.text if best else ""
+
+    def answer(self, question: str) -> Prediction:
+        started = time.perf_counter()
+        intent = self.assistant.router.classify(question)
+        routed = time.perf_counter()
+        response = self.assistant.answer(question, top_k=self.top_k, intent=intent)
+        ended = time.perf_counter()
+        answer = response.answers[0] if response.answers else None
+        return Prediction(answer.text if answer else None, answer.score if answer else None, response.abstained,
+                          {"route": (routed - started) * 1000, "retrieve": response.timings["retrieve_ms"],
+                           "read": response.timings["read_ms"], "end_to_end": (ended - started) * 1000})
+
+    def answer_batch(self, questions: list[str]) -> int:
+        """Retrieve for each question, then read every question's passages in shared batches."""
+        items = [(q, [h.passage for h in self.assistant.collection.search(q, k=self.top_k)]) for q in questions]
+        return len(self.reader.read_many(items, top_k=self.top_k))
+
+    def intent_routed_to_documents(self, question: str) -> bool:
+        intent = self.assistant.router.classify(question)
+        return intent.below_threshold or self.assistant.routes.get(intent.label) == "documents"
+
+
+class HaystackSystem:
+    name = "haystack"
+    retrieval_modes = ("dense", "bm25", "hybrid")
+
+    def __init__(self, reader_path: str, top_k: int) -> None:
+        import warnings
+
+        import torch
+
+        # 2.x announces each component's move to its own package in 3.x; the benchmark pins 2.x on purpose.
+        warnings.filterwarnings("ignore", category=FutureWarning, module="haystack")
+        warnings.filterwarnings("ignore", message="The `tokenizer_kwargs` argument was renamed")
+        from haystack.components.embedders import (
+            SentenceTransformersDocumentEmbedder,
+            SentenceTransformersTextEmbedder,
+        )
+        from haystack.components.joiners import DocumentJoiner
+        from haystack.components.readers import ExtractiveReader
+        from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
+        from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+        from retriever.embedding import default_embedder_path
+
+        self.top_k = top_k
+        embedder = default_embedder_path()
+        self.store = InMemoryDocumentStore()
+        self.document_embedder = SentenceTransformersDocumentEmbedder(model=embedder, progress_bar=False,
+                                                                      local_files_only=True)
+        self.text_embedder = SentenceTransformersTextEmbedder(model=embedder, progress_bar=False,
+                                                              local_files_only=True)
+        # The shipped weights are stored in fp16; spanqa computes in fp32 on CPU, so Haystack does too.
+        self.reader = ExtractiveReader(model=reader_path, model_kwargs={"dtype": torch.float32})
+        self.dense = InMemoryEmbeddingRetriever(self.store)
+        self.bm25 = InMemoryBM25Retriever(self.store)
+        self.joiner = DocumentJoiner(join_mode="reciprocal_rank_fusion")
+        for component in (self.document_embedder, self.text_embedder, self.reader):
+            component.warm_up()
+        self.tokens = TokenCounter(self.reader.model)
+
+    def index(self, bench: BenchSet) -> int:
+        from haystack import Document
+
+        documents = [Document(content=p.text, meta={"document_id": p.document_id, "start": p.start, "end": p.end})
+                     for p in bench.passages]
+        embedded = self.document_embedder.run(documents=documents)["documents"]
+        return self.store.write_documents(embedded)
+
+    def _retrieve(self, question: str, k: int, mode: str) -> list:
+        pool = k if mode != "hybrid" else max(4 * k, 20)  # as many candidates per retriever as spanqa fuses
+        lists = []
+        if mode != "bm25":
+            embedding = self.text_embedder.run(text=question)["embedding"]
+            lists.append(self.dense.run(query_embedding=embedding, top_k=pool)["documents"])
+        if mode != "dense":
+            lists.append(self.bm25.run(query=question, top_k=pool)["documents"])
+        if mode != "hybrid":
+            return lists[0]
+        return self.joiner.run(documents=lists, top_k=k)["documents"]
+
+    def retrieve(self, question: str, k: int, mode: str) -> list[Location]:
+        return [(d.meta["document_id"], d.meta["start"], d.meta["end"]) for d in self._retrieve(question, k, mode)]
+
+    def read(self, question: str, passage: Passage) -> str:
+        from haystack import Document
+
+        answers = self.reader.run(query=question, documents=[Document(content=passage.text)], top_k=1,
+                                  no_answer=False)["answers"]
+        return answers[0].data if answers else ""
+
+    def answer(self, question: str) -> Prediction:
+        started = time.perf_counter()
+        documents = self._retrieve(question, self.top_k, "hybrid")
+        retrieved = time.perf_counter()
+        answers = self.reader.run(query=question, documents=documents)["answers"]
+        ended = time.perf_counter()
+        spans = [a for a in answers if a.data is not None]
+        abstained = not answers or answers[0].data is None
+        return Prediction(spans[0].data if spans else None, spans[0].score if spans else None, abstained,
+                          {"retrieve": (retrieved - started) * 1000, "read": (ended - retrieved) * 1000,
+                           "end_to_end": (ended - started) * 1000})
+
+    def answer_batch(self, questions: list[str]) -> int:
+        """ExtractiveReader 2.x reads one query per run, so a batch is a loop."""
+        return sum(1 for q in questions if self.reader.run(query=q, documents=self._retrieve(q, self.top_k, "hybrid")))
+
+
+class BaselineSystem:
+    name = "baseline"
+    retrieval_modes = ("dense",)
+
+    def __init__(self, reader_path: str, top_k: int) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        from plugin.reader import Reader
+        from retriever.embedding import default_embedder_path
+
+        self.top_k = top_k
+        self.model = SentenceTransformer(default_embedder_path(), device="cpu")
+        self.reader = Reader(reader_path)
+        self.reader.warm_up()
+        self.tokens = TokenCounter(self.reader.model)
+
+    def index(self, bench: BenchSet) -> int:
+        import faiss
+
+        self.passages = bench.passages
+        vectors = self.model.encode([p.text for p in bench.passages], normalize_embeddings=True)
+        self.faiss = faiss.IndexFlatIP(vectors.shape[1])
+        self.faiss.add(vectors)
+        return self.faiss.ntotal
+
+    def _search(self, questions: list[str], k: int) -> list[list[Passage]]:
+        _, ids = self.faiss.search(self.model.encode(questions, normalize_embeddings=True), k)
+        return [[self.passages[i] for i in row if i >= 0] for row in ids]
+
+    def retrieve(self, question: str, k: int, mode: str) -> list[Location]:
+        return [(p.document_id, p.start, p.end) for p in self._search([question], k)[0]]
+
+    def read(self, question: str, passage: Passage) -> str:
+        best = self.reader.read(question, [passage], top_k=1).best
+        return best.text if best else ""
+
+    def answer(self, question: str) -> Prediction:
+        started = time.perf_counter()
+        passages = self._search([question], self.top_k)[0]
+        retrieved = time.perf_counter()
+        result = self.reader.read(question, passages, top_k=1)
+        ended = time.perf_counter()
+        best = result.best
+        return Prediction(best.text if best else None, best.score if best else None, result.abstained,
+                          {"retrieve": (retrieved - started) * 1000, "read": (ended - retrieved) * 1000,
+                           "end_to_end": (ended - started) * 1000})
+
+    def answer_batch(self, questions: list[str]) -> int:
+        items = list(zip(questions, self._search(questions, self.top_k), strict=True))
+        return len(self.reader.read_many(items, top_k=1))
+
+
+SYSTEMS = {"spanqa": SpanqaSystem, "haystack": HaystackSystem, "baseline": BaselineSystem}
+
+
+def make_system(name: str, reader_path: str, top_k: int):
+    return SYSTEMS[name](reader_path, top_k)

@@ -1,0 +1,133 @@
+"""The side-by-side benchmark: its inputs, its arithmetic, and one real `spanqa bench --quick` run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.flops import encoder_flops
+from bench.measure import reliability
+from bench.qa_data import build_bench_set
+
+FACTS = [
+    ("Harbor Lights", "The Harbor Lights festival began in 1987 in the town of Wexmoor. Every August the harbor is "
+     "lit by four thousand lanterns. The festival is organised by the Wexmoor Rowing Club."),
+    ("Copper Kettle", "The Copper Kettle bakery was founded by Ilse Marten. Its best-known loaf is a rye bread "
+     "baked with caraway. The bakery opens at six in the morning."),
+    ("Lake Ondra", "Lake Ondra lies at an altitude of 1,240 metres. The lake freezes every winter and is home to "
+     "a rare species of char. Its only outflow is the river Saule."),
+    ("Tram line 9", "Tram line 9 connects the central station with the zoo. The line was electrified in 1912. "
+     "Trams run every eight minutes during the day."),
+    ("Orchard school", "The Orchard school teaches beekeeping to children. Its hives produce about ninety "
+     "kilograms of honey a year. Classes take place on Saturdays."),
+    ("Glass museum", "The glass museum displays more than three hundred vases. The oldest piece dates from the "
+     "Roman period. Admission is free on Sundays."),
+]
+QUESTIONS = [
+    ("When did the Harbor Lights festival begin?", "1987"),
+    ("Who organises the Harbor Lights festival?", "the Wexmoor Rowing Club"),
+    ("Who founded the Copper Kettle bakery?", "Ilse Marten"),
+    ("At what altitude does Lake Ondra lie?", "1,240 metres"),
+    ("What is the only outflow of Lake Ondra?", "the river Saule"),
+    ("When was tram line 9 electrified?", "1912"),
+    ("How often do trams run on line 9 during the day?", "every eight minutes"),
+    ("How much honey do the Orchard school hives produce?", "about ninety kilograms"),
+    ("On which day is admission to the glass museum free?", "Sundays"),
+    ("How many vases does the glass museum display?", "more than three hundred"),
+]
+
+
+def write_squad(path) -> None:
+    data = []
+    for title, context in FACTS:
+        qas = [{"id": f"q{i}", "question": q, "answers": [{"text": a, "answer_start": context.find(a)}]}
+               for i, (q, a) in enumerate(QUESTIONS) if a in context]
+        data.append({"title": title, "paragraphs": [{"context": context, "qas": qas}]})
+    path.write_text(json.dumps({"data": data}))
+
+
+def write_clinc(path) -> None:
+    intents = {"balance": ["what is my balance", "how much money do i have", "show my account balance",
+                           "balance please", "tell me my balance", "check my balance", "my current balance",
+                           "how much is in my account"],
+               "weather": ["what is the weather", "will it rain today", "is it sunny outside", "weather forecast",
+                           "how cold is it", "temperature today", "will it snow", "weather tomorrow"],
+               "timer": ["set a timer", "start a timer for five minutes", "timer for ten minutes",
+                         "count down one minute", "set a countdown", "start a timer", "timer please",
+                         "set timer for an hour"]}
+    oos = ["who won the football game", "tell me a joke about cats", "how tall is mount everest",
+           "translate hello into french", "what is the meaning of life", "book a flight to rome"]
+    path.write_text(json.dumps({
+        "train": [[t, label] for label, texts in intents.items() for t in texts[:6]],
+        "val": [[t, label] for label, texts in intents.items() for t in texts[6:]],
+        "oos_train": [[t, "oos"] for t in oos[:3]], "oos_val": [[t, "oos"] for t in oos[3:]],
+    }))
+
+
+def test_bench_set_marks_gold_passages_and_holds_out_contexts(tmp_path, tokenizer):
+    write_squad(tmp_path / "mini.json")
+    bench = build_bench_set(tmp_path / "mini.json", tokenizer, holdout=0.34, seed=1)
+    assert bench.held_out_documents == 2 and len(bench.documents) == 4
+    answerable = [q for q in bench.questions if q.answerable]
+    assert 0 < len(answerable) < len(bench.questions)
+    for q in answerable:
+        passage = bench.passages[q.gold_passage]
+        assert passage.document_id == q.document_id
+        assert bench.is_hit(q, passage.document_id, passage.start, passage.end)
+        assert not bench.is_hit(q, "another document", passage.start, passage.end)
+        assert any(answer in passage.text for answer in q.answers)
+    held_out = [q for q in bench.questions if not q.answerable]
+    assert all(q.gold_passage is None and q.document_id not in {d.id for d in bench.documents} for q in held_out)
+
+
+def test_encoder_flops_match_torch_flop_counter():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, attn_implementation="eager")
+    model = BertForQuestionAnswering(config).eval()
+    ids = torch.randint(0, 100, (3, 40))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(input_ids=ids)
+    assert encoder_flops(config, [(3, 40)]) == pytest.approx(counter.get_total_flops(), rel=0.01)
+
+
+def test_reliability_bins_and_ece():
+    perfect = reliability([0.05, 0.05, 0.95, 0.95], [False, False, True, True])
+    assert perfect["ece"] == pytest.approx(0.05)
+    overconfident = reliability([0.9] * 4, [True, False, False, False])
+    assert overconfident["ece"] == pytest.approx(0.65)
+    assert [b["count"] for b in overconfident["bins"]] == [4]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_quick_side_by_side_run_writes_results_report_and_plots(tmp_path):
+    from plugin.cli import main
+
+    write_squad(tmp_path / "mini.json")
+    write_clinc(tmp_path / "clinc.json")
+    out = tmp_path / "out"
+    assert main(["bench", "--quick", "--data", str(tmp_path / "mini.json"), "--clinc", str(tmp_path / "clinc.json"),
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert {"meta", "spanqa", "haystack", "baseline"} <= results.keys()
+    assert results["meta"]["data"]["unanswerable"] >= 1
+    for name in ("spanqa", "haystack", "baseline"):
+        section = results[name]
+        # Six short contexts: the answer-bearing passage is always within the top 20.
+        assert all(mode["recall@20"] == 1.0 for mode in section["retrieval"].values())
+        assert section["gold_passage"]["f1"] > 50, name  # the same shipped reader reads easy facts
+        assert section["open_domain"]["latency"]["end_to_end"]["p50_ms"] > 0
+        assert section["open_domain"]["reader_compute"]["bound_ms"] > 0
+        assert section["peak_rss_mb"] > 100
+    assert set(results["haystack"]["retrieval"]) == {"dense", "bm25", "hybrid"}
+    assert set(results["baseline"]["retrieval"]) == {"dense"}
+    assert results["spanqa"]["router"]["in_scope_intents"] == 3
+    report = (out / "report.md").read_text()
+    assert "| metric | spanqa | haystack | baseline |" in report and "gold passage F1" in report
+    for plot in ("latency.png", "reliability.png", "recall.png"):
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
