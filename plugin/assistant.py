@@ -111,7 +111,7 @@ class Assistant:
     def __init__(self, collection: Collection | str | Path | None = None, reader: Reader | None = None,
                  router: IntentClassifier | None = None, settings: Settings | None = None,
                  routes: dict[str, str] | None = None) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or Settings.from_env()
         self.routes = {**ROUTES, **(routes or {})}
         unknown = set(self.routes.values()) - HANDLERS
         if unknown:
@@ -126,7 +126,7 @@ class Assistant:
         if self._collection is None:
             from plugin.collections import open_collection
 
-            self._collection = open_collection(self._collection_arg)
+            self._collection = open_collection(self._collection_arg, limits=self.settings.collection_limits())
         return self._collection
 
     @property
@@ -153,8 +153,9 @@ class Assistant:
             raise InputError("The message is empty: type a question about your documents.")
         limit = self.settings.max_question_chars
         if len(cleaned) > limit:
-            raise InputError(f"The message is {len(cleaned):,} characters long; the limit is {limit:,}. Ask a "
-                             "shorter question (to add a document, ingest or upload it instead).")
+            raise InputError(f"The message is {len(cleaned):,} characters long; the limit is {limit:,} "
+                             "(max_question_chars). Ask a shorter question (to add a document, ingest or upload it "
+                             "instead).")
         return cleaned
 
     def classify(self, message: str) -> Intent:
@@ -212,7 +213,10 @@ class Assistant:
         result = self.reader.read(question, [h.passage for h in hits], top_k=top_k, threshold=0.0)
         read = time.perf_counter()
         relevance = {h.passage.id: passage_relevance(h.dense_score) for h in hits}
-        answers = [replace(a, score=a.score * relevance.get(a.passage_id, 0.0)) for a in result.answers]
+        # A document deleted while its passages were being read must not be cited.
+        alive = collection.existing(a.passage_id for a in result.answers)
+        answers = [replace(a, score=a.score * relevance.get(a.passage_id, 0.0))
+                   for a in result.answers if a.passage_id in alive]
         answers.sort(key=lambda a: a.score, reverse=True)
         abstained = not answers or answers[0].score < threshold
         response = Response(question, intent, "documents", "", answers, hits, abstained)

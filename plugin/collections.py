@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from plugin.config import PROJECT_ROOT, default_collection_path
-from retriever import Collection, Embedder
+from plugin.config import PROJECT_ROOT, Settings, default_collection_path
+from retriever import Collection, CollectionLimits, Embedder
 from retriever.loaders import LoadReport
 
 __all__ = ["default_sources", "resolve_collection_path", "open_collection", "ensure_default_collection",
@@ -26,21 +26,22 @@ def resolve_collection_path(collection: str | Path | None) -> Path:
     return Path(collection) if collection else default_collection_path()
 
 
-def ensure_default_collection(embedder: Embedder | None = None) -> Collection:
+def ensure_default_collection(embedder: Embedder | None = None, limits: CollectionLimits | None = None) -> Collection:
     """Open the default collection, building or refreshing it from the bundled documentation."""
-    collection = Collection(default_collection_path(), embedder=embedder)
+    collection = Collection(default_collection_path(), embedder=embedder, limits=limits)
     collection.ingest(default_sources())
     return collection
 
 
 def open_collection(collection: str | Path | None = None, embedder: str | Embedder | None = None,
-                    create: bool = False) -> Collection:
+                    create: bool = False, limits: CollectionLimits | None = None) -> Collection:
     """Open a collection by path; None opens (and if needed builds) the default collection."""
     if isinstance(embedder, str):
         embedder = Embedder(embedder)
+    limits = limits or Settings.from_env().collection_limits()
     if collection is None:
-        return ensure_default_collection(embedder)
-    return Collection(collection, embedder=embedder, create=create)
+        return ensure_default_collection(embedder, limits)
+    return Collection(collection, embedder=embedder, create=create, limits=limits)
 
 
 def reindex_collection(collection: str | Path | None, embedder: str | None = None) -> str:

@@ -254,8 +254,9 @@ class Reader:
         self.model = None
         self.tokenizer = None
         self.calibration = Calibration()
-        # One forward pass at a time per Reader: torch already uses every core for one batch, and the
-        # quantized modules are not documented as re-entrant.
+        # One read at a time per Reader, tokenization included: the fast tokenizer is not re-entrant (concurrent
+        # calls fail with "Already borrowed"), torch already uses every core for one batch, and the quantized
+        # modules are not documented as re-entrant.
         self._lock = threading.Lock()
 
     @classmethod
@@ -312,20 +313,20 @@ class Reader:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         threshold = threshold if threshold is not None else self.threshold
+        if any(not question.strip() for question, _ in items):
+            raise ValueError("The question is empty")
         self.warm_up()
-        pairs: list[tuple[int, str, Passage]] = []
-        for item_index, (question, passages) in enumerate(items):
-            if not question.strip():
-                raise ValueError("The question is empty")
-            short_question = truncate_question(self.tokenizer, question, self.max_question_tokens)
-            pairs.extend((item_index, short_question, p) for p in passages if p.text.strip())
         results = [ReaderResult() for _ in items]
-        if not pairs:
-            return results
-        encoding = tokenize_pairs(
-            self.tokenizer, [q for _, q, _ in pairs], [p.text for _, _, p in pairs], self.max_seq_len, self.stride
-        )
-        start_logits, end_logits = self._logits(encoding)
+        with self._lock:
+            pairs: list[tuple[int, str, Passage]] = []
+            for item_index, (question, passages) in enumerate(items):
+                short_question = truncate_question(self.tokenizer, question, self.max_question_tokens)
+                pairs.extend((item_index, short_question, p) for p in passages if p.text.strip())
+            if not pairs:
+                return results
+            encoding = tokenize_pairs(self.tokenizer, [q for _, q, _ in pairs], [p.text for _, _, p in pairs],
+                                      self.max_seq_len, self.stride)
+            start_logits, end_logits = self._logits(encoding)
         candidates: list[list[Answer]] = [[] for _ in items]
         for window, pair_index in enumerate(encoding["overflow_to_sample_mapping"]):
             item_index, _, passage = pairs[pair_index]
@@ -368,7 +369,7 @@ class Reader:
         order = np.argsort(lengths, kind="stable")
         starts: list[np.ndarray | None] = [None] * len(lengths)
         ends: list[np.ndarray | None] = [None] * len(lengths)
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             for b in range(0, len(order), self.batch_size):
                 idx = order[b : b + self.batch_size]
                 rows = [{k: list(encoding[k][i]) for k in keys} for i in idx]

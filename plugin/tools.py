@@ -28,7 +28,7 @@ from retriever.errors import CollectionError
 
 __all__ = ["DocumentQATool", "DocumentSearchTool", "ClassifyIntentTool", "SpanqaToolkit", "SpanqaRetriever"]
 
-MAX_QUESTION_CHARS = Settings().max_question_chars
+MAX_QUESTION_CHARS = Settings.from_env().max_question_chars
 PASSAGE_PREVIEW_CHARS = 600
 
 

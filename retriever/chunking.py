@@ -18,11 +18,13 @@ __all__ = ["Chunker", "ChunkingSettings", "sentence_spans"]
 _SENTENCE_END = re.compile(r"(?<=[.!?])([\"'”’)\]]*)\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)]|#)\s)")
 
 
+DEFAULT_MAX_PASSAGES = 20_000  # ≈ 3 M words: a very long book; far beyond is usually a data dump
+
+
 @dataclass(frozen=True)
 class ChunkingSettings:
     max_tokens: int = 192
     overlap_tokens: int = 32
-    max_passages_per_document: int = 20000
 
     def __post_init__(self) -> None:
         if self.max_tokens < 16:
@@ -55,16 +57,19 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
 class Chunker:
     """Greedy packing of whole sentences into passages of at most `max_tokens` tokens, each passage starting
     with about `overlap_tokens` tokens of the previous one. A sentence longer than a passage is split at
-    token boundaries.
+    token boundaries. A document that would yield more than `max_passages` passages is refused (ValueError)
+    before anything is embedded: one pathological file must not stall an ingest for hours.
 
     Usage:
         chunker = Chunker(tokenizer, ChunkingSettings(max_tokens=192, overlap_tokens=32))
         passages = chunker.split(document)
     """
 
-    def __init__(self, tokenizer, settings: ChunkingSettings | None = None) -> None:
+    def __init__(self, tokenizer, settings: ChunkingSettings | None = None,
+                 max_passages: int = DEFAULT_MAX_PASSAGES) -> None:
         self.tokenizer = tokenizer
         self.settings = settings or ChunkingSettings()
+        self.max_passages = max_passages
 
     def _token_ends(self, text: str, spans: list[tuple[int, int]]) -> list[list[int]]:
         """For each span, the end offsets (relative to the span start) of its tokens."""
@@ -122,10 +127,10 @@ class Chunker:
                 passages.append(Passage(document_id=document.id, source=document.source,
                                         text=document.text[start:end], start=start, end=end,
                                         page=page.number, index=len(passages), title=document.title))
-                if len(passages) > self.settings.max_passages_per_document:
+                if len(passages) > self.max_passages:
                     raise ValueError(
-                        f"{document.source} yields more than {self.settings.max_passages_per_document} "
-                        "passages; raise max_passages_per_document to ingest it")
+                        f"{document.source} yields more than {self.max_passages:,} passages (the "
+                        "max_passages_per_document limit); raise that setting to ingest it")
                 if last + 1 >= len(units):
                     break
                 # Step back over whole sentences for the overlap, but always move forward by at least one.

@@ -15,7 +15,9 @@ in-memory indexes and is held only for short lookups and swaps, so searches keep
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +27,7 @@ from typing import Literal
 
 import numpy as np
 
-from retriever.chunking import Chunker, ChunkingSettings
+from retriever.chunking import DEFAULT_MAX_PASSAGES, Chunker, ChunkingSettings
 from retriever.embedding import PROBE_TEXT, Embedder
 from retriever.errors import CollectionCorruptError, CollectionError, EmbeddingMismatchError
 from retriever.fusion import reciprocal_rank_fusion
@@ -39,7 +41,24 @@ __all__ = ["Collection", "IngestReport", "SearchMode", "SEARCH_MODES", "MANIFEST
 SearchMode = Literal["dense", "bm25", "hybrid"]
 SEARCH_MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
 MANIFEST_FORMAT = 1
-MAX_RESULTS = 1000
+# What an interrupted creation can leave behind in a collection directory before its manifest exists.
+_CREATION_LEFTOVERS = frozenset({"manifest.tmp", "collection.sqlite", "collection.sqlite-wal", "collection.sqlite-shm",
+                                 "collection.sqlite-journal", "index"})
+
+
+@dataclass(frozen=True)
+class CollectionLimits:
+    """What one file, one document and one query may cost. Each refusal names its limit; plugin.config.Settings
+    sets them (SPANQA_MAX_FILE_MB, SPANQA_MAX_PASSAGES_PER_DOCUMENT, SPANQA_MAX_RESULTS)."""
+
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_passages_per_document: int = DEFAULT_MAX_PASSAGES
+    max_results: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("max_file_bytes", "max_passages_per_document", "max_results"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 ProgressCallback = Callable[[str, int, int], None]  # (message, done, total)
 
 
@@ -73,15 +92,17 @@ class Collection:
         embedder: the embedding model; must match the one the collection was built with.
         chunking: passage size and overlap, used when the collection is created (then read from the manifest).
         create: create the collection if the directory is absent or empty.
-        max_file_bytes: larger files are skipped with a reason.
+        limits: file size, passages per document and results per query (larger ones are refused with a reason).
     """
 
     def __init__(self, path: str | Path, embedder: Embedder | None = None,
                  chunking: ChunkingSettings | None = None, create: bool = True,
-                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+                 limits: CollectionLimits | None = None) -> None:
         self.path = Path(path)
         self.embedder = embedder or Embedder()
-        self.max_file_bytes = max_file_bytes
+        self.limits = limits or CollectionLimits()
+        if self.path.exists() and not self.path.is_dir():
+            raise CollectionError(f"{self.path} is a file, not a collection directory")
         self._lock = threading.RLock()
         self._write_lock = threading.RLock()
         manifest_path = self.path / "manifest.json"
@@ -91,8 +112,9 @@ class Collection:
                 raise CollectionCorruptError(
                     f"{self.path} has a manifest but its database collection.sqlite is missing; restore it from "
                     "a backup, or delete the directory and ingest the documents again")
-            chunking = ChunkingSettings(**self.manifest["chunking"])
-        elif self.path.exists() and any(self.path.iterdir()):
+            chunking = ChunkingSettings(**{k: v for k, v in self.manifest["chunking"].items()
+                                           if k in ChunkingSettings.__dataclass_fields__})
+        elif self.path.exists() and not {p.name for p in self.path.iterdir()} <= _CREATION_LEFTOVERS:
             raise CollectionError(f"{self.path} is not a spanqa collection (no manifest.json) and is not empty")
         elif not create:
             raise CollectionError(f"No collection at {self.path}; create one with `spanqa ingest PATH "
@@ -112,6 +134,16 @@ class Collection:
     # --- opening -------------------------------------------------------------------------------------
 
     def _create(self, manifest_path: Path, chunking: ChunkingSettings) -> dict:
+        """Create the collection. The manifest is written last, so it only ever promises a database that exists;
+        whatever a crash left before it (see _CREATION_LEFTOVERS) held no documents and is started over."""
+        if self.path.exists():
+            for leftover in self.path.iterdir():
+                if leftover.is_dir():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
+        self.path.mkdir(parents=True, exist_ok=True)
+        Store(self.path / "collection.sqlite").close()
         self.path.mkdir(parents=True, exist_ok=True)
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -213,13 +245,16 @@ class Collection:
     @property
     def chunker(self) -> Chunker:
         if self._chunker is None:
-            self._chunker = Chunker(self.embedder.tokenizer, self.chunking)
+            # A copy of the tokenizer: the shared one is in use by searches on other threads, and a fast
+            # tokenizer is not re-entrant. The chunker itself only runs under the write lock.
+            tokenizer = copy.deepcopy(self.embedder.tokenizer)
+            self._chunker = Chunker(tokenizer, self.chunking, self.limits.max_passages_per_document)
         return self._chunker
 
     def ingest(self, paths: Iterable[str | Path], include: list[str] | None = None,
                exclude: list[str] | None = None, progress: ProgressCallback | None = None) -> IngestReport:
         """Ingest files and folders; unchanged files are skipped without embedding."""
-        report = load_paths(list(paths), include, exclude, self.max_file_bytes)
+        report = load_paths(list(paths), include, exclude, self.limits.max_file_bytes)
         return self.add_documents(report, progress)
 
     def ingest_bytes(self, files: list[tuple[str, bytes]], progress: ProgressCallback | None = None) -> IngestReport:
@@ -228,7 +263,7 @@ class Collection:
         for name, data in files:
             source = safe_source_name(name)
             try:
-                loaded.documents.append(load_bytes(source, data, self.max_file_bytes))
+                loaded.documents.append(load_bytes(source, data, self.limits.max_file_bytes))
             except LoadError as exc:
                 loaded.skipped.append(SkippedFile(source, f"{source} {exc}"))
         return self.add_documents(loaded, progress)
@@ -310,8 +345,8 @@ class Collection:
         """
         if mode not in SEARCH_MODES:
             raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
-        if not 1 <= k <= MAX_RESULTS:
-            raise ValueError(f"k must be between 1 and {MAX_RESULTS}, got {k}")
+        if not 1 <= k <= self.limits.max_results:
+            raise ValueError(f"k must be between 1 and {self.limits.max_results:,} (the max_results limit), got {k}")
         if not query.strip():
             raise ValueError("The query is empty")
         self._refresh_if_changed_elsewhere()
@@ -339,6 +374,10 @@ class Collection:
             hits.append(Hit(passage, item.score, dense_score, item.scores.get("bm25"),
                             item.ranks.get("dense"), item.ranks.get("bm25")))
         return hits
+
+    def existing(self, passage_ids: Iterable[int]) -> set[int]:
+        """Which of these passages still exist (their document may have been deleted since they were found)."""
+        return set(self.store.passages(list(passage_ids)))
 
     def integrity_problems(self) -> list[str]:
         """Check that the database, the dense index and the BM25 index hold the same passages."""

@@ -17,6 +17,9 @@ BUNDLED_EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 _MODELS: dict[str, object] = {}
 _MODELS_LOCK = threading.Lock()
+# One encode at a time in this process. Its fast tokenizer is shared by every Embedder of the model and is not
+# re-entrant (concurrent calls fail with "Already borrowed"), and one forward pass already uses every core.
+_ENCODE_LOCK = threading.Lock()
 
 
 def default_embedder_path() -> str:
@@ -88,8 +91,9 @@ class Embedder:
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=progress)
+        with _ENCODE_LOCK:
+            vectors = self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=progress)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 

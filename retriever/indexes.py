@@ -26,7 +26,9 @@ class IndexFileError(Exception):
 
 
 def _write_stamp(path: Path, generation: int, extra: dict | None = None) -> None:
-    tmp = path.with_suffix(".tmp")
+    # "bm25.json.tmp", not "bm25.tmp": that name is the BM25 staging directory, and a stamp file left there by
+    # a crash would make every later save fail.
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"generation": generation, **(extra or {})}))
     os.replace(tmp, path)
 

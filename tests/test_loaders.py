@@ -51,7 +51,7 @@ def test_bad_files_are_refused_with_a_reason(name, data, reason):
 
 
 def test_size_limit_names_the_setting():
-    with pytest.raises(LoadError, match="over the 1 MB limit"):
+    with pytest.raises(LoadError, match="over the 1.0 MB file size limit"):
         load_bytes("big.txt", b"a" * (2 * 2**20), max_bytes=2**20)
 
 

@@ -9,20 +9,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from plugin.assistant import Assistant
+from plugin.errors import InputError
 from plugin.reader import Reader, decode_window
 from plugin.tools import DocumentQAInput, DocumentSearchInput
 from retriever.chunking import Chunker, ChunkingSettings, sentence_spans
-from retriever.loaders import SUPPORTED_SUFFIXES, LoadError, load_bytes
+from retriever.loaders import SUPPORTED_SUFFIXES, LoadError, load_bytes, safe_source_name
 from retriever.records import Document, Passage
+from ui.render import escape_markdown, highlighted_passage
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Examples per property: about 13,000 generated cases in all, in about a minute.
+MANY = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 words = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs")), min_size=1, max_size=12)
 separators = st.sampled_from([" ", " ", " ", ". ", "! ", "? ", "\n", "\n\n", "\t", " — ", "...", "\n- "])
 texts = st.lists(st.tuples(words, separators), min_size=0, max_size=120).map(lambda xs: "".join(w + s for w, s in xs))
 
 
-@FAST
+@MANY
 @given(data=st.binary(max_size=2048), suffix=st.sampled_from(SUPPORTED_SUFFIXES + (".exe", "")))
 def test_loaders_return_a_document_or_a_reason_never_crash(data, suffix):
     try:
@@ -35,7 +40,7 @@ def test_loaders_return_a_document_or_a_reason_never_crash(data, suffix):
             assert 0 <= page.start <= page.end <= len(document.text)
 
 
-@FAST
+@MANY
 @given(text=texts)
 def test_sentence_spans_are_trimmed_ordered_and_inside(text):
     previous_end = 0
@@ -75,7 +80,7 @@ def windows(draw):
     return start, end, offsets
 
 
-@FAST
+@MANY
 @given(window=windows(), max_tokens=st.integers(1, 40))
 def test_decoded_spans_lie_inside_the_context(window, max_tokens):
     start, end, offsets = window
@@ -102,7 +107,7 @@ class RandomLogitsModel:
         return Out()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=texts, question=words, seed=st.integers(0, 2**16), offset=st.integers(0, 10_000))
 def test_reader_answers_are_substrings_at_their_offsets(tokenizer, text, question, seed, offset):
     reader = Reader.from_loaded(RandomLogitsModel(seed), tokenizer, max_seq_len=64, stride=16, max_question_tokens=16)
@@ -112,7 +117,7 @@ def test_reader_answers_are_substrings_at_their_offsets(tokenizer, text, questio
         assert (answer.document_start, answer.document_end) == (offset + answer.start, offset + answer.end)
 
 
-@FAST
+@MANY
 @given(question=st.one_of(st.text(max_size=2100), st.integers(), st.none()),
        top_k=st.one_of(st.integers(-5, 60), st.none(), st.text(max_size=3)),
        min_score=st.one_of(st.floats(-1, 2, allow_nan=False), st.none()))
@@ -135,3 +140,55 @@ def test_search_arguments_validate_or_refuse(k, mode):
         assert not (1 <= k <= 50 and mode in ("hybrid", "dense", "bm25"))
     else:
         assert 1 <= parsed.k <= 50 and parsed.mode in ("hybrid", "dense", "bm25")
+
+
+@FAST
+@given(name=st.text(max_size=80))
+def test_upload_names_never_become_paths(name):
+    label = safe_source_name(name)
+    assert label and "/" not in label and "\\" not in label and not label.startswith(".")
+    assert all(ch.isprintable() for ch in label)
+
+
+@FAST
+@given(text=st.text(max_size=300), data=st.data())
+def test_highlighted_passages_carry_no_markup_from_the_document(text, data):
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, len(text)))
+    html = highlighted_passage(text, start, end, context=data.draw(st.integers(0, 400)))
+    inner = html.removeprefix('<div class="spanqa-passage">').removesuffix("</div>")
+    inner = inner.replace('<mark class="spanqa-answer">', "", 1).replace("</mark>", "", 1)
+    assert "<" not in inner and ">" not in inner
+    import html as html_lib
+
+    assert text[start:end] in html_lib.unescape(inner)
+
+
+@FAST
+@given(text=st.text(max_size=200))
+def test_escaped_markdown_has_no_live_markup(text):
+    escaped = escape_markdown(text)
+    specials = set("\\`*_{}[]()#+-.!|<>$~:")
+    i = 0
+    while i < len(escaped):
+        if escaped[i] == "\\":
+            assert i + 1 < len(escaped) and escaped[i + 1] in specials
+            i += 2
+        else:
+            assert escaped[i] not in specials
+            i += 1
+
+
+_ASSISTANT = Assistant(collection=None)
+
+
+@FAST
+@given(message=st.one_of(st.text(max_size=2500), st.integers(), st.none(), st.binary(max_size=20)))
+def test_messages_are_cleaned_or_refused_clearly(message):
+    try:
+        cleaned = _ASSISTANT.check_message(message)
+    except InputError as exc:
+        assert len(str(exc)) > 20  # a sentence saying what is wrong, not a bare type error
+    else:
+        assert cleaned == cleaned.strip() and 1 <= len(cleaned) <= _ASSISTANT.settings.max_question_chars
+        assert all(ch.isprintable() or ch in "\n\t" for ch in cleaned)

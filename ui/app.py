@@ -32,8 +32,11 @@ def collections_root() -> Path:
 @st.cache_resource(show_spinner="Loading models and the collection…")
 def engine(name: str) -> Assistant:
     """One engine per collection, shared by every browser session (the engine's parts lock what they must)."""
-    collection = ensure_default_collection() if name == DEFAULT else Collection(collections_root() / name)
-    assistant = Assistant(collection)
+    settings = Settings.from_env()
+    limits = settings.collection_limits()
+    collection = (ensure_default_collection(limits=limits) if name == DEFAULT
+                  else Collection(collections_root() / name, limits=limits))
+    assistant = Assistant(collection, settings=settings)
     assistant.warm_up()
     return assistant
 
@@ -83,7 +86,7 @@ with st.sidebar:
                 st.rerun()
 
     with st.expander("Settings", expanded=False):
-        defaults = Settings()
+        defaults = Settings.from_env()
         top_k = st.slider("Passages to read (top-k)", 1, 20, defaults.top_k, key="top_k")
         threshold = st.slider("Answer threshold", 0.0, 1.0, defaults.answer_threshold, 0.05, key="threshold",
                               help="Answers with a lower confidence are withheld; the closest passages are shown.")
