@@ -115,28 +115,39 @@ def _open_domain(system, bench: BenchSet, gflops: float) -> dict:
     }
 
 
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def measure_system(name: str, bench: BenchSet, reader: str, top_k: int, batch: int) -> dict:
     import torch
 
+    peaks = {}  # the process's peak RSS so far, after each stage: where the memory goes
     started = time.perf_counter()
     system = make_system(name, reader, top_k)
     load_s = time.perf_counter() - started
+    peaks["models loaded"] = _peak_rss_mb()
     started = time.perf_counter()
     passages = system.index(bench)
     ingest_s = time.perf_counter() - started
+    peaks["ingest"] = _peak_rss_mb()
     result = {"load_seconds": load_s,
               "ingest": {"passages": passages, "seconds": ingest_s, "passages_per_s": passages / ingest_s},
               "retrieval": _retrieval(system, bench), "gold_passage": _gold_reading(system, bench),
               "torch_threads": torch.get_num_threads()}
+    peaks["retrieval + gold passages"] = _peak_rss_mb()
     result["open_domain"] = _open_domain(system, bench, matmul_gflops())
+    peaks["open domain, batch 1"] = _peak_rss_mb()
     questions = [q.text for q in bench.questions[:batch]]
     started = time.perf_counter()
-    system.answer_batch(questions)
+    retrieve_seconds = system.answer_batch(questions)
     seconds = time.perf_counter() - started
-    result["throughput"] = {"questions": len(questions), "seconds": seconds,
+    result["throughput"] = {"questions": len(questions), "seconds": seconds, "retrieve_seconds": retrieve_seconds,
                             "questions_per_s": len(questions) / seconds}
+    peaks["throughput batch"] = _peak_rss_mb()
     if hasattr(system, "intent_routed_to_documents"):
         routed = [system.intent_routed_to_documents(q.text) for q in bench.questions]
         result["routed_to_documents"] = float(np.mean(routed))
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = _peak_rss_mb()
+    result["peak_rss_mb_after"] = peaks
     return result

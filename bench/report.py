@@ -39,8 +39,12 @@ ROWS: list[tuple[str, tuple[str, ...], int]] = [
     ("read bound ms (FLOPs ÷ GFLOP/s)", ("open_domain", "reader_compute", "bound_ms"), 1),
     ("read p50 ÷ bound", ("open_domain", "reader_compute", "read_p50_over_bound"), 2),
     ("throughput questions/s (batch)", ("throughput", "questions_per_s"), 2),
+    ("throughput batch: seconds retrieving", ("throughput", "retrieve_seconds"), 2),
+    ("throughput batch: seconds in all", ("throughput", "seconds"), 2),
     ("ingest passages/s", ("ingest", "passages_per_s"), 1),
-    ("peak memory MB (RSS)", ("peak_rss_mb",), 0),
+    ("peak memory MB (RSS) after ingest", ("peak_rss_mb_after", "ingest"), 0),
+    ("peak memory MB (RSS) after batch-1 answering", ("peak_rss_mb_after", "open domain, batch 1"), 0),
+    ("peak memory MB (RSS), whole run", ("peak_rss_mb",), 0),
     ("questions routed to documents", ("routed_to_documents",), 3),
 ]
 

@@ -254,9 +254,9 @@ class Reader:
         self.model = None
         self.tokenizer = None
         self.calibration = Calibration()
-        # One read at a time per Reader, tokenization included: the fast tokenizer is not re-entrant (concurrent
-        # calls fail with "Already borrowed"), torch already uses every core for one batch, and the quantized
-        # modules are not documented as re-entrant.
+        # One read at a time per Reader, tokenization included: the fast tokenizer's truncation settings are
+        # shared state between threads (see retriever.embedding), torch already uses every core for one batch,
+        # and the quantized modules are not documented as re-entrant.
         self._lock = threading.Lock()
 
     @classmethod

