@@ -55,6 +55,12 @@ class TokenCounter:
         return shapes
 
 
+def _best_span(reader, question: str, passage: Passage) -> str:
+    """spanqa's Reader on one gold passage: its best span, never abstaining."""
+    best = reader.read(question, [passage], top_k=1).best
+    return best.text if best else ""
+
+
 class SpanqaSystem:
     name = "spanqa"
     retrieval_modes = ("dense", "bm25", "hybrid")
@@ -83,8 +89,7 @@ class SpanqaSystem:
         return [(h.passage.document_id, h.passage.start, h.passage.end) for h in hits]
 
     def read(self, question: str, passage: Passage) -> str:
-        best = self.reader.read(question, [passage], top_k=1).best
-        return best.text if best else ""
+        return _best_span(self.reader, question, passage)
 
     def answer(self, question: str) -> Prediction:
         started = time.perf_counter()
@@ -107,8 +112,9 @@ class SpanqaSystem:
         return retrieved - started
 
     def intent_routed_to_documents(self, question: str) -> bool:
-        intent = self.assistant.router.classify(question)
-        return intent.below_threshold or self.assistant.routes.get(intent.label) == "documents"
+        """Whether the product would try the documents for this question (the documents or fallback route)."""
+        route = self.assistant.route_for(self.assistant.router.classify(question))
+        return route in ("documents", "fallback")
 
 
 class HaystackSystem:
@@ -236,8 +242,7 @@ class BaselineSystem:
         return [(p.document_id, p.start, p.end) for p in self._search([question], k)[0]]
 
     def read(self, question: str, passage: Passage) -> str:
-        best = self.reader.read(question, [passage], top_k=1).best
-        return best.text if best else ""
+        return _best_span(self.reader, question, passage)
 
     def answer(self, question: str) -> Prediction:
         started = time.perf_counter()

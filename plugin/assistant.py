@@ -175,7 +175,7 @@ class Assistant:
         message = self.check_message(message)
         intent = router.classify(message)
         route_ms = (time.perf_counter() - started) * 1000
-        route = "fallback" if intent.below_threshold else self.routes.get(intent.label, "fallback")
+        route = self.route_for(intent)
         if route in ("documents", "fallback"):
             if route == "fallback":
                 base = threshold if threshold is not None else self.settings.answer_threshold
@@ -192,6 +192,10 @@ class Assistant:
         response.timings["route_ms"] = route_ms
         response.timings["total_ms"] = (time.perf_counter() - started) * 1000
         return response
+
+    def route_for(self, intent: Intent) -> str:
+        """The handler a classified message goes to: documents, reply, help or fallback."""
+        return "fallback" if intent.below_threshold else self.routes.get(intent.label, "fallback")
 
     def answer(self, question: str, top_k: int | None = None, threshold: float | None = None,
                mode: str | None = None, intent: Intent | None = None) -> Response:

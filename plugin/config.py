@@ -53,12 +53,13 @@ class Settings:
     max_results: int = 1000
 
     def __post_init__(self) -> None:
+        from plugin.reader import PRECISIONS
         from retriever.collection import SEARCH_MODES
 
         if self.retrieval_mode not in SEARCH_MODES:
             raise ValueError(f"retrieval_mode must be one of {SEARCH_MODES}, got {self.retrieval_mode!r}")
-        if self.reader_precision not in ("fp32", "int8", "bf16"):
-            raise ValueError(f"reader_precision must be fp32, int8 or bf16, got {self.reader_precision!r}")
+        if self.reader_precision not in PRECISIONS:
+            raise ValueError(f"reader_precision must be one of {PRECISIONS}, got {self.reader_precision!r}")
         if not 0.0 <= self.answer_threshold <= 1.0:
             raise ValueError(f"answer_threshold must be within [0, 1], got {self.answer_threshold}")
         for name in ("max_question_chars", "max_file_mb", "max_passages_per_document", "max_results"):

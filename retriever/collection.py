@@ -61,6 +61,8 @@ class CollectionLimits:
         for name in ("max_file_bytes", "max_passages_per_document", "max_results"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
 ProgressCallback = Callable[[str, int, int], None]  # (message, done, total)
 
 
@@ -165,7 +167,6 @@ class Collection:
                     leftover.unlink()
         self.path.mkdir(parents=True, exist_ok=True)
         Store(self.path / "collection.sqlite").close()
-        self.path.mkdir(parents=True, exist_ok=True)
         manifest = {
             "format": MANIFEST_FORMAT,
             "embedding_model": self.embedder.name,
