@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: run test setup lint bench clean browser
+.PHONY: run test setup lint bench clean browser wheel
 
 setup: $(STAMP)
 
@@ -24,6 +24,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 run: setup
+	$(VENV)/bin/spanqa setup
 	$(VENV)/bin/spanqa ui --port $(PORT)
 
 test: setup browser
@@ -33,8 +34,12 @@ test: setup browser
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# The product as users install it: dist/spanqa-VERSION-py3-none-any.whl (models and documents inside).
+wheel: setup
+	$(PIP) wheel --no-deps --no-build-isolation -q -w dist .
+
 bench: setup
 	$(VENV)/bin/spanqa bench --out bench/out/covid-qa
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist build

@@ -15,10 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from spanqa.plugin.engine.router import IntentClassifier
+from spanqa.plugin.engine.router_eval import evaluate_intents, write_plots
+from spanqa.plugin.engine.router_training import IntentTrainConfig, train_intent_classifier
+
 from bench.common import machine, markdown_table, write_json
-from plugin.intent_eval import evaluate_intents, write_plots
-from plugin.intent_training import IntentTrainConfig, train_intent_classifier
-from plugin.router import IntentClassifier
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150" / "clinc150_train_val.json"
 

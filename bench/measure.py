@@ -11,12 +11,12 @@ import resource
 import time
 
 import numpy as np
+from spanqa.plugin.lab.squad import exact_match_score, f1_score, max_over_ground_truths
 
 from bench.common import percentiles
 from bench.flops import encoder_flops, matmul_gflops
 from bench.qa_data import BenchSet
 from bench.systems import make_system
-from plugin.squad import exact_match_score, f1_score, max_over_ground_truths
 
 __all__ = ["RECALL_DEPTH", "measure_system", "reliability"]
 

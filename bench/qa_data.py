@@ -12,10 +12,10 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from plugin.squad import load_squad
-from retriever import Document
-from retriever.chunking import Chunker, ChunkingSettings
-from retriever.records import Passage
+from spanqa.plugin.lab.squad import load_squad
+from spanqa.retriever import Document
+from spanqa.retriever.chunking import Chunker, ChunkingSettings
+from spanqa.retriever.records import Passage
 
 __all__ = ["BenchQuestion", "BenchSet", "build_bench_set"]
 

@@ -1,7 +1,9 @@
 """Reader benchmark: EM/F1 on gold passages of several SQuAD-format files, and speed and accuracy per
 precision (fp32, int8, bf16) at top-5 on this machine.
 
-    python -m bench.reader [--model models/reader] [--limit 1000] [--out bench/out]
+    python -m bench.reader [--model DIR ...] [--limit 1000] [--sets NAME ...] [--no-speed] [--out bench/out]
+
+Several --model values are measured one after another in the same run, on the same questions.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import random
 import time
 from pathlib import Path
 
+from spanqa.plugin.engine.reader import Reader
+from spanqa.plugin.lab.reader_eval import evaluate_reader, gold_passage
+from spanqa.plugin.lab.squad import load_squad
+
 from bench.common import machine, markdown_table, write_json
-from plugin.reader import PRECISIONS, Reader
-from plugin.reader_eval import evaluate_reader, gold_passage
-from plugin.squad import load_squad
+from spanqa.settings import PRECISIONS, default_reader_path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SELECTION_QUESTIONS = 1000
@@ -26,11 +30,11 @@ DEFAULT_SETS = {
 }
 
 
-def accuracy(model: str, limit: int | None) -> dict:
+def accuracy(model: str, limit: int | None, sets: list[str]) -> dict:
     reader = Reader(model, precision="fp32")
     out = {}
     for name, path in DEFAULT_SETS.items():
-        if not path.is_file():
+        if name not in sets or not path.is_file():
             continue
         examples = load_squad(path)
         if name == "squadshifts-new_wiki":
@@ -73,19 +77,27 @@ def speed(model: str, questions: int = 100, top_k: int = 5) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="models/reader")
+    parser.add_argument("--model", nargs="+", default=[str(default_reader_path())])
     parser.add_argument("--limit", type=int, default=1000, help="questions per data set (random sample)")
+    parser.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS), choices=list(DEFAULT_SETS))
     parser.add_argument("--speed-questions", type=int, default=100)
+    parser.add_argument("--no-speed", action="store_true", help="accuracy only")
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     args = parser.parse_args()
-    acc = accuracy(args.model, args.limit)
-    spd = speed(args.model, args.speed_questions)
-    print(markdown_table(["data", "EM", "F1", "questions"],
-                         [[k, round(v["exact_match"], 2), round(v["f1"], 2), v["count"]] for k, v in acc.items()]))
-    print(markdown_table(["precision", "questions/s (top-5)", "windows/s", "speed-up", "F1 (sample)"],
-                         [[p, round(r["questions_per_s"], 2), round(r["windows_per_s"], 1),
-                           round(r["speedup_vs_fp32"], 2), round(r["gold_f1_on_sample"], 2)] for p, r in spd.items()]))
-    write_json(args.out / "reader.json", {"model": args.model, "accuracy": acc, "speed": spd, "machine": machine()})
+    report = {"machine": machine(), "models": {}}
+    for model in args.model:
+        acc = accuracy(model, args.limit, args.sets)
+        spd = {} if args.no_speed else speed(model, args.speed_questions)
+        report["models"][model] = {"accuracy": acc, "speed": spd}
+        print(f"\n{model}")
+        print(markdown_table(["data", "EM", "F1", "questions"],
+                             [[k, round(v["exact_match"], 2), round(v["f1"], 2), v["count"]] for k, v in acc.items()]))
+        if spd:
+            print(markdown_table(["precision", "questions/s (top-5)", "windows/s", "speed-up", "F1 (sample)"],
+                                 [[p, round(r["questions_per_s"], 2), round(r["windows_per_s"], 1),
+                                   round(r["speedup_vs_fp32"], 2), round(r["gold_f1_on_sample"], 2)]
+                                  for p, r in spd.items()]))
+    write_json(args.out / "reader.json", report)
 
 
 if __name__ == "__main__":

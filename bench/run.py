@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from bench.qa_data import build_bench_set
     from bench.report import markdown_report, write_plots
-    from plugin.config import default_reader_path
-    from retriever.embedding import default_embedder_path
+    from spanqa.settings import default_embedder_path, default_reader_path
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(systems) - {"spanqa", "haystack", "baseline"}

@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spanqa.retriever.records import Passage
+
 from bench.qa_data import BenchSet
-from retriever.records import Passage
 
 __all__ = ["Prediction", "SYSTEMS", "TokenCounter", "make_system"]
 
@@ -66,9 +67,9 @@ class SpanqaSystem:
     retrieval_modes = ("dense", "bm25", "hybrid")
 
     def __init__(self, reader_path: str, top_k: int) -> None:
-        from plugin.assistant import Assistant
-        from plugin.reader import Reader
-        from retriever import Collection
+        from spanqa.plugin.engine.assistant import Assistant
+        from spanqa.plugin.engine.reader import Reader
+        from spanqa.retriever import Collection
 
         self.top_k = top_k
         self._tmp = tempfile.TemporaryDirectory(prefix="spanqa-bench-")
@@ -79,7 +80,7 @@ class SpanqaSystem:
         self.tokens = TokenCounter(self.reader.model)
 
     def index(self, bench: BenchSet) -> int:
-        from retriever.loaders import LoadReport
+        from spanqa.retriever.loaders import LoadReport
 
         report = self.assistant.collection.add_documents(LoadReport(documents=list(bench.documents)))
         return report.passages
@@ -138,7 +139,7 @@ class HaystackSystem:
         from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
         from haystack.document_stores.in_memory import InMemoryDocumentStore
 
-        from retriever.embedding import default_embedder_path
+        from spanqa.settings import default_embedder_path
 
         self.top_k = top_k
         embedder = default_embedder_path()
@@ -215,9 +216,9 @@ class BaselineSystem:
 
     def __init__(self, reader_path: str, top_k: int) -> None:
         from sentence_transformers import SentenceTransformer
+        from spanqa.plugin.engine.reader import Reader
 
-        from plugin.reader import Reader
-        from retriever.embedding import default_embedder_path
+        from spanqa.settings import default_embedder_path
 
         self.top_k = top_k
         self.model = SentenceTransformer(default_embedder_path(), device="cpu")

@@ -16,17 +16,14 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from langchain.agents import create_agent  # noqa: E402
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel  # noqa: E402
 from langchain_core.messages import AIMessage, ToolMessage  # noqa: E402
 
-from plugin.assistant import Assistant  # noqa: E402
-from plugin.tools import SpanqaToolkit  # noqa: E402
+from spanqa import Assistant, SpanqaToolkit  # noqa: E402
 
 
 class ScriptedChatModel(FakeMessagesListChatModel):
@@ -44,10 +41,11 @@ class ScriptedChatModel(FakeMessagesListChatModel):
             self.responses = [AIMessage(content="", tool_calls=[call])]
         else:
             result = json.loads(tool_results[-1].content)
-            if result.get("answered"):
-                text = f"{result['answer']} (source: {result['source']}, page {result['page']})"
+            if not result["abstained"] and result["answers"]:
+                best = result["answers"][0]
+                text = f"{best['text']} (source: {best['citation']})"
             else:
-                text = result.get("message", "The documents do not answer that.")
+                text = result["reply"]
             self.responses = [AIMessage(content=text)]
         self.i = 0
         return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)

@@ -1,27 +1,8 @@
-"""spanqa's engine: the reader, the intent router, the assistant that joins them, and the LangChain plugin.
+"""spanqa's plugin (`spanqa.plugin`), in three rooms:
 
-Names resolve lazily so that `spanqa --help` does not import torch or LangChain.
+- `engine/` — what answers: the reader, the intent router, the assistant that joins them, collection opening.
+- `doors/` — how applications reach the engine: the CLI and the LangChain toolkit (MCP and HTTP go here too).
+- `lab/` — how models are trained and evaluated: reader training, SQuAD metrics, intent evaluation.
+
+Imports point one way: doors → engine → retriever; the lab may import the engine, never the reverse.
 """
-
-from __future__ import annotations
-
-import importlib
-
-_EXPORTS = {
-    "Assistant": "plugin.assistant",
-    "Response": "plugin.assistant",
-    "Reader": "plugin.reader",
-    "Answer": "plugin.reader",
-    "IntentClassifier": "plugin.router",
-    "Intent": "plugin.router",
-    "Settings": "plugin.config",
-    "SpanqaToolkit": "plugin.tools",
-    "SpanqaRetriever": "plugin.tools",
-}
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'plugin' has no attribute {name!r}")

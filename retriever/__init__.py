@@ -1,14 +1,23 @@
-"""spanqa's retriever: files → Documents → Passages → vectors and BM25 → ranked Hits."""
+"""spanqa's retriever (`spanqa.retriever`): files → Documents → Passages → vectors and BM25 → ranked Hits.
 
-from retriever.chunking import Chunker, ChunkingSettings
-from retriever.collection import SEARCH_MODES, Collection, CollectionLimits, IngestReport
-from retriever.embedding import Embedder
-from retriever.errors import CollectionCorruptError, CollectionError, EmbeddingMismatchError
-from retriever.loaders import LoadError, load_bytes, load_paths
-from retriever.records import Document, Hit, PageSpan, Passage, SkippedFile
+Names resolve lazily, so importing a record type does not load FAISS or sentence-transformers.
+"""
 
-__all__ = [
-    "Chunker", "ChunkingSettings", "Collection", "CollectionLimits", "IngestReport", "SEARCH_MODES", "Embedder",
-    "CollectionError", "CollectionCorruptError", "EmbeddingMismatchError", "LoadError", "load_bytes",
-    "load_paths", "Document", "Hit", "PageSpan", "Passage", "SkippedFile",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Chunker": "chunking", "ChunkingSettings": "chunking",
+    "Collection": "collection", "IngestReport": "collection",
+    "Embedder": "embedding",
+    "LoadError": "loaders", "load_bytes": "loaders", "load_paths": "loaders",
+    "Document": "records", "Hit": "records", "PageSpan": "records", "Passage": "records", "SkippedFile": "records",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

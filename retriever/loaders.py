@@ -13,13 +13,13 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retriever.records import Document, PageSpan, SkippedFile
+from spanqa.retriever.records import Document, PageSpan, SkippedFile
 
-__all__ = ["LoadError", "LoadReport", "SUPPORTED_SUFFIXES", "load_bytes", "load_paths", "safe_source_name",
-           "DEFAULT_MAX_FILE_BYTES"]
+from spanqa.settings import DEFAULT_MAX_FILE_BYTES
+
+__all__ = ["LoadError", "LoadReport", "SUPPORTED_SUFFIXES", "load_bytes", "load_paths", "safe_source_name"]
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf", ".docx")
-DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 # A DOCX is a zip: refuse one whose parts would inflate past this (a zip bomb) before opening it.
 MAX_DOCX_UNCOMPRESSED = 200 * 1024 * 1024
 

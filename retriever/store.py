@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from retriever.records import Document, PageSpan, Passage
+from spanqa.retriever.records import Document, PageSpan, Passage
 
 __all__ = ["Store", "DocumentInfo", "Feedback"]
 

@@ -19,7 +19,7 @@ os.environ["SPANQA_ROUTER"] = str(_SESSION_CACHE / "router")
 
 @pytest.fixture(scope="session")
 def embedder():
-    from retriever import Embedder
+    from spanqa.retriever import Embedder
 
     e = Embedder()
     e.warm_up()

@@ -32,7 +32,7 @@ def parse_version(text: str) -> tuple[int, int] | None:
 
 
 def main() -> None:
-    from retriever import Collection
+    from spanqa.retriever import Collection
 
     path, seed = sys.argv[1], int(sys.argv[2])
     rng = random.Random(seed)

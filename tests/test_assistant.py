@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from spanqa.plugin.engine.assistant import Assistant
+from spanqa.retriever import Collection
 
-from plugin.assistant import Assistant
-from plugin.errors import InputError
-from retriever import Collection
+from spanqa.errors import InputError
 
 pytestmark = pytest.mark.integration
 

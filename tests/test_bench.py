@@ -106,7 +106,7 @@ def test_reliability_bins_and_ece():
 @pytest.mark.integration
 @pytest.mark.slow
 def test_quick_side_by_side_run_writes_results_report_and_plots(tmp_path):
-    from plugin.cli import main
+    from spanqa.plugin.doors.cli import main
 
     write_squad(tmp_path / "mini.json")
     write_clinc(tmp_path / "clinc.json")

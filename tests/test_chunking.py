@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from retriever.chunking import Chunker, ChunkingSettings, sentence_spans
-from retriever.records import Document, PageSpan
+from spanqa.retriever.chunking import Chunker, ChunkingSettings, sentence_spans
+from spanqa.retriever.records import Document, PageSpan
 
 
 def test_sentence_spans_trim_and_split():

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from plugin.cli import main
+from spanqa.plugin.doors.cli import main
 
 pytestmark = pytest.mark.integration
 
@@ -28,43 +27,76 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 def test_ingest_search_docs_ask_json(tmp_path, corpus, capsys):
     col = str(tmp_path / "col")
-    code, out, _ = run(capsys, "ingest", str(corpus), "--collection", col, "--json")
+    code, out, err = run(capsys, "ingest", str(corpus), "--collection", col, "--json")
     report = json.loads(out)
     assert code == 0 and len(report["added"]) == 1 and "not a readable PDF" in report["skipped"][0]["reason"]
+    assert "skipped" in err and "garbage.pdf" in err  # each skipped path is named on stderr, stdout stays JSON
 
     code, out, _ = run(capsys, "search", "how often to water", "--collection", col, "-k", "1", "--json")
-    hits = json.loads(out)
-    assert hits[0]["passage"]["source"].endswith("plant.md") and hits[0]["dense_score"] > 0.2
+    data = json.loads(out)
+    assert data["schema"] == 1 and data["query"] == "how often to water"
+    assert data["passages"][0]["source"].endswith("plant.md") and data["passages"][0]["dense_score"] > 0.2
+    assert data["passages"][0]["citation"] == "plant.md, page 1"
 
     code, out, _ = run(capsys, "ask", "How often should I water the fern?", "--collection", col, "--json")
     answer = json.loads(out)
-    assert {"intent", "abstained", "reply", "answers"} <= set(answer)
-    assert answer["intent"] == "document_question" and not answer["abstained"]
+    assert answer["schema"] == 1 and answer["intent"]["label"] == "document_question" and not answer["abstained"]
     best = answer["answers"][0]
-    assert {"text", "score", "document", "page", "start", "end"} <= set(best)
-    assert "three days" in best["text"] and best["document"].endswith("plant.md")
+    assert {"text", "score", "source", "document_id", "page", "start", "end", "citation"} <= set(best)
+    assert "three days" in best["text"] and best["source"].endswith("plant.md")
 
-    code, out, _ = run(capsys, "docs", "list", "--collection", col)
-    assert "plant.md" in out and "1 documents" in out
+    code, out, _ = run(capsys, "docs", "list", "--collection", col, "--json")
+    documents = json.loads(out)["documents"]
+    assert documents[0]["source"].endswith("plant.md") and documents[0]["added"].endswith("+00:00")
 
 
-def test_ask_many_questions_from_a_file(tmp_path, corpus, capsys):
+def test_ask_many_questions_from_a_file_and_from_stdin(tmp_path, corpus, capsys, monkeypatch):
+    import io
+
     col = str(tmp_path / "col")
     run(capsys, "ingest", str(corpus), "--collection", col)
     questions = tmp_path / "q.txt"
     questions.write_text("hello!\nWhere should the fern stand?\n\n")
     code, out, _ = run(capsys, "ask", "--questions", str(questions), "--collection", col, "--json")
     lines = [json.loads(line) for line in out.strip().splitlines()]
-    assert code == 0 and [line["intent"] for line in lines] == ["greeting", "document_question"]
+    assert code == 0 and [line["intent"]["label"] for line in lines] == ["greeting", "document_question"]
     assert lines[0]["answers"] == []
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello!\nWhere should the fern stand?\n"))
+    code, out, _ = run(capsys, "ask", "-", "--collection", col, "--json")
+    assert [json.loads(line)["intent"]["label"] for line in out.strip().splitlines()] == [
+        "greeting", "document_question"]
+
+
+def test_environment_settings_reach_ask_unless_an_option_is_given(tmp_path, corpus, capsys, monkeypatch):
+    col = str(tmp_path / "col")
+    run(capsys, "ingest", str(corpus), "--collection", col)
+    monkeypatch.setenv("SPANQA_ANSWER_THRESHOLD", "1.0")  # nothing clears a threshold of 1: spanqa abstains
+    monkeypatch.setenv("SPANQA_TOP_K", "1")
+    monkeypatch.setenv("SPANQA_RETRIEVAL_MODE", "bm25")
+    _, out, _ = run(capsys, "ask", "How often should I water the fern?", "--collection", col, "--json")
+    answer = json.loads(out)
+    assert answer["abstained"] and len(answer["passages"]) == 1 and answer["passages"][0]["dense_score"] is None
+    _, out, _ = run(capsys, "ask", "How often should I water the fern?", "--collection", col, "--json",
+                    "--threshold", "0.0", "--mode", "hybrid")
+    answer = json.loads(out)
+    assert not answer["abstained"] and answer["passages"][0]["dense_score"] is not None
+
+
+def test_ingest_of_nothing_readable_creates_no_collection(tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.pdf").write_bytes(b"%PDF-1.4 nothing")
+    code, out, err = run(capsys, "ingest", str(bad), "--collection", str(tmp_path / "col"))
+    assert code == 1 and "broken.pdf" in err and "no collection created" in err
+    assert not (tmp_path / "col").exists()
 
 
 def test_classify_json_keys(capsys):
     code, out, _ = run(capsys, "classify", "set an alarm for seven", "--json")
     data = json.loads(out)
-    assert set(data) == {"label", "confidence", "out_of_scope", "alternatives"}
-    assert data["out_of_scope"] is True
-    assert all(set(a) == {"label", "confidence"} for a in data["alternatives"])
+    assert data["schema"] == 1 and set(data["intent"]) == {"label", "confidence", "out_of_scope", "alternatives"}
+    assert data["intent"]["out_of_scope"] is True
+    assert all(set(a) == {"label", "confidence"} for a in data["intent"]["alternatives"])
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
@@ -82,3 +114,21 @@ def test_eval_reader_json(tmp_path, capsys):
     scores = json.loads(out)
     assert code == 0 and set(scores) == {"exact_match", "f1", "count"} and scores["count"] == 5
     assert 0 <= scores["exact_match"] <= scores["f1"] <= 100
+
+
+@pytest.mark.parametrize("command", ["ask", "search", "ingest", "docs", "setup", "train-reader", "classify"])
+def test_every_subcommand_has_a_description_and_shows_defaults(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert "usage: spanqa " + command in out and len(out.split("\n\n")[1].strip()) > 10
+    if command == "ask":
+        assert "default: 5, or $SPANQA_TOP_K" in out and "default: 0.3, or $SPANQA_ANSWER_THRESHOLD" in out
+
+
+def test_version(capsys):
+    import spanqa
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"spanqa {spanqa.__version__}"

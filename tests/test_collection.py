@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from spanqa.retriever import Collection, Embedder
 
-from retriever import Collection, Embedder
-from retriever.errors import CollectionCorruptError, CollectionError, EmbeddingMismatchError
+from spanqa.errors import CollectionCorruptError, CollectionError, EmbeddingMismatchError
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ KILL_TRIALS = 20
 def check_collection(path: Path, embedder) -> int:
     """Open the collection after a crash: it must open, its three stores must agree, and every document must be
     one whole version with exactly that version's passages. Returns the number of documents checked."""
-    from retriever import Collection
+    from spanqa.retriever import Collection
 
     collection = Collection(path, embedder=embedder)
     try:
@@ -66,8 +66,8 @@ def test_sigkill_during_ingest_leaves_each_document_old_or_new_never_half(tmp_pa
 @pytest.mark.slow
 @pytest.mark.integration
 def test_eight_askers_while_another_thread_ingests_and_deletes(tmp_path, embedder):
-    from plugin.assistant import Assistant
-    from retriever import Collection
+    from spanqa.plugin.engine.assistant import Assistant
+    from spanqa.retriever import Collection
 
     collection = Collection(tmp_path / "busy", embedder=embedder)
     collection.ingest_bytes([(f"doc{i}.txt", document_text(i, 0).encode()) for i in range(DOCUMENTS)])

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-from retriever.fusion import reciprocal_rank_fusion
+from spanqa.retriever.fusion import reciprocal_rank_fusion
 
 
 def test_rrf_rewards_agreement():

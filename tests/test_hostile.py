@@ -4,10 +4,10 @@ and must lose nothing that was already there."""
 from __future__ import annotations
 
 import pytest
+from spanqa.retriever import Collection
+from spanqa.retriever.loaders import LoadError, load_bytes, load_paths
 
-from plugin.config import Settings
-from retriever import Collection, CollectionLimits
-from retriever.loaders import LoadError, load_bytes, load_paths
+from spanqa.settings import CollectionLimits, Settings
 
 
 def tree(root) -> dict[str, bytes]:
@@ -120,8 +120,9 @@ def test_a_stamp_left_by_a_crash_does_not_block_later_saves(tmp_path, embedder):
 
 
 def test_huge_question_is_refused_with_the_limit_named(tmp_path, embedder):
-    from plugin.assistant import Assistant
-    from plugin.errors import InputError
+    from spanqa.plugin.engine.assistant import Assistant
+
+    from spanqa.errors import InputError
 
     assistant = Assistant(Collection(tmp_path / "c", embedder=embedder))
     with pytest.raises(InputError, match=r"102,400 characters long; the limit is 2,000 \(max_question_chars\)"):

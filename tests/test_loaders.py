@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import make_docx, make_pdf
-
-from retriever.loaders import LoadError, load_bytes, load_paths, safe_source_name
+from spanqa.retriever.loaders import LoadError, load_bytes, load_paths, safe_source_name
 
 
 def test_text_and_markdown_keep_their_text():

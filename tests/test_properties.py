@@ -8,15 +8,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from spanqa.plugin.doors.langchain_tools import DocumentQAInput, DocumentSearchInput
+from spanqa.plugin.engine.assistant import Assistant
+from spanqa.plugin.engine.reader import Reader, decode_window
+from spanqa.retriever.chunking import Chunker, ChunkingSettings, sentence_spans
+from spanqa.retriever.loaders import SUPPORTED_SUFFIXES, LoadError, load_bytes, safe_source_name
+from spanqa.retriever.records import Document, Passage
+from spanqa.ui.render import escape_markdown, highlighted_passage
 
-from plugin.assistant import Assistant
-from plugin.errors import InputError
-from plugin.reader import Reader, decode_window
-from plugin.tools import DocumentQAInput, DocumentSearchInput
-from retriever.chunking import Chunker, ChunkingSettings, sentence_spans
-from retriever.loaders import SUPPORTED_SUFFIXES, LoadError, load_bytes, safe_source_name
-from retriever.records import Document, Passage
-from ui.render import escape_markdown, highlighted_passage
+from spanqa.errors import InputError
 
 # Examples per property: about 13,000 generated cases in all, in about a minute.
 MANY = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from plugin.reader import Calibration, Reader, decode_window
-from retriever.records import Passage
+from spanqa.plugin.engine.reader import Calibration, Reader, decode_window
+from spanqa.retriever.records import Passage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,9 +173,8 @@ def tiny_squad(path: Path, n: int = 24) -> Path:
 
 def test_save_load_round_trip_gives_identical_answers(tiny_qa_model, tmp_path):
     import torch
+    from spanqa.plugin.lab.reader_training import _export
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
-    from plugin.reader_training import _export
 
     model = AutoModelForQuestionAnswering.from_pretrained(tiny_qa_model)
     _export(model, AutoTokenizer.from_pretrained(tiny_qa_model), tmp_path / "copy", fp16=False)
@@ -190,7 +188,7 @@ def test_save_load_round_trip_gives_identical_answers(tiny_qa_model, tmp_path):
 
 
 def test_training_lowers_the_loss(tiny_qa_model, tmp_path):
-    from plugin.reader_training import ReaderTrainConfig, train_reader
+    from spanqa.plugin.lab.reader_training import ReaderTrainConfig, train_reader
 
     data = tiny_squad(tmp_path / "train.json")
     cfg = ReaderTrainConfig(train=str(data), out=str(tmp_path / "out"), base=str(tiny_qa_model), epochs=6,
@@ -206,7 +204,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(tiny_qa_model, tmp_path):
 
     data = tiny_squad(tmp_path / "train.json", n=200)
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "plugin.cli", "train-reader", "--train", str(data), "--out", str(out),
+    args = [sys.executable, "-m", "spanqa.plugin.doors.cli", "train-reader", "--train", str(data), "--out", str(out),
             "--base", str(tiny_qa_model), "--epochs", "3", "--batch-size", "2", "--checkpoint-minutes", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

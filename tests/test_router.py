@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pytest
-
-from plugin.errors import DataFileError
-from plugin.intent_eval import expected_calibration_error
-from plugin.intent_training import (
+from spanqa.plugin.engine.router import IntentClassifier, softmax
+from spanqa.plugin.engine.router_eval import expected_calibration_error
+from spanqa.plugin.engine.router_training import (
     IntentTrainConfig,
     choose_threshold,
     fit_temperature,
@@ -17,7 +16,8 @@ from plugin.intent_training import (
     stratified_split,
     train_intent_classifier,
 )
-from plugin.router import IntentClassifier, softmax
+
+from spanqa.errors import DataFileError
 
 TINY = {
     "weather": ["will it rain today", "is it sunny tomorrow", "what's the forecast", "how cold is it outside",
@@ -94,7 +94,7 @@ def test_threshold_sends_unseen_out_of_domain_text_to_out_of_scope():
 
 @pytest.mark.integration
 def test_default_router_routes_and_flags_unseen_text():
-    from plugin.defaults import ensure_default_router
+    from spanqa.plugin.engine.defaults import ensure_default_router
 
     classifier = IntentClassifier(ensure_default_router())
     got = {t: classifier.classify(t) for t in ["hello there!", "thanks a lot", "What does the lease say about pets?",

@@ -63,7 +63,7 @@ def test_upload_then_ask_then_feedback_then_delete(app):
     assert "spanqa-answer\">three" in all_markdown(at)
 
     at.feedback[0].set_value(1).run()
-    from retriever import Collection
+    from spanqa.retriever import Collection
 
     stored = Collection(Path(os.environ["SPANQA_HOME"]) / "collections" / "mine").store.feedback()
     assert [(f.question, f.rating) for f in stored] == [("How much is the deposit?", 1)]
@@ -77,7 +77,7 @@ def test_upload_then_ask_then_feedback_then_delete(app):
 
 
 def test_markup_in_documents_renders_as_text(app):
-    from plugin.collections import ensure_default_collection
+    from spanqa.plugin.engine.collections import ensure_default_collection
 
     collection = ensure_default_collection()
     collection.ingest_bytes([("evil.html.txt", b"The launch code is <script>alert('pwned')</script> 42 "

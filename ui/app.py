@@ -1,23 +1,23 @@
-"""spanqa chat UI: `streamlit run ui/app.py` (or `spanqa ui`). A thin door onto plugin.Assistant."""
+"""spanqa chat UI (`spanqa ui`): a thin door onto the engine's Assistant.
+
+Every reply is rendered from the versioned response JSON (spanqa.plugin.engine.response), the same shape the CLI,
+the tools and the servers return; every spanqa error is shown as a message, never as a traceback.
+"""
 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import streamlit as st
+from spanqa.plugin.engine.assistant import Assistant
+from spanqa.plugin.engine.collections import ensure_default_collection
+from spanqa.retriever.collection import Collection
+from spanqa.retriever.store import Feedback
+from spanqa.ui.render import escape_markdown, highlighted_passage, intent_badge
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run ui/app.py` from a checkout
-
-from plugin.assistant import Assistant, Response  # noqa: E402
-from plugin.collections import ensure_default_collection  # noqa: E402
-from plugin.config import Settings, cache_dir  # noqa: E402
-from plugin.errors import SpanqaError  # noqa: E402
-from retriever import Collection  # noqa: E402
-from retriever.errors import CollectionError  # noqa: E402
-from retriever.store import Feedback  # noqa: E402
-from ui.render import escape_markdown, highlighted_passage, intent_badge, source_label  # noqa: E402
+from spanqa.errors import SpanqaError
+from spanqa.settings import SEARCH_MODES, Settings, cache_dir
 
 DEFAULT = "default"
 st.set_page_config(page_title="spanqa", page_icon="🔎", layout="wide")
@@ -59,7 +59,7 @@ with st.sidebar:
         choice = new_name
     try:
         assistant = engine(choice)
-    except (CollectionError, SpanqaError, OSError) as exc:
+    except (SpanqaError, OSError) as exc:
         st.error(f"Could not open collection {choice!r}: {exc}")
         st.stop()
     collection = assistant.collection
@@ -69,8 +69,12 @@ with st.sidebar:
                                    type=["txt", "md", "markdown", "rst", "html", "htm", "pdf", "docx"])
         if uploads and st.button("Ingest", type="primary"):
             with st.status(f"Ingesting {len(uploads)} file(s)…", expanded=True) as status:
-                report = collection.ingest_bytes([(u.name, u.getvalue()) for u in uploads],
-                                                 progress=lambda message, done, total: status.write(message))
+                try:
+                    report = collection.ingest_bytes([(u.name, u.getvalue()) for u in uploads],
+                                                     progress=lambda message, done, total: status.write(message))
+                except SpanqaError as exc:
+                    status.update(label=str(exc), state="error")
+                    st.stop()
                 for skipped in report.skipped:
                     st.warning(f"Skipped: {skipped.reason}")
                 status.update(label=report.summary(), state="error" if report.skipped and not
@@ -82,47 +86,60 @@ with st.sidebar:
             left, right = st.columns([5, 1])
             left.caption(f"{Path(doc.source).name} · {doc.passages} passages")
             if right.button("🗑", key=f"del-{doc.id}", help=f"Delete {Path(doc.source).name}"):
-                collection.delete(doc.id)
-                st.rerun()
+                try:
+                    collection.delete(doc.id)
+                except SpanqaError as exc:
+                    st.error(str(exc))
+                else:
+                    st.rerun()
 
     with st.expander("Settings", expanded=False):
         defaults = Settings.from_env()
         top_k = st.slider("Passages to read (top-k)", 1, 20, defaults.top_k, key="top_k")
         threshold = st.slider("Answer threshold", 0.0, 1.0, defaults.answer_threshold, 0.05, key="threshold",
                               help="Answers with a lower confidence are withheld; the closest passages are shown.")
-        mode = st.radio("Retrieval", ["hybrid", "dense", "bm25"], key="mode", horizontal=True)
+        mode = st.radio("Retrieval", SEARCH_MODES, index=SEARCH_MODES.index(defaults.retrieval_mode), key="mode",
+                        horizontal=True)
     if st.button("Clear chat"):
         st.session_state.messages = []
 
 
 # --- chat -----------------------------------------------------------------------------------------------------
-def show_response(index: int, response: Response) -> None:
-    st.markdown(intent_badge(response.intent.label, response.intent.confidence))
-    st.markdown(escape_markdown(response.reply))
-    best = response.best
+def show_response(index: int, data: dict) -> None:
+    """Render one reply from its response JSON (schema 1)."""
+    intent = data["intent"]
+    st.markdown(intent_badge(intent["label"], intent["confidence"]))
+    st.markdown(escape_markdown(data["reply"]))
+    best = None if data["abstained"] or not data["answers"] else data["answers"][0]
     if best is not None:
-        passage = next((h.passage for h in response.passages if h.passage.id == best.passage_id), None)
+        passage = next((p for p in data["passages"] if p["passage_id"] == best["passage_id"]), None)
         if passage is not None:
-            st.markdown(highlighted_passage(passage.text, best.start, best.end), unsafe_allow_html=True)
-        st.caption(f"Source: {source_label(best.source, best.page)} · characters {best.document_start}–"
-                   f"{best.document_end} · confidence {best.score:.2f}")
-    if response.passages:
+            offset = passage["start"]
+            st.markdown(highlighted_passage(passage["text"], best["start"] - offset, best["end"] - offset),
+                        unsafe_allow_html=True)
+        st.caption(f"Source: {best['citation']} · characters {best['start']}–{best['end']} · "
+                   f"confidence {best['score']:.2f}")
+    if data["passages"]:
         with st.expander("Other candidates and the passages consulted"):
-            for answer in response.answers[1 if best else 0 :]:
-                st.markdown("- " + escape_markdown(f"“{answer.text}” — {source_label(answer.source, answer.page)} "
-                                                   f"(confidence {answer.score:.2f})"))
-            for hit in response.passages:
-                st.caption(f"{source_label(hit.passage.source, hit.passage.page)} · fused {hit.score:.4f}")
-                st.text(hit.passage.text[:800])
-    if response.route in ("documents", "fallback") and response.answers:
+            for answer in data["answers"][1 if best else 0 :]:
+                st.markdown("- " + escape_markdown(f"“{answer['text']}” — {answer['citation']} "
+                                                   f"(confidence {answer['score']:.2f})"))
+            for passage in data["passages"]:
+                st.caption(f"{passage['citation']} · fused {passage['score']:.4f}")
+                st.text(passage["text"][:800])
+    if data["route"] in ("documents", "fallback") and data["answers"]:
         rating = st.feedback("thumbs", key=f"feedback-{index}")
         saved = st.session_state.setdefault("feedback_saved", set())
         if rating is not None and index not in saved:
-            top = response.answers[0]
-            collection.add_feedback(Feedback(response.message, top.text, top.source, int(rating),
-                                             top.passage_id, top.score))
-            saved.add(index)
-            st.toast("Thanks for the feedback!")
+            top = data["answers"][0]
+            try:
+                collection.add_feedback(Feedback(data["message"], top["text"], top["source"], int(rating),
+                                                 top["passage_id"], top["score"]))
+            except SpanqaError as exc:
+                st.error(str(exc))
+            else:
+                saved.add(index)
+                st.toast("Thanks for the feedback!")
 
 
 st.session_state.setdefault("messages", [])
@@ -149,5 +166,6 @@ if prompt := st.chat_input("Ask a question about your documents"):
             st.session_state.messages.append({"role": "assistant", "content": str(exc)})
             st.error(str(exc))
         else:
-            st.session_state.messages.append({"role": "assistant", "response": response})
-            show_response(len(st.session_state.messages) - 1, response)
+            data = response.to_json()
+            st.session_state.messages.append({"role": "assistant", "response": data})
+            show_response(len(st.session_state.messages) - 1, data)

@@ -4,15 +4,10 @@ or script into the page; the only markup is spanqa's own."""
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
-__all__ = ["highlighted_passage", "intent_badge", "source_label", "escape_markdown"]
+__all__ = ["highlighted_passage", "intent_badge", "escape_markdown"]
 
 CONTEXT_CHARS = 300
-
-
-def source_label(source: str, page: int) -> str:
-    return f"{Path(source).name or source}, page {page}"
 
 
 def highlighted_passage(passage_text: str, start: int, end: int, context: int = CONTEXT_CHARS) -> str:

@@ -8,8 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
-from plugin.router import IntentClassifier, softmax
+from spanqa.plugin.engine.router import IntentClassifier, softmax
 
 __all__ = ["IntentReport", "evaluate_intents", "expected_calibration_error", "reliability_bins", "write_plots"]
 

@@ -17,11 +17,12 @@ import math
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
+from spanqa.retriever.records import Passage
 
-from retriever.records import Passage
+from spanqa.errors import InputError, ModelLoadError
+from spanqa.settings import PRECISIONS, Precision, Settings, default_reader_path
 
 __all__ = [
     "Answer",
@@ -34,8 +35,6 @@ __all__ = [
     "Calibration",
 ]
 
-Precision = Literal["fp32", "int8", "bf16"]
-PRECISIONS: tuple[str, ...] = ("fp32", "int8", "bf16")
 
 
 @dataclass
@@ -230,19 +229,17 @@ class Reader:
         max_answer_tokens: int = 30,
         max_question_tokens: int = 64,
         batch_size: int = 16,
-        precision: Precision = "fp32",
-        threshold: float = 0.3,
+        precision: Precision = Settings.reader_precision,
+        threshold: float = Settings.answer_threshold,
     ) -> None:
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
         if not 0 <= stride < max_seq_len // 2:
             raise ValueError(f"stride must be in [0, max_seq_len/2), got {stride} for max_seq_len {max_seq_len}")
         if max_question_tokens >= max_seq_len - 16:
             raise ValueError("max_question_tokens leaves no room for the passage in a window")
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be within [0, 1], got {threshold}")
-        from plugin.config import default_reader_path
-
         self.model_name = str(model) if model is not None else str(default_reader_path())
         self.max_seq_len = max_seq_len
         self.stride = stride
@@ -272,8 +269,6 @@ class Reader:
             return
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
-        from plugin.errors import ModelLoadError
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model_name)
@@ -367,6 +362,7 @@ class Reader:
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoding]
         lengths = [len(ids) for ids in encoding["input_ids"]]
         order = np.argsort(lengths, kind="stable")
+        device = getattr(self.model, "device", "cpu")  # a model being trained may sit on a GPU
         starts: list[np.ndarray | None] = [None] * len(lengths)
         ends: list[np.ndarray | None] = [None] * len(lengths)
         with torch.inference_mode():
@@ -374,9 +370,9 @@ class Reader:
                 idx = order[b : b + self.batch_size]
                 rows = [{k: list(encoding[k][i]) for k in keys} for i in idx]
                 batch = pad_batch(rows, self.tokenizer.pad_token_id or 0, torch)
-                out = self.model(**batch)
-                s = out.start_logits.float().numpy()
-                e = out.end_logits.float().numpy()
+                out = self.model(**{k: v.to(device) for k, v in batch.items()})
+                s = out.start_logits.float().cpu().numpy()
+                e = out.end_logits.float().cpu().numpy()
                 for row, i in enumerate(idx):
                     starts[i] = s[row, : lengths[i]]
                     ends[i] = e[row, : lengths[i]]

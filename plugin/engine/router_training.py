@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from spanqa.plugin.engine.router import IntentClassifier, RouterConfig, softmax
+from spanqa.plugin.engine.training_utils import bf16_supported, seed_everything
 
-from plugin.errors import DataFileError
-from plugin.router import IntentClassifier, RouterConfig, softmax
-from plugin.training_utils import bf16_supported, seed_everything
+from spanqa.errors import DataFileError
 
 __all__ = ["IntentTrainConfig", "load_labelled", "stratified_split", "fit_temperature", "choose_threshold",
            "train_intent_classifier", "OOS_LABELS"]
@@ -141,11 +141,11 @@ def _batches(n: int, batch_size: int, rng: random.Random, shuffle: bool) -> list
 def train_intent_classifier(cfg: IntentTrainConfig, progress: bool = True) -> dict:
     """Train, calibrate, choose the threshold, save to `cfg.out`; returns a summary with validation metrics."""
     import torch
+    from spanqa.plugin.engine.router_eval import evaluate_intents
     from tqdm import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from plugin.config import default_embedder_path
-    from plugin.intent_eval import evaluate_intents
+    from spanqa.settings import default_embedder_path
 
     started = time.time()
     seed_everything(cfg.seed)

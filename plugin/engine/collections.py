@@ -1,7 +1,7 @@
 """Finding, opening, building and re-indexing collections, including the bundled default one.
 
-The default collection is spanqa's own documentation (README.md and docs/), so a newcomer can ask spanqa about
-spanqa. It is built on first use into the cache directory and refreshed when those files change (unchanged
+The default collection is spanqa's own documentation (docs/, shipped inside the package), so a newcomer can ask
+spanqa about spanqa. It is built on first use into the cache directory and refreshed when those files change (unchanged
 files cost a hash comparison, no embedding).
 """
 
@@ -10,16 +10,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from plugin.config import PROJECT_ROOT, Settings, default_collection_path
-from retriever import Collection, CollectionLimits, Embedder
-from retriever.loaders import LoadReport
+from spanqa.retriever.collection import Collection
+from spanqa.retriever.embedding import Embedder
+from spanqa.retriever.loaders import LoadReport
+
+from spanqa.settings import CollectionLimits, Settings, default_collection_path, default_documents_path
 
 __all__ = ["default_sources", "resolve_collection_path", "open_collection", "ensure_default_collection",
            "reindex_collection"]
 
 
 def default_sources() -> list[Path]:
-    return [p for p in (PROJECT_ROOT / "README.md", PROJECT_ROOT / "docs") if p.exists()]
+    return [default_documents_path()]
 
 
 def resolve_collection_path(collection: str | Path | None) -> Path:
@@ -51,7 +53,7 @@ def reindex_collection(collection: str | Path | None, embedder: str | None = Non
     if embedder is None:
         Collection.repair(path)
         return f"Rebuilt the dense and BM25 indexes of {path} from its database."
-    from retriever.store import Store
+    from spanqa.retriever.store import Store
 
     store = Store(path / "collection.sqlite", create=False)
     documents = [store.document(info.id) for info in store.documents()]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from plugin.errors import ModelLoadError
+from spanqa.errors import ModelLoadError
 
 __all__ = ["Intent", "IntentClassifier", "RouterConfig", "ROUTING_INTENTS", "OUT_OF_SCOPE", "softmax"]
 

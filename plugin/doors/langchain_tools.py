@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import BaseTool, BaseToolkit, ToolException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from spanqa.plugin.engine.response import SCHEMA_VERSION, Response, hit_json, hits_json, intent_json, response_json
 
-from plugin.assistant import Response
-from plugin.config import Settings
-from plugin.errors import SpanqaError
-from retriever.errors import CollectionError
+from spanqa.errors import SpanqaError
+from spanqa.settings import SEARCH_MODES, SearchMode, Settings
 
 __all__ = ["DocumentQATool", "DocumentSearchTool", "ClassifyIntentTool", "SpanqaToolkit", "SpanqaRetriever"]
 
-MAX_QUESTION_CHARS = Settings.from_env().max_question_chars
+_SETTINGS = Settings.from_env()
+MAX_QUESTION_CHARS = _SETTINGS.max_question_chars
 PASSAGE_PREVIEW_CHARS = 600
 
 
@@ -36,26 +35,23 @@ def _guarded(call, *args, **kwargs):
     """Run an engine call; turn every expected failure into a ToolException the agent can act on."""
     try:
         return call(*args, **kwargs)
-    except (SpanqaError, CollectionError, ValueError) as exc:
+    except (SpanqaError, ValueError) as exc:
         raise ToolException(f"{exc} Rephrase the request or change the arguments, then try again.") from exc
     except FileNotFoundError as exc:
         raise ToolException(f"A model or collection file is missing ({exc}). Tell the user to check the "
                             "spanqa installation.") from exc
 
 
-def _citation(answer) -> dict:
-    return {"source": Path(answer.source).name or answer.source, "page": answer.page,
-            "start": answer.document_start, "end": answer.document_end}
-
-
-def answer_content(response: Response) -> str:
-    if response.abstained:
-        closest = [{"source": Path(h.passage.source).name, "page": h.passage.page} for h in response.passages[:3]]
-        return json.dumps({"answered": False, "message": response.reply, "closest_passages": closest},
-                          ensure_ascii=False)
-    best = response.answers[0]
-    return json.dumps({"answered": True, "answer": best.text, "confidence": round(best.score, 3), **_citation(best)},
-                      ensure_ascii=False)
+def _validation_message(error: Exception) -> str:
+    """A tool-argument error the agent can act on: each bad field, what is wrong and the limit."""
+    if not isinstance(error, ValidationError):
+        return f"Invalid tool input: {error}"
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item.get("loc", ())) or "input"
+        limits = ", ".join(f"{k}={v}" for k, v in (item.get("ctx") or {}).items())
+        problems.append(f"{where}: {item.get('msg', 'invalid')}" + (f" ({limits})" if limits else ""))
+    return "Invalid tool input — " + "; ".join(problems) + ". Fix these arguments and call the tool again."
 
 
 class _EngineTool(BaseTool):
@@ -64,7 +60,7 @@ class _EngineTool(BaseTool):
     assistant: Any = Field(exclude=True)
     response_format: Literal["content_and_artifact"] = "content_and_artifact"
     handle_tool_error: bool = True
-    handle_validation_error: bool = True
+    handle_validation_error: Any = Field(default_factory=lambda: _validation_message)
 
     async def _arun(self, *args: Any, run_manager: Any = None, **kwargs: Any):
         # The engine is CPU-bound and releases the GIL inside torch/FAISS: a worker thread keeps the event
@@ -76,10 +72,12 @@ class DocumentQAInput(BaseModel):
     question: str = Field(description="The user's question, in natural language, to answer from their documents.",
                           min_length=1, max_length=MAX_QUESTION_CHARS)
     top_k: int | None = Field(default=None, ge=1, le=50,
-                              description="How many passages to read (default 5). Raise it for broad questions.")
+                              description=f"How many passages to read (default {_SETTINGS.top_k}). Raise it for "
+                                          "broad questions.")
     min_score: float | None = Field(default=None, ge=0.0, le=1.0,
-                                    description="Lowest confidence to accept an answer (default 0.3). Raise it when "
-                                                "a wrong answer would be costly.")
+                                    description="Lowest confidence to accept an answer (default "
+                                                f"{_SETTINGS.answer_threshold}). Raise it when a wrong answer "
+                                                "would be costly.")
 
 
 class DocumentQATool(_EngineTool):
@@ -92,16 +90,17 @@ class DocumentQATool(_EngineTool):
     def _run(self, question: str, top_k: int | None = None, min_score: float | None = None,
              run_manager: Any = None) -> tuple[str, Response]:
         response = _guarded(self.assistant.answer, question, top_k=top_k, threshold=min_score)
-        return answer_content(response), response
+        return json.dumps(response_json(response, PASSAGE_PREVIEW_CHARS), ensure_ascii=False), response
 
 
 class DocumentSearchInput(BaseModel):
     query: str = Field(description="What to look for in the documents: keywords or a question.",
                        min_length=1, max_length=MAX_QUESTION_CHARS)
-    k: int = Field(default=5, ge=1, le=50, description="How many passages to return.")
-    mode: Literal["hybrid", "dense", "bm25"] = Field(
-        default="hybrid", description="hybrid (default) for most queries; bm25 for exact codes or names; dense "
-                                      "for paraphrases.")
+    k: int | None = Field(default=None, ge=1, le=50,
+                          description=f"How many passages to return (default {_SETTINGS.top_k}).")
+    mode: SearchMode | None = Field(
+        default=None, description=f"{' | '.join(SEARCH_MODES)} (default {_SETTINGS.retrieval_mode}): hybrid for most "
+                                  "queries; bm25 for exact codes or names; dense for paraphrases.")
 
 
 class DocumentSearchTool(_EngineTool):
@@ -110,11 +109,9 @@ class DocumentSearchTool(_EngineTool):
                         "Use it to browse or when document_qa finds no single answer.")
     args_schema: type[BaseModel] = DocumentSearchInput
 
-    def _run(self, query: str, k: int = 5, mode: str = "hybrid", run_manager: Any = None):
+    def _run(self, query: str, k: int | None = None, mode: str | None = None, run_manager: Any = None):
         hits = _guarded(self.assistant.search, query, k=k, mode=mode)
-        content = [{"source": Path(h.passage.source).name, "page": h.passage.page,
-                    "text": h.passage.text[:PASSAGE_PREVIEW_CHARS], "score": round(h.score, 4)} for h in hits]
-        return json.dumps({"passages": content}, ensure_ascii=False), hits
+        return json.dumps(hits_json(query, hits, PASSAGE_PREVIEW_CHARS), ensure_ascii=False), hits
 
 
 class ClassifyIntentInput(BaseModel):
@@ -129,9 +126,7 @@ class ClassifyIntentTool(_EngineTool):
 
     def _run(self, message: str, run_manager: Any = None):
         intent = _guarded(self.assistant.classify, message)
-        data = intent.to_dict()
-        content = {k: data[k] for k in ("label", "confidence", "out_of_scope", "alternatives")}
-        return json.dumps(content), intent
+        return json.dumps({"schema": SCHEMA_VERSION, "intent": intent_json(intent)}), intent
 
 
 class SpanqaToolkit(BaseToolkit):
@@ -150,13 +145,12 @@ class SpanqaRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     assistant: Any = Field(exclude=True)
-    k: int = 5
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    k: int = Field(default_factory=lambda: Settings.from_env().top_k)
+    mode: SearchMode = Field(default_factory=lambda: Settings.from_env().retrieval_mode)
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:
-        hits = self.assistant.search(query, k=self.k, mode=self.mode)
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                k: int | None = None, mode: str | None = None) -> list[LCDocument]:
+        """`invoke(query, k=1)` or `invoke(query, mode="bm25")` overrides the retriever's own k and mode."""
+        hits = self.assistant.search(query, k=k or self.k, mode=mode or self.mode)
         return [LCDocument(page_content=h.passage.text, id=str(h.passage.id),
-                           metadata={"source": h.passage.source, "page": h.passage.page, "start": h.passage.start,
-                                     "end": h.passage.end, "passage_id": h.passage.id, "score": h.score,
-                                     "dense_score": h.dense_score, "bm25_score": h.bm25_score})
-                for h in hits]
+                           metadata={k: v for k, v in hit_json(h).items() if k != "text"}) for h in hits]

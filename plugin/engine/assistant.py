@@ -18,16 +18,18 @@ Below the threshold the reply says the documents do not answer the question and 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-from plugin.config import Settings
-from plugin.errors import InputError
-from plugin.reader import Answer, Reader
-from plugin.router import Intent, IntentClassifier
-from retriever import Collection, Hit
+from spanqa.plugin.engine.reader import Answer, Reader
+from spanqa.plugin.engine.response import Response, citation
+from spanqa.plugin.engine.router import Intent, IntentClassifier
+from spanqa.retriever import Collection, Hit
 
-__all__ = ["Assistant", "Response", "ROUTES", "REPLIES", "passage_relevance", "response_to_json"]
+from spanqa.errors import InputError
+from spanqa.settings import Settings
+
+__all__ = ["Assistant", "Response", "ROUTES", "REPLIES", "passage_relevance"]
 
 # intent → handler. A message the router is unsure about (below its threshold) takes the "fallback" route:
 # it tries the documents, but answers only when the answer clears a stricter bar (FALLBACK_THRESHOLD), because
@@ -59,36 +61,6 @@ def passage_relevance(cosine: float | None) -> float:
     if cosine is None:
         return 1.0  # BM25-only search matched the question's words: no dense evidence either way
     return min(1.0, max(0.0, (cosine - 0.05) / 0.25))
-
-
-@dataclass
-class Response:
-    """What the assistant says, and everything it used to say it."""
-
-    message: str
-    intent: Intent
-    route: str
-    reply: str
-    answers: list[Answer] = field(default_factory=list)
-    passages: list[Hit] = field(default_factory=list)
-    abstained: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def best(self) -> Answer | None:
-        return None if self.abstained or not self.answers else self.answers[0]
-
-    def to_dict(self) -> dict:
-        return {
-            "message": self.message,
-            "intent": self.intent.to_dict(),
-            "route": self.route,
-            "reply": self.reply,
-            "abstained": self.abstained,
-            "answers": [a.to_dict() for a in self.answers],
-            "passages": [h.to_dict() for h in self.passages],
-            "timings": self.timings,
-        }
 
 
 class Assistant:
@@ -124,7 +96,7 @@ class Assistant:
     @property
     def collection(self) -> Collection:
         if self._collection is None:
-            from plugin.collections import open_collection
+            from spanqa.plugin.engine.collections import open_collection
 
             self._collection = open_collection(self._collection_arg, limits=self.settings.collection_limits())
         return self._collection
@@ -132,7 +104,7 @@ class Assistant:
     @property
     def router(self) -> IntentClassifier:
         if self._router is None:
-            from plugin.defaults import ensure_default_router
+            from spanqa.plugin.engine.defaults import ensure_default_router
 
             self._router = IntentClassifier(ensure_default_router())
         return self._router
@@ -233,8 +205,7 @@ class Assistant:
 
     @staticmethod
     def _answer_text(answer: Answer) -> str:
-        source = Path(answer.source).name or answer.source
-        return f"“{answer.text}” — {source}, page {answer.page} (confidence {answer.score:.2f})"
+        return f"“{answer.text}” — {citation(answer.source, answer.page)} (confidence {answer.score:.2f})"
 
     @staticmethod
     def _abstention_text(hits: list[Hit]) -> str:
@@ -242,7 +213,7 @@ class Assistant:
             return "The documents don't answer that: no passage matched the question."
         names = []
         for h in hits[:3]:
-            name = f"{Path(h.passage.source).name}, page {h.passage.page}"
+            name = citation(h.passage.source, h.passage.page)
             if name not in names:
                 names.append(name)
         return "The documents don't seem to answer that. The closest passages are in: " + "; ".join(names) + "."
@@ -253,17 +224,3 @@ class Assistant:
                 "that holds the answer, with its source and page. Ask a question such as “What does the "
                 "warranty cover?”, upload documents in the sidebar (or run `spanqa ingest PATH`), and adjust "
                 "top-k, the answer threshold and the retrieval mode in the settings.")
-
-
-def response_to_json(response: Response) -> dict:
-    """The compact shape `spanqa ask --json` prints: intent, abstained, reply and the answers with citations."""
-    return {
-        "intent": response.intent.label,
-        "confidence": response.intent.confidence,
-        "abstained": response.abstained,
-        "reply": response.reply,
-        "answers": [{"text": a.text, "score": a.score, "document": a.source, "document_id": a.document_id,
-                     "page": a.page, "start": a.document_start, "end": a.document_end} for a in response.answers],
-        "timings": response.timings,
-    }
-

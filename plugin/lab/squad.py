@@ -9,6 +9,7 @@ and an answer whose text is absent from its context is dropped.
 from __future__ import annotations
 
 import collections
+import gzip
 import json
 import re
 import string
@@ -66,7 +67,8 @@ def load_squad(path: str | Path, limit: int | None = None) -> list[QAExample]:
     """Read a SQuAD-format JSON file into examples.
 
     Args:
-        path: a SQuAD v1.1 or v2.0 style file (`{"data": [{"title", "paragraphs": [{"context", "qas"}]}]}`).
+        path: a SQuAD v1.1 or v2.0 style file (`{"data": [{"title", "paragraphs": [{"context", "qas"}]}]}`),
+            plain or gzip-compressed (`.gz`).
         limit: keep only the first `limit` questions (for quick runs).
 
     Raises:
@@ -77,9 +79,10 @@ def load_squad(path: str | Path, limit: int | None = None) -> list[QAExample]:
     if not path.is_file():
         raise FileNotFoundError(f"SQuAD file not found: {path}")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        raw = json.loads(data.decode("utf-8"))
         articles = raw["data"]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
         raise ValueError(f"{path} is not a SQuAD-format JSON file (expected a top-level 'data' list): {exc}") from exc
     examples: list[QAExample] = []
     for a_index, article in enumerate(articles):

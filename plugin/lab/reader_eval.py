@@ -7,10 +7,9 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-
-from plugin.reader import Calibration, Reader
-from plugin.squad import QAExample, exact_match_score, f1_score, max_over_ground_truths
-from retriever.records import Passage
+from spanqa.plugin.engine.reader import Calibration, Reader
+from spanqa.plugin.lab.squad import QAExample, exact_match_score, f1_score, max_over_ground_truths
+from spanqa.retriever.records import Passage
 
 __all__ = ["ReaderScores", "evaluate_reader", "gold_passage", "fit_calibration", "negative_examples"]
 

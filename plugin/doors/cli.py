@@ -1,0 +1,494 @@
+"""The `spanqa` command line: ingest, search, ask, train, evaluate and benchmark.
+
+Options that tune answering default to "not given": then the setting comes from its SPANQA_* environment variable,
+or from its default in spanqa.settings, the one home of every default and allowed value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from spanqa import __version__
+from spanqa.errors import SpanqaError
+from spanqa.settings import PACKAGE_ROOT, PRECISIONS, SEARCH_MODES, Settings
+
+COMMANDS: dict[str, callable] = {}
+
+
+def command(name: str):
+    def register(fn):
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=None))
+
+
+# --- collection -------------------------------------------------------------------------------------
+
+def _open_collection(args, create: bool = False):
+    from spanqa.plugin.engine.collections import open_collection
+
+    return open_collection(args.collection, embedder=getattr(args, "embedder", None), create=create)
+
+
+def _quiet_parsers() -> None:
+    """Parser libraries (pypdf) log warnings about malformed files: send them to stderr as one line each, never
+    to stdout, where --json output goes."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("spanqa: %(name)s: %(message)s"))
+    for name in ("pypdf",):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+
+
+def _tqdm_progress():
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="file")
+
+    def update(message: str, done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_description(message[:60])
+        bar.refresh()
+        if done == total:
+            bar.close()
+
+    return update
+
+
+@command("ingest")
+def _ingest(args) -> int:
+    from spanqa.plugin.engine.collections import resolve_collection_path
+    from spanqa.retriever.chunking import ChunkingSettings
+    from spanqa.retriever.collection import Collection
+    from spanqa.retriever.embedding import Embedder
+    from spanqa.retriever.loaders import load_paths
+
+    _quiet_parsers()
+    path = resolve_collection_path(args.collection)
+    limits = Settings.from_env(max_file_mb=args.max_file_mb,
+                               max_passages_per_document=args.max_passages_per_document).collection_limits()
+    loaded = load_paths(args.paths, args.include, args.exclude, limits.max_file_bytes)
+    for skipped in loaded.skipped:
+        print(f"spanqa ingest: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    if not loaded.documents and not (path / "manifest.json").is_file():
+        print(f"spanqa ingest: nothing to add; no collection created at {path}", file=sys.stderr)
+        return 1
+    chunking = ChunkingSettings(max_tokens=args.chunk_tokens, overlap_tokens=args.overlap_tokens)
+    collection = Collection(path, embedder=Embedder(args.embedder) if args.embedder else None, chunking=chunking,
+                            limits=limits)
+    report = collection.add_documents(loaded, progress=None if args.json else _tqdm_progress())
+    for skipped in report.skipped[len(loaded.skipped):]:
+        print(f"spanqa ingest: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    if args.json:
+        _print_json({"schema": 1, "collection": str(path), **report.to_dict()})
+    else:
+        print(f"{path}: {report.summary()}")
+    return 0 if report.added or report.updated or report.unchanged or not report.skipped else 1
+
+
+@command("search")
+def _search(args) -> int:
+    from spanqa.plugin.engine.response import hits_json
+
+    settings = Settings.from_env(top_k=args.k, retrieval_mode=args.mode)
+    collection = _open_collection(args)
+    query = _read_text_arg(args.query)
+    hits = collection.search(query, k=settings.top_k, mode=settings.retrieval_mode)
+    if args.json:
+        _print_json(hits_json(query, hits))
+        return 0
+    if not hits:
+        print("No passages found." if len(collection) else "The collection is empty: add documents with "
+              "`spanqa ingest PATH`.")
+    for rank, hit in enumerate(hits, start=1):
+        p = hit.passage
+        dense = f"{hit.dense_score:.3f}" if hit.dense_score is not None else "-"
+        bm25 = f"{hit.bm25_score:.2f}" if hit.bm25_score is not None else "-"
+        print(f"[{rank}] {p.source} p.{p.page} chars {p.start}-{p.end}  fused {hit.score:.4f}  dense {dense}  "
+              f"bm25 {bm25}")
+        print("    " + p.text.replace("\n", " ")[:400])
+    return 0
+
+
+@command("docs")
+def _docs(args) -> int:
+    collection = _open_collection(args)
+    if args.action == "remove":
+        if not args.document:
+            raise ValueError("give the document id or source to remove")
+        if not collection.delete(args.document):
+            print(f"No document {args.document!r} in {collection.path}", file=sys.stderr)
+            return 1
+        print(f"Removed {args.document}")
+        return 0
+    documents = collection.documents()
+    if args.json:
+        from spanqa.plugin.engine.response import documents_json
+
+        _print_json(documents_json(documents))
+        return 0
+    for d in documents:
+        print(f"{d.id}  {d.passages:5d} passages  {d.characters:8d} chars  {d.source}")
+    print(f"{len(documents)} documents in {collection.path}")
+    return 0
+
+
+@command("reindex")
+def _reindex(args) -> int:
+    from spanqa.plugin.engine.collections import reindex_collection
+
+    report = reindex_collection(args.collection, embedder=args.embedder)
+    print(report)
+    return 0
+
+
+# --- reader -------------------------------------------------------------------------------------------
+
+@command("train-reader")
+def _train_reader(args) -> int:
+    from spanqa.plugin.lab.reader_training import ReaderTrainConfig, train_reader
+
+    cfg = ReaderTrainConfig(
+        train=args.train, dev=args.dev, out=args.out, base=args.base, max_seq_len=args.max_seq_len,
+        stride=args.stride, batch_size=args.batch_size, lr=args.lr, epochs=args.epochs, max_hours=args.max_hours,
+        negative_ratio=args.negative_ratio, objective=args.objective,
+        negatives_per_question=args.negatives_per_question, dev_limit=args.dev_limit, eval_minutes=args.eval_minutes,
+        checkpoint_minutes=args.checkpoint_minutes, seed=args.seed, limit=args.limit,
+    )
+    summary = train_reader(cfg, resume=args.resume)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    return 0
+
+
+@command("eval-reader")
+def _eval_reader(args) -> int:
+    from spanqa.plugin.engine.reader import Reader
+    from spanqa.plugin.lab.reader_eval import evaluate_reader
+    from spanqa.plugin.lab.squad import load_squad
+
+    precision = Settings.from_env(reader_precision=args.precision).reader_precision
+    reader = Reader(args.model, max_seq_len=args.max_seq_len, stride=args.stride, precision=precision)
+    examples = load_squad(args.data, limit=args.limit)
+    scores = evaluate_reader(reader, examples, progress=not args.json)
+    if args.json:
+        _print_json(scores.to_dict())
+    else:
+        print(f"{args.data}: EM {scores.exact_match:.2f}  F1 {scores.f1:.2f}  ({scores.count} questions)")
+    return 0
+
+
+# --- assistant ------------------------------------------------------------------------------------------
+
+def _read_text_arg(value: str) -> str:
+    """`-` means: read it from standard input."""
+    return sys.stdin.read().strip() if value == "-" else value
+
+
+def _questions(args) -> list[str]:
+    if args.questions:
+        source = sys.stdin if args.questions == "-" else open(args.questions, encoding="utf-8")  # noqa: SIM115
+        with source:
+            return [line.strip() for line in source if line.strip()]
+    if args.question == "-":
+        return [line.strip() for line in sys.stdin if line.strip()]
+    if args.question:
+        return [args.question]
+    raise SpanqaError("give a question, `-` to read questions from standard input, or --questions FILE")
+
+
+@command("ask")
+def _ask(args) -> int:
+    from spanqa.plugin.engine.assistant import Assistant
+    from spanqa.plugin.engine.reader import Reader
+
+    settings = Settings.from_env(top_k=args.top_k, retrieval_mode=args.mode, reader_precision=args.precision,
+                                 answer_threshold=args.threshold)
+    questions = _questions(args)
+    assistant = Assistant(_open_collection(args), reader=Reader(args.reader, precision=settings.reader_precision),
+                          settings=settings)
+    status = 0
+    for question in questions:
+        try:
+            response = assistant.respond(question)
+        except SpanqaError as exc:
+            print(f"spanqa ask: error: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        if args.json:
+            _print_json(response.to_json())
+            continue
+        intent = response.intent
+        print(f"[{intent.label} {intent.confidence:.2f}] {question}")
+        print(f"  {response.reply}")
+        best = response.best
+        if best is not None:
+            print(f"  source: {best.source}  page {best.page}  chars {best.document_start}-{best.document_end}")
+        t = response.timings
+        print("  timings: " + "  ".join(f"{k[:-3]} {v:.0f} ms" for k, v in t.items() if k.endswith("_ms")))
+    return status
+
+
+@command("setup")
+def _setup(args) -> int:
+    from spanqa.plugin.engine.collections import ensure_default_collection
+    from spanqa.plugin.engine.defaults import ensure_default_router
+
+    router = ensure_default_router()
+    print(f"default router: {router}")
+    collection = ensure_default_collection()
+    print(f"default collection: {collection.path} ({len(collection.documents())} documents)")
+    return 0
+
+
+@command("ui")
+def _ui(args) -> int:
+    import math
+    import subprocess
+
+    from spanqa.settings import Settings
+
+    import spanqa.ui
+
+    app = Path(spanqa.ui.__file__).resolve().parent / "app.py"
+    print(f"spanqa chat UI: http://localhost:{args.port}", flush=True)
+    # The uploader refuses what ingestion would refuse anyway, before the bytes cross the network.
+    upload_mb = max(1, math.ceil(Settings.from_env().max_file_mb))
+    command_line = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+                    "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                    "--client.toolbarMode", "minimal", "--server.maxUploadSize", str(upload_mb)]
+    return subprocess.call(command_line)
+
+
+# --- intent router -------------------------------------------------------------------------------------
+
+@command("train-intent")
+def _train_intent(args) -> int:
+    from spanqa.plugin.engine.router_training import IntentTrainConfig, train_intent_classifier
+
+    cfg = IntentTrainConfig(data=args.data, out=args.out, val=args.val, base=args.base, epochs=args.epochs,
+                            batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    summary = train_intent_classifier(cfg)
+    from spanqa.plugin.engine.router_eval import IntentReport
+
+    print(IntentReport(**summary["validation"]).to_text())
+    print(f"\ntemperature {summary['temperature']:.3f}, threshold {summary['threshold']:.3f}, "
+          f"{summary['epochs_run']} epochs, {summary['seconds']:.0f}s → {args.out}")
+    return 0
+
+
+@command("eval-intent")
+def _eval_intent(args) -> int:
+    from spanqa.plugin.engine.router import IntentClassifier, softmax
+    from spanqa.plugin.engine.router_eval import evaluate_intents, write_plots
+    from spanqa.plugin.engine.router_training import load_labelled
+
+    classifier = IntentClassifier(args.model)
+    texts, labels = load_labelled(args.data)
+    logits = classifier.logits(texts)
+    report = evaluate_intents(classifier, texts, labels, uncalibrated_logits=logits)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.to_text())
+    if args.plots:
+        from spanqa.plugin.engine.router_eval import reliability_bins
+
+        raw = softmax(logits, 1.0)
+        correct = raw.argmax(1) == [classifier.labels.index(lab) if lab in classifier.labels else -1 for lab in labels]
+        paths = write_plots(report, args.plots, reliability_bins(raw.max(1), correct))
+        if not args.json:
+            print("plots: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+@command("classify")
+def _classify(args) -> int:
+    from spanqa.plugin.engine.defaults import ensure_default_router
+    from spanqa.plugin.engine.response import SCHEMA_VERSION, intent_json
+    from spanqa.plugin.engine.router import IntentClassifier
+
+    intent = IntentClassifier(args.model or ensure_default_router()).classify(_read_text_arg(args.text))
+    if args.json:
+        _print_json({"schema": SCHEMA_VERSION, "intent": intent_json(intent)})
+    else:
+        flag = "  (out of scope)" if intent.out_of_scope else ""
+        print(f"{intent.label}  {intent.confidence:.3f}{flag}")
+        for label, confidence in intent.alternatives:
+            print(f"  {label}  {confidence:.3f}")
+    return 0
+
+
+def _env_default(field: str) -> str:
+    """Help text for an option that defaults to a setting: its default and its environment variable."""
+    return f"default: {getattr(Settings, field)}, or ${'SPANQA_' + field.upper()}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spanqa", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"spanqa {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    shown = argparse.ArgumentDefaultsHelpFormatter
+
+    def add(name: str, summary: str):
+        return sub.add_parser(name, help=summary, description=summary, formatter_class=shown)
+
+    def collection_args(p, embedder: bool = True):
+        p.add_argument("--collection", help="collection directory (default: the bundled default collection, "
+                                            "or $SPANQA_COLLECTION)")
+        if embedder:
+            p.add_argument("--embedder", help="embedding model id or path (default: bundled all-MiniLM-L6-v2, or "
+                                              "$SPANQA_EMBEDDER)")
+
+    p = add("ingest", "Add files and folders to a collection (created on the first document added).")
+    p.add_argument("paths", nargs="+", help="files and folders to read")
+    collection_args(p)
+    p.add_argument("--include", action="append", help="glob of files to take (repeatable)")
+    p.add_argument("--exclude", action="append", help="glob of files to leave out (repeatable)")
+    p.add_argument("--chunk-tokens", type=int, default=192, help="passage size in tokens (new collections)")
+    p.add_argument("--overlap-tokens", type=int, default=32, help="passage overlap in tokens (new collections)")
+    p.add_argument("--max-file-mb", type=float, help=f"skip larger files ({_env_default('max_file_mb')})")
+    p.add_argument("--max-passages-per-document", type=int,
+                   help=f"refuse documents yielding more passages ({_env_default('max_passages_per_document')})")
+    p.add_argument("--json", action="store_true", help="print the ingest report as JSON")
+
+    p = add("search", "Print the best passages for a query, with their scores and sources.")
+    p.add_argument("query", help="the query; - reads it from standard input")
+    collection_args(p)
+    p.add_argument("-k", type=int, help=f"passages to return ({_env_default('top_k')})")
+    p.add_argument("--mode", choices=SEARCH_MODES, help=f"retrieval mode ({_env_default('retrieval_mode')})")
+    p.add_argument("--json", action="store_true", help="print the versioned response JSON (docs/response.md)")
+
+    p = add("docs", "List or remove the documents of a collection.")
+    p.add_argument("action", choices=["list", "remove"], help="what to do")
+    p.add_argument("document", nargs="?", help="document id or source (for remove)")
+    collection_args(p)
+    p.add_argument("--json", action="store_true", help="print the list as versioned JSON")
+
+    p = add("reindex", "Rebuild a collection's indexes, or re-embed it for another embedding model.")
+    collection_args(p)
+
+    p = add("ask", "Answer questions from a collection: routed, retrieved, extracted and cited.")
+    p.add_argument("question", nargs="?", help="the question; - reads one question per line from standard input")
+    p.add_argument("--questions", help="a file with one question per line (- for standard input)")
+    collection_args(p)
+    p.add_argument("--reader", help="reader model directory or HF id (default: the shipped reader, or "
+                                    "$SPANQA_READER)")
+    p.add_argument("--top-k", type=int, help=f"passages to read ({_env_default('top_k')})")
+    p.add_argument("--threshold", type=float,
+                   help=f"answer confidence below which spanqa abstains ({_env_default('answer_threshold')})")
+    p.add_argument("--mode", choices=SEARCH_MODES, help=f"retrieval mode ({_env_default('retrieval_mode')})")
+    p.add_argument("--precision", choices=PRECISIONS, help=f"reader precision ({_env_default('reader_precision')})")
+    p.add_argument("--json", action="store_true", help="print one versioned response JSON per question")
+
+    p = add("ui", "Start the Streamlit chat UI.")
+    p.add_argument("--port", type=int, default=8501, help="port to serve on")
+
+    p = add("setup", "Build what spanqa needs before its first answer: the default router and collection.")
+
+    p = add("train-reader", "Fine-tune an extractive QA reader on SQuAD-format data.")
+    p.add_argument("--train", required=True, help="SQuAD-format JSON (v1.1 or v2.0 style, or .json.gz)")
+    p.add_argument("--dev", help="SQuAD-format JSON for checkpoint selection and calibration")
+    p.add_argument("--out", required=True, help="output model directory")
+    p.add_argument("--base", help="HF id or path of the encoder to start from (default: bundled MiniLM)")
+    p.add_argument("--max-seq-len", type=int, default=256, help="window length in tokens")
+    p.add_argument("--stride", type=int, default=64, help="window overlap in tokens")
+    p.add_argument("--batch-size", type=int, default=32, help="windows per step")
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training data")
+    p.add_argument("--max-hours", type=float, help="time budget; the learning-rate decay ends inside it")
+    p.add_argument("--negative-ratio", type=float, default=0.25, help="unanswerable questions per question")
+    p.add_argument("--objective", choices=["shared_norm", "window"], default="shared_norm",
+                   help="normalise over all passages of a question, or per window")
+    p.add_argument("--negatives-per-question", type=int, default=3, help="hard negative passages per question")
+    p.add_argument("--dev-limit", type=int, default=1000, help="dev questions used for selection")
+    p.add_argument("--eval-minutes", type=float, default=20.0, help="minutes between dev evaluations")
+    p.add_argument("--checkpoint-minutes", type=float, default=15.0, help="minutes between checkpoints")
+    p.add_argument("--seed", type=int, default=42, help="random seed")
+    p.add_argument("--limit", type=int, help="train on the first N questions only")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint/state.pt")
+
+    p = add("eval-reader", "EM/F1 of a reader on the gold passages of a SQuAD-format file.")
+    p.add_argument("data", help="SQuAD-format JSON")
+    p.add_argument("--model", help="model directory or HF id (default: the shipped reader)")
+    p.add_argument("--max-seq-len", type=int, default=384, help="window length in tokens")
+    p.add_argument("--stride", type=int, default=128, help="window overlap in tokens")
+    p.add_argument("--precision", choices=PRECISIONS, help=f"reader precision ({_env_default('reader_precision')})")
+    p.add_argument("--limit", type=int, help="the first N questions only")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+
+    p = add("train-intent", "Fine-tune an intent classifier on text,label data (CSV or JSONL).")
+    p.add_argument("data", help="labelled messages")
+    p.add_argument("--out", required=True, help="output model directory")
+    p.add_argument("--val", help="validation file (default: a stratified split of DATA)")
+    p.add_argument("--base", help="HF id or path of the encoder (default: bundled MiniLM)")
+    p.add_argument("--epochs", type=int, default=15, help="passes over the data")
+    p.add_argument("--batch-size", type=int, default=32, help="messages per step")
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
+    p.add_argument("--seed", type=int, default=13, help="random seed")
+
+    p = add("eval-intent", "Evaluation report of an intent model on labelled data.")
+    p.add_argument("model", help="intent model directory")
+    p.add_argument("data", help="labelled messages")
+    p.add_argument("--plots", help="directory for reliability.png, confusion.png and report.json")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    sub.add_parser("bench", add_help=False, help="spanqa vs Haystack vs a baseline (from a source checkout; "
+                                                 "spanqa bench --help)")
+
+    p = add("classify", "Classify one message with the intent router.")
+    p.add_argument("text", help="the message; - reads it from standard input")
+    p.add_argument("--model", help="intent model directory (default: the default router)")
+    p.add_argument("--json", action="store_true", help="print the intent as versioned JSON")
+    return parser
+
+
+def _bench(argv: list[str]) -> int:
+    """The benchmark lives beside the source tree (bench/), never inside the product: run it as its own
+    program with its own options, from a checkout."""
+    import subprocess
+
+    checkout = PACKAGE_ROOT.parent
+    if not (checkout / "bench" / "__main__.py").is_file():
+        print("spanqa bench: error: the benchmark ships with the source checkout, not the wheel; "
+              "run `make bench` or `python -m bench` in a clone of spanqa", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, "-m", "bench", *argv], cwd=checkout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # Model-loading reports and hub progress bars are noise on a terminal; errors still show.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.command not in ("train-reader", "train-intent"):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars on every command are noise
+    try:
+        return COMMANDS[args.command](args)
+    except (SpanqaError, OSError, ValueError) as exc:
+        print(f"spanqa {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

