@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from spanqa.retriever.records import Document, PageSpan, Passage
 
+from spanqa.errors import CollectionCorruptError, CollectionError
+
 __all__ = ["Store", "DocumentInfo", "Feedback"]
 
 _SCHEMA = """
@@ -104,13 +106,25 @@ class Store:
                 yield self._conn
                 self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
                 self._conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise self._error(exc) from exc
                 raise
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.DatabaseError) -> CollectionError:
+        """SQLite's failure as a spanqa error that every door shows: busy is retryable, anything else is damage."""
+        if "locked" in str(exc) or "busy" in str(exc):
+            return CollectionError(f"The collection database {self.path} is busy ({exc}); try again in a moment.")
+        return CollectionCorruptError(f"The collection database {self.path} is damaged ({exc}). Re-ingest the "
+                                      "documents into a new collection, or restore it from a backup.")
 
     # --- reads ---------------------------------------------------------------------------------------
 

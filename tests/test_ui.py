@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.integration
-APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")  # = spanqa.ui.app
 
 
 @pytest.fixture
@@ -88,3 +88,20 @@ def test_markup_in_documents_renders_as_text(app):
     for block in html_blocks:
         assert "<script>" not in block and "<img" not in block
     assert not app.exception
+
+
+def test_a_collection_broken_mid_question_is_a_message_not_a_traceback(app):
+    import sqlite3
+
+    from spanqa.retriever import Collection
+
+    path = Path(os.environ["SPANQA_HOME"]) / "collections" / "broken"
+    Collection(path).ingest_bytes([("lease.txt", b"The deposit is three months of rent.")])
+    app.run()
+    app.selectbox(key="collection_choice").select("broken").run()
+    ask(app, "How much is the deposit?")
+    # Someone damages the database under the running engine: the next question fails with a spanqa error.
+    with sqlite3.connect(path / "collection.sqlite") as connection:
+        connection.execute("DROP TABLE passages")
+    ask(app, "How much is the deposit?")
+    assert app.error and "damaged" in app.error[-1].value and not app.exception

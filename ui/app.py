@@ -29,7 +29,8 @@ def collections_root() -> Path:
     return cache_dir() / "collections"
 
 
-@st.cache_resource(show_spinner="Loading models and the collection…")
+@st.cache_resource(show_spinner="Loading models and the collection… (the very first time, spanqa also trains its "
+                                "intent router: 1-2 minutes on 2 CPU cores)")
 def engine(name: str) -> Assistant:
     """One engine per collection, shared by every browser session (the engine's parts lock what they must)."""
     settings = Settings.from_env()
@@ -63,6 +64,11 @@ with st.sidebar:
         st.error(f"Could not open collection {choice!r}: {exc}")
         st.stop()
     collection = assistant.collection
+    try:
+        documents = collection.documents()
+    except SpanqaError as exc:  # a damaged or vanished collection: say so, keep the page
+        st.error(str(exc))
+        st.stop()
 
     with st.expander("Documents", expanded=False):
         uploads = st.file_uploader("Add documents", accept_multiple_files=True, key="uploader",
@@ -79,7 +85,7 @@ with st.sidebar:
                     st.warning(f"Skipped: {skipped.reason}")
                 status.update(label=report.summary(), state="error" if report.skipped and not
                               (report.added or report.updated or report.unchanged) else "complete")
-        documents = collection.documents()
+            documents = collection.documents()
         if not documents:
             st.caption("No documents yet.")
         for doc in documents:
@@ -143,7 +149,7 @@ def show_response(index: int, data: dict) -> None:
 
 
 st.session_state.setdefault("messages", [])
-if not collection.documents():
+if not documents:
     st.info("This collection is empty. Add documents under **Documents** in the sidebar.")
 for index, message in enumerate(st.session_state.messages):
     with st.chat_message(message["role"]):

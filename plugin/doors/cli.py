@@ -257,9 +257,9 @@ def _ui(args) -> int:
     import math
     import subprocess
 
-    from spanqa.settings import Settings
-
     import spanqa.ui
+
+    from spanqa.settings import Settings
 
     app = Path(spanqa.ui.__file__).resolve().parent / "app.py"
     print(f"spanqa chat UI: http://localhost:{args.port}", flush=True)
