@@ -16,6 +16,7 @@ import csv
 import json
 import math
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -215,7 +216,7 @@ def train_intent_classifier(cfg: IntentTrainConfig, progress: bool = True) -> di
         loss_val = nll(val_logits(), val_targets, 1.0)
         history.append({"epoch": epoch + 1, "val_loss": loss_val})
         if progress:
-            print(f"epoch {epoch + 1}: validation loss {loss_val:.4f}", flush=True)
+            print(f"epoch {epoch + 1}: validation loss {loss_val:.4f}", file=sys.stderr, flush=True)
         if loss_val < best_loss - 1e-4:
             best_loss, bad_epochs = loss_val, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

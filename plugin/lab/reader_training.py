@@ -14,6 +14,7 @@ import math
 import os
 import random
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -308,7 +309,8 @@ def train_reader(cfg: ReaderTrainConfig, resume: bool = False, progress: bool = 
     unanswerable = sum(1 for g in groups if not g.answers)
     n_windows = sum(len(f) for f in features)
     print(f"{len(examples)} questions → {len(groups)} groups ({unanswerable} unanswerable), {n_windows} windows "
-          f"({time.time() - t0:.0f}s); objective={cfg.objective} device={device} bf16={use_bf16}", flush=True)
+          f"({time.time() - t0:.0f}s); objective={cfg.objective} device={device} bf16={use_bf16}", file=sys.stderr,
+          flush=True)
     dev_examples = load_squad(cfg.dev, limit=cfg.dev_limit) if cfg.dev else []
 
     decay, no_decay = [], []
@@ -330,7 +332,7 @@ def train_reader(cfg: ReaderTrainConfig, resume: bool = False, progress: bool = 
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = TrainState(**saved["state"])
-        print(f"resumed at step {state.step} ({state.examples_seen} windows seen)", flush=True)
+        print(f"resumed at step {state.step} ({state.examples_seen} windows seen)", file=sys.stderr, flush=True)
 
     def checkpoint() -> None:
         _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -352,7 +354,7 @@ def train_reader(cfg: ReaderTrainConfig, resume: bool = False, progress: bool = 
         point = {"step": state.step, "examples_seen": state.examples_seen, "hours": state.seconds / 3600,
                  "dev_exact_match": scores.exact_match, "dev_f1": scores.f1}
         state.curve.append(point)
-        print(f"\n[eval] {json.dumps(point)}", flush=True)
+        print(f"\n[eval] {json.dumps(point)}", file=sys.stderr, flush=True)
         if scores.f1 > state.best_f1:
             state.best_f1 = scores.f1
             _export(model, tokenizer, out, cfg.save_fp16)
