@@ -34,7 +34,7 @@ from spanqa.retriever.records import Document, Hit, Passage, SkippedFile
 from spanqa.retriever.store import DocumentInfo, Feedback, Store
 
 from spanqa.errors import CollectionCorruptError, CollectionError, EmbeddingMismatchError
-from spanqa.settings import SEARCH_MODES, CollectionLimits, SearchMode
+from spanqa.settings import SEARCH_MODES, CollectionLimits, SearchMode, Settings
 
 __all__ = ["Collection", "IngestReport", "MANIFEST_FORMAT"]
 
@@ -346,7 +346,7 @@ class Collection:
         self._refresh_if_changed_elsewhere()
         return len(self.dense)
 
-    def search(self, query: str, k: int = 5, mode: SearchMode = "hybrid",
+    def search(self, query: str, k: int = Settings.top_k, mode: SearchMode = Settings.retrieval_mode,
                weights: dict[str, float] | None = None, candidates: int | None = None) -> list[Hit]:
         """The `k` best passages for `query`.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -134,8 +135,35 @@ def _english_stemmer():
     return Stemmer.Stemmer("english")
 
 
+# Raised when the terms an index is built from change: an index saved with another version is rebuilt from the
+# database on open, never queried with terms it was not built with.
+LEXICAL_TERMS_VERSION = 2
+_IDENTIFIER = re.compile(r"-{0,2}[A-Za-z_][\w.\-]*\w")
+_WORD_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def identifier_terms(text: str) -> list[str]:
+    """Extra BM25 terms for the code identifiers in `text`, so that technical text matches how people ask.
+
+    `os.path.join` → os_path_join (the whole name as one rare term; os, path and join are already terms);
+    `create_task` → create, task (the whole name is already a term); `--dry-run` → dry_run;
+    `ThreadPoolExecutor` → thread_pool_executor, thread, pool, executor. Questions and passages both get them.
+    """
+    extra: list[str] = []
+    for name in _IDENTIFIER.findall(text):
+        parts = [w.lower() for piece in re.split(r"[._\-]+", name.strip("-")) for w in _WORD_PARTS.findall(piece)]
+        if len(parts) < 2:
+            continue
+        camel = re.search(r"[a-z][A-Z]", name) is not None
+        if any(c in name for c in ".-") or camel:  # the whole name is not already one \w+ term
+            extra.append("_".join(parts))
+        if "_" in name or camel:  # its words are not already separate terms
+            extra.extend(parts)
+    return extra
+
+
 class LexicalIndex:
-    """BM25 (bm25s, Lucene variant) with English stop words and Snowball stemming.
+    """BM25 (bm25s, Lucene variant) with English stop words, Snowball stemming and code-identifier terms.
 
     bm25s has no incremental update; re-indexing is fast (about 50 k passages/s), so every write rebuilds it.
     """
@@ -150,7 +178,8 @@ class LexicalIndex:
     def _tokenize(self, texts: list[str]):
         import bm25s
 
-        return bm25s.tokenize(texts, stopwords="en", stemmer=_english_stemmer(), show_progress=False)
+        with_identifiers = [f"{t} {' '.join(identifier_terms(t))}" for t in texts]
+        return bm25s.tokenize(with_identifiers, stopwords="en", stemmer=_english_stemmer(), show_progress=False)
 
     def build(self, batches) -> None:
         import bm25s
@@ -192,14 +221,16 @@ class LexicalIndex:
             os.replace(target, old)
         os.replace(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
-        _write_stamp(directory / "bm25.json", generation, {"count": len(self.passage_ids)})
+        _write_stamp(directory / "bm25.json", generation,
+                     {"count": len(self.passage_ids), "terms_version": LEXICAL_TERMS_VERSION})
 
     def load(self, directory: Path, generation: int) -> bool:
         import bm25s
 
         stamp = _read_stamp(directory / "bm25.json")
         target = directory / "bm25"
-        if stamp is None or stamp.get("generation") != generation or not target.is_dir():
+        if (stamp is None or stamp.get("generation") != generation or not target.is_dir()
+                or stamp.get("terms_version") != LEXICAL_TERMS_VERSION):
             return False
         try:
             ids = json.loads((target / "passage_ids.json").read_text())
