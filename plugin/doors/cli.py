@@ -212,6 +212,7 @@ def _questions(args) -> list[str]:
 def _ask(args) -> int:
     from spanqa.plugin.engine.assistant import Assistant
     from spanqa.plugin.engine.reader import Reader
+    from spanqa.plugin.engine.response import citation
 
     settings = Settings.from_env(top_k=args.top_k, retrieval_mode=args.mode, reader_precision=args.precision,
                                  answer_threshold=args.threshold)
@@ -234,7 +235,8 @@ def _ask(args) -> int:
         print(f"  {response.reply}")
         best = response.best
         if best is not None:
-            print(f"  source: {best.source}  page {best.page}  chars {best.document_start}-{best.document_end}")
+            print(f"  source: {best.source}  ({citation(best.source, best.page)})  chars {best.document_start}-"
+                  f"{best.document_end}")
         t = response.timings
         print("  timings: " + "  ".join(f"{k[:-3]} {v:.0f} ms" for k, v in t.items() if k.endswith("_ms")))
     return status
