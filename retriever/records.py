@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 __all__ = ["Document", "PageSpan", "Passage", "Hit", "SkippedFile", "content_hash", "document_id_for"]
 
@@ -75,13 +75,6 @@ class Passage:
     id: int = -1
     title: str = ""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Passage:
-        return cls(**data)
-
     def __repr__(self) -> str:
         preview = self.text[:60].replace("\n", " ")
         return f"Passage(id={self.id}, source={self.source!r}, page={self.page}, text={preview!r}…)"
@@ -97,9 +90,6 @@ class Hit:
     bm25_score: float | None = None
     dense_rank: int | None = None
     bm25_rank: int | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,9 @@ def _ingest(args) -> int:
     for skipped in report.skipped[len(loaded.skipped):]:
         print(f"spanqa ingest: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
     if args.json:
-        _print_json({"schema": 1, "collection": str(path), **report.to_dict()})
+        from spanqa.plugin.engine.response import SCHEMA_VERSION
+
+        _print_json({"schema": SCHEMA_VERSION, "collection": str(path), **report.to_dict()})
     else:
         print(f"{path}: {report.summary()}")
     return 0 if report.added or report.updated or report.unchanged or not report.skipped else 1

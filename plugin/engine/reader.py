@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +52,6 @@ class Answer:
     document_id: str = ""
     source: str = ""
     page: int = 1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

@@ -33,11 +33,6 @@ class Intent:
     alternatives: list[tuple[str, float]] = field(default_factory=list)
     below_threshold: bool = False
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["alternatives"] = [{"label": lab, "confidence": c} for lab, c in self.alternatives]
-        return data
-
 
 @dataclass
 class RouterConfig:
