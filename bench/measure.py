@@ -85,8 +85,10 @@ def _open_domain(system, bench: BenchSet, gflops: float) -> dict:
         said = "" if prediction.abstained or prediction.text is None else prediction.text
         em, f1 = _scores(said, q.answers) if q.answerable else (float(prediction.abstained),) * 2
         top_f1 = _scores(prediction.text or "", q.answers)[1] if q.answerable else 0.0
+        best_f1 = max((_scores(c, q.answers)[1] for c in prediction.candidates), default=top_f1) \
+            if q.answerable else 0.0
         records.append({"answerable": q.answerable, "abstained": prediction.abstained, "em": em, "f1": f1,
-                        "top_f1": top_f1, "score": prediction.score})
+                        "top_f1": top_f1, "best_f1": best_f1, "score": prediction.score})
     answerable = [r for r in records if r["answerable"]]
     unanswerable = [r for r in records if not r["answerable"]]
     abstained = [r for r in records if r["abstained"]]
@@ -98,6 +100,7 @@ def _open_domain(system, bench: BenchSet, gflops: float) -> dict:
         "questions": len(records),
         "answerable": {"count": len(answerable), "exact_match": mean(answerable, "em"), "f1": mean(answerable, "f1"),
                        "f1_never_abstaining": mean(answerable, "top_f1"),
+                       "f1_best_candidate": mean(answerable, "best_f1"),
                        "abstained": float(np.mean([r["abstained"] for r in answerable])) if answerable else None},
         "unanswerable": {"count": len(unanswerable),
                          "abstention_rate": float(np.mean([r["abstained"] for r in unanswerable]))
@@ -148,6 +151,7 @@ def measure_system(name: str, bench: BenchSet, reader: str, top_k: int, batch: i
     if hasattr(system, "intent_routed_to_documents"):
         routed = [system.intent_routed_to_documents(q.text) for q in bench.questions]
         result["routed_to_documents"] = float(np.mean(routed))
+        result["routed_away"] = int(len(routed) - sum(routed))
     result["peak_rss_mb"] = _peak_rss_mb()
     result["peak_rss_mb_after"] = peaks
     return result

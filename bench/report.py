@@ -7,7 +7,7 @@ from pathlib import Path
 
 __all__ = ["ROWS", "comparison_rows", "markdown_report", "write_plots"]
 
-SYSTEM_ORDER = ("spanqa", "haystack", "baseline")
+SYSTEM_ORDER = ("spanqa", "spanqa-margin", "haystack", "baseline")  # spanqa-margin: spanqa before the ranker
 
 # (label, path into a system's section, digits)
 ROWS: list[tuple[str, tuple[str, ...], int]] = [
@@ -19,7 +19,8 @@ ROWS: list[tuple[str, tuple[str, ...], int]] = [
     ("gold passage F1", ("gold_passage", "f1"), 2),
     ("open-domain EM (answerable)", ("open_domain", "answerable", "exact_match"), 2),
     ("open-domain F1 (answerable)", ("open_domain", "answerable", "f1"), 2),
-    ("open-domain F1 if never abstaining", ("open_domain", "answerable", "f1_never_abstaining"), 2),
+    ("open-domain F1 if never abstaining (top-1)", ("open_domain", "answerable", "f1_never_abstaining"), 2),
+    ("open-domain F1, best of the returned candidates", ("open_domain", "answerable", "f1_best_candidate"), 2),
     ("abstained on answerable", ("open_domain", "answerable", "abstained"), 3),
     ("abstained on unanswerable (rate)", ("open_domain", "unanswerable", "abstention_rate"), 3),
     ("abstention precision", ("open_domain", "abstention_precision"), 3),
@@ -46,6 +47,7 @@ ROWS: list[tuple[str, tuple[str, ...], int]] = [
     ("peak memory MB (RSS) after batch-1 answering", ("peak_rss_mb_after", "open domain, batch 1"), 0),
     ("peak memory MB (RSS), whole run", ("peak_rss_mb",), 0),
     ("questions routed to documents", ("routed_to_documents",), 3),
+    ("questions routed away from the documents", ("routed_away",), 0),
 ]
 
 
@@ -82,11 +84,13 @@ def markdown_report(results: dict) -> str:
              f"system. Machine: {meta['machine']['cores']} cores, torch threads {meta['machine']['torch_threads']}.",
              f"Command: `{meta['command']}`", ""]
     lines += [f"- {note}" for note in data.get("notes", [])]
-    header = "| metric | spanqa | haystack | baseline | spanqa ÷ haystack | spanqa ÷ baseline |"
-    lines += ["", header, "|---|---|---|---|---|---|"]
+    present = [name for name in SYSTEM_ORDER if name in results]
+    others = [name for name in present if name != "spanqa"]
+    lines += ["", "| metric | " + " | ".join(present + [f"spanqa ÷ {o}" for o in others]) + " |",
+              "|---" * (1 + len(present) + len(others)) + "|"]
     for row in comparison_rows(results):
-        cells = [f"{v:.{row['digits']}f}" if v is not None else "–" for v in row["values"].values()]
-        ratios = [f"{row['ratios'][o]:.2f}" if o in row["ratios"] else "–" for o in SYSTEM_ORDER[1:]]
+        cells = [f"{row['values'][n]:.{row['digits']}f}" if row["values"][n] is not None else "–" for n in present]
+        ratios = [f"{row['ratios'][o]:.2f}" if o in row["ratios"] else "–" for o in others]
         lines.append(f"| {row['metric']} | " + " | ".join(cells + ratios) + " |")
     router = results.get("spanqa", {}).get("router")
     if router:

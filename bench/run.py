@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench.common import machine, write_json
+from bench.systems import SYSTEMS
 
 __all__ = ["main", "run"]
 
@@ -58,9 +59,9 @@ def run(args: argparse.Namespace) -> dict:
     from spanqa.settings import default_embedder_path, default_reader_path
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = set(systems) - {"spanqa", "haystack", "baseline"}
+    unknown = set(systems) - set(SYSTEMS)
     if unknown or not systems:
-        raise SystemExit(f"--systems takes spanqa, haystack and/or baseline, got {args.systems!r}")
+        raise SystemExit(f"--systems takes {', '.join(SYSTEMS)}, got {args.systems!r}")
     if "haystack" in systems:
         _check_haystack()
     if not args.data.is_file():
@@ -113,7 +114,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help=f"a small slice ({QUICK['contexts']} contexts, {QUICK['limit']} questions) in under 2 min")
     p.add_argument("--reader", help="reader model directory or HF id (default: the shipped reader)")
-    p.add_argument("--systems", default="spanqa,haystack,baseline")
+    p.add_argument("--systems", default="spanqa,haystack,baseline",
+                   help="comma-separated; spanqa-margin is spanqa without its answer ranker (the order before it)")
     p.add_argument("--limit", type=int, help="sample this many questions (seeded); default all")
     p.add_argument("--skip", type=int, default=0,
                    help="leave out the file's first N questions (e.g. those that selected the reader checkpoint)")

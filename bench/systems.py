@@ -37,6 +37,7 @@ class Prediction:
     score: float | None
     abstained: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
+    candidates: list[str] = field(default_factory=list)  # every answer the system returns, best first
 
 
 class TokenCounter:
@@ -66,6 +67,8 @@ class SpanqaSystem:
     name = "spanqa"
     retrieval_modes = ("dense", "bm25", "hybrid")
 
+    rank = True
+
     def __init__(self, reader_path: str, top_k: int) -> None:
         from spanqa.plugin.engine.assistant import Assistant
         from spanqa.plugin.engine.reader import Reader
@@ -75,7 +78,8 @@ class SpanqaSystem:
         self._tmp = tempfile.TemporaryDirectory(prefix="spanqa-bench-")
         self.reader = Reader(reader_path)
         self.reader.warm_up()
-        self.assistant = Assistant(Collection(Path(self._tmp.name) / "collection"), reader=self.reader)
+        self.assistant = Assistant(Collection(Path(self._tmp.name) / "collection"), reader=self.reader,
+                                   rank=self.rank)
         self.assistant.router.classify("warm up")  # loads (or trains, once per machine) the default router
         self.tokens = TokenCounter(self.reader.model)
 
@@ -101,7 +105,8 @@ class SpanqaSystem:
         answer = response.answers[0] if response.answers else None
         return Prediction(answer.text if answer else None, answer.score if answer else None, response.abstained,
                           {"route": (routed - started) * 1000, "retrieve": response.timings["retrieve_ms"],
-                           "read": response.timings["read_ms"], "end_to_end": (ended - started) * 1000})
+                           "read": response.timings["read_ms"], "end_to_end": (ended - started) * 1000},
+                          [a.text for a in response.answers])
 
     def answer_batch(self, questions: list[str]) -> float:
         """Retrieve for each question, then read every question's passages in shared batches. Returns the
@@ -116,6 +121,13 @@ class SpanqaSystem:
         """Whether the product would try the documents for this question (the documents or fallback route)."""
         route = self.assistant.route_for(self.assistant.router.classify(question))
         return route in ("documents", "fallback")
+
+
+class SpanqaMarginSystem(SpanqaSystem):
+    """spanqa without the answer ranker: the reader's margin order × passage relevance (spanqa 0.2 before it)."""
+
+    name = "spanqa-margin"
+    rank = False
 
 
 class HaystackSystem:
@@ -264,7 +276,8 @@ class BaselineSystem:
         return retrieved - started
 
 
-SYSTEMS = {"spanqa": SpanqaSystem, "haystack": HaystackSystem, "baseline": BaselineSystem}
+SYSTEMS = {"spanqa": SpanqaSystem, "spanqa-margin": SpanqaMarginSystem, "haystack": HaystackSystem,
+           "baseline": BaselineSystem}
 
 
 def make_system(name: str, reader_path: str, top_k: int):

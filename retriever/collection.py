@@ -336,6 +336,18 @@ class Collection:
 
     # --- reading -------------------------------------------------------------------------------------
 
+    def feedback(self) -> list[Feedback]:
+        return self.store.feedback()
+
+    def get_setting(self, key: str) -> dict | None:
+        """A JSON setting stored with the collection (e.g. the engine's answer calibration), or None."""
+        raw = self.store.get_meta(f"setting:{key}")
+        return json.loads(raw) if raw is not None else None
+
+    def put_setting(self, key: str, value: dict) -> None:
+        """Store a JSON setting with the collection: every process that opens it sees it on its next read."""
+        self.store.set_meta(f"setting:{key}", json.dumps(value))
+
     def documents(self) -> list[DocumentInfo]:
         return self.store.documents()
 

@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS feedback (
     source TEXT NOT NULL,
     passage_id INTEGER,
     score REAL,
-    rating INTEGER NOT NULL
+    rating INTEGER NOT NULL,
+    route TEXT NOT NULL DEFAULT 'documents'
 );
 INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', '0');
 """
@@ -78,6 +79,8 @@ class Feedback:
     rating: int  # 1 = helpful, 0 = not helpful
     passage_id: int | None = None
     score: float | None = None
+    # What was rated: an answer (documents, fallback), an abstention (abstained) or a reply (help, reply)
+    route: str = "documents"
 
 
 class Store:
@@ -93,6 +96,13 @@ class Store:
         self._conn.execute("PRAGMA synchronous=FULL")  # a committed ingest survives power loss
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(_SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Collections made before a column existed get it, with its default (feedback.route: spanqa 0.2)."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(feedback)")}
+        if "route" not in columns:
+            self._conn.execute("ALTER TABLE feedback ADD COLUMN route TEXT NOT NULL DEFAULT 'documents'")
 
     def close(self) -> None:
         with self._lock:
@@ -236,16 +246,25 @@ class Store:
     def add_feedback(self, feedback: Feedback) -> int:
         with self._lock:
             cursor = self._conn.execute(
-                "INSERT INTO feedback(created, question, answer, source, passage_id, score, rating) "
-                "VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO feedback(created, question, answer, source, passage_id, score, rating, route) "
+                "VALUES (?,?,?,?,?,?,?,?)",
                 (time.time(), feedback.question, feedback.answer, feedback.source, feedback.passage_id,
-                 feedback.score, int(feedback.rating)),
+                 feedback.score, int(feedback.rating), feedback.route),
             )
             return int(cursor.lastrowid)
 
     def feedback(self) -> list[Feedback]:
-        rows = self._query("SELECT question, answer, source, rating, passage_id, score FROM feedback ORDER BY id")
+        rows = self._query("SELECT question, answer, source, rating, passage_id, score, route FROM feedback "
+                           "ORDER BY id")
         return [Feedback(*row) for row in rows]
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     def integrity_problems(self) -> list[str]:
         problems = []

@@ -133,19 +133,28 @@ def show_response(index: int, data: dict) -> None:
             for passage in data["passages"]:
                 st.caption(f"{passage['citation']} · fused {passage['score']:.4f}")
                 st.text(passage["text"][:800])
-    if data["route"] in ("documents", "fallback") and data["answers"]:
-        rating = st.feedback("thumbs", key=f"feedback-{index}")
-        saved = st.session_state.setdefault("feedback_saved", set())
-        if rating is not None and index not in saved:
-            top = data["answers"][0]
-            try:
-                collection.add_feedback(Feedback(data["message"], top["text"], top["source"], int(rating),
-                                                 top["passage_id"], top["score"]))
-            except SpanqaError as exc:
-                st.error(str(exc))
-            else:
-                saved.add(index)
-                st.toast("Thanks for the feedback!")
+    # Every reply can be rated: a rated answer refits the collection's calibration, a thumbs-down on a reply that
+    # did not come from the documents becomes routing data (`spanqa calibrate --routing`).
+    rating = st.feedback("thumbs", key=f"feedback-{index}")
+    saved = st.session_state.setdefault("feedback_saved", set())
+    if rating is not None and index not in saved:
+        try:
+            collection.add_feedback(feedback_record(data, int(rating)))
+        except SpanqaError as exc:
+            st.error(str(exc))
+        else:
+            saved.add(index)
+            st.toast("Thanks for the feedback!")
+
+
+def feedback_record(data: dict, rating: int) -> Feedback:
+    """What a thumbs-up/down on one response says: about its answer, its abstention or its routing."""
+    if data["route"] in ("documents", "fallback") and not data["abstained"] and data["answers"]:
+        top = data["answers"][0]
+        return Feedback(data["message"], top["text"], top["source"], rating, top["passage_id"], top["score"],
+                        data["route"])
+    route = "abstained" if data["route"] in ("documents", "fallback") else data["route"]
+    return Feedback(data["message"], data["reply"], "", rating, None, None, route)
 
 
 st.session_state.setdefault("messages", [])

@@ -1,6 +1,10 @@
 """Build the technical-documentation development set (SQuAD v2 JSON) from `questions.tsv` and `sources/`.
 
     python -m bench.techdocs.build [--out bench/out/techdocs.json]
+    python -m bench.techdocs.build --questions bench/techdocs/train.tsv --out bench/out/techtrain.json
+
+`questions.tsv` is the development set (measured, never trained on); `train.tsv` asks about other packages'
+READMEs and only trains the answer ranker (`spanqa train-ranker`).
 
 Each source is one document: the long description (README) of a package installed on this kind of machine,
 copied verbatim from its `*.dist-info/METADATA` (licences in `sources/LICENSES.md`); nobody in this project wrote
@@ -47,9 +51,10 @@ def build(questions: Path = HERE / "questions.tsv", sources: Path = HERE / "sour
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--questions", type=Path, default=HERE / "questions.tsv")
     parser.add_argument("--out", type=Path, default=Path("bench/out/techdocs.json"))
     args = parser.parse_args()
-    dataset = build()
+    dataset = build(args.questions)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(dataset, ensure_ascii=False, indent=1), encoding="utf-8")
     questions = [qa for article in dataset["data"] for p in article["paragraphs"] for qa in p["qas"]]

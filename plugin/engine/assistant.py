@@ -4,13 +4,12 @@ The CLI, the LangChain tools and the chat UI all call `Assistant.respond` (or `a
 so behaviour is the same behind every door.
 
 When does spanqa abstain? One tunable number, `Settings.answer_threshold` (default 0.3), applies to the answer
-confidence, which combines the two kinds of evidence:
-
-    confidence = reader score × passage relevance
-    reader score      the calibrated probability that the span is right (see plugin/reader.py)
-    passage relevance min(1, max(0, (cosine − 0.05) / 0.25)) for the passage the span came from: the
-                      embedder's cosines for unrelated text sit near 0–0.1 and for related text above 0.3, so
-                      a confident span in an unrelated passage (an empty or off-topic collection) cannot pass.
+confidence: the probability that the answer is right. The reader proposes candidate spans from every retrieved
+passage; the answer ranker (plugin/engine/ranking.py) scores each with everything the engine knows (the reader's
+margin, agreement across passages, retrieval ranks and cosine, answer-type fit) and orders them; the collection's
+own calibration (`spanqa calibrate`, identity until fitted) then adjusts the scale to that collection's documents.
+A span from a passage the embedder finds unrelated (cosine <= 0.05) is never an answer, so an empty or off-topic
+collection cannot produce a confident quote.
 
 Below the threshold the reply says the documents do not answer the question and lists the closest passages.
 """
@@ -21,6 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from spanqa.plugin.engine.ranking import CALIBRATION_SETTING, AnswerRanker, ScoreCalibration
 from spanqa.plugin.engine.reader import Answer, Reader
 from spanqa.plugin.engine.response import Response, citation
 from spanqa.plugin.engine.router import Intent, IntentClassifier
@@ -29,7 +29,7 @@ from spanqa.retriever import Collection, Hit
 from spanqa.errors import InputError
 from spanqa.settings import Settings
 
-__all__ = ["Assistant", "Response", "ROUTES", "REPLIES", "passage_relevance"]
+__all__ = ["Assistant", "Response", "ROUTES", "REPLIES", "CANDIDATES", "passage_relevance"]
 
 # intent → handler. A message the router is unsure about (below its threshold) takes the "fallback" route:
 # it tries the documents, but answers only when the answer clears a stricter bar (FALLBACK_THRESHOLD), because
@@ -56,6 +56,11 @@ REPLIES: dict[str, str] = {
 }
 
 
+# Candidate spans the reader proposes per question for the ranker to order (the ranker sees all of them; a door
+# shows the top-k). More cost nothing measurable: decoding is a sort per window, the forward pass is the same.
+CANDIDATES = 20
+
+
 def passage_relevance(cosine: float | None) -> float:
     """How strongly retrieval supports a passage, from 0 (unrelated) to 1; see the module docstring."""
     if cosine is None:
@@ -74,6 +79,8 @@ class Assistant:
     Args:
         collection: a Collection, a collection directory, or None for the default collection.
         reader: the extractive reader (default: the shipped one, at `settings.reader_precision`).
+        ranker: orders the reader's candidates across passages (default: the shipped one). `rank=False` keeps
+            the reader's own margin order × passage relevance instead (spanqa before the ranker).
         router: the intent classifier (default: the default router, trained on first use).
         settings: top-k, threshold, retrieval mode, limits.
         routes: overrides of the intent → handler table (handlers: documents, reply, help, fallback), e.g.
@@ -82,7 +89,8 @@ class Assistant:
 
     def __init__(self, collection: Collection | str | Path | None = None, reader: Reader | None = None,
                  router: IntentClassifier | None = None, settings: Settings | None = None,
-                 routes: dict[str, str] | None = None) -> None:
+                 routes: dict[str, str] | None = None, ranker: AnswerRanker | None = None,
+                 rank: bool = True) -> None:
         self.settings = settings or Settings.from_env()
         self.routes = {**ROUTES, **(routes or {})}
         unknown = set(self.routes.values()) - HANDLERS
@@ -92,6 +100,7 @@ class Assistant:
         self._collection: Collection | None = collection if isinstance(collection, Collection) else None
         self.reader = reader or Reader(precision=self.settings.reader_precision)
         self._router = router
+        self.ranker = (ranker or AnswerRanker.load()) if rank else None
 
     @property
     def collection(self) -> Collection:
@@ -186,20 +195,36 @@ class Assistant:
                             "(upload them in the sidebar, or run `spanqa ingest PATH`).", abstained=True)
         hits = self.search(question, k=top_k, mode=mode)
         retrieved = time.perf_counter()
-        result = self.reader.read(question, [h.passage for h in hits], top_k=top_k, threshold=0.0)
+        candidates, windows = self.read_candidates(question, hits)
         read = time.perf_counter()
-        relevance = {h.passage.id: passage_relevance(h.dense_score) for h in hits}
-        # A document deleted while its passages were being read must not be cited.
-        alive = collection.existing(a.passage_id for a in result.answers)
-        answers = [replace(a, score=a.score * relevance.get(a.passage_id, 0.0))
-                   for a in result.answers if a.passage_id in alive]
-        answers.sort(key=lambda a: a.score, reverse=True)
+        answers = self.rank(question, candidates, hits, top_k)
         abstained = not answers or answers[0].score < threshold
         response = Response(question, intent, "documents", "", answers, hits, abstained)
         response.reply = self._abstention_text(hits) if abstained else self._answer_text(answers[0])
         response.timings.update({"retrieve_ms": (retrieved - started) * 1000, "read_ms": (read - retrieved) * 1000,
-                                 "reader_windows": float(result.windows)})
+                                 "reader_windows": float(windows)})
         return response
+
+    def read_candidates(self, question: str, hits: list[Hit]) -> tuple[list[Answer], int]:
+        """The reader's candidate spans from the passages of `hits`, and the number of windows read. The ranker's
+        training data comes from here too, so it learns from what it will see."""
+        result = self.reader.read(question, [h.passage for h in hits], top_k=CANDIDATES, threshold=0.0)
+        # A document deleted while its passages were being read must not be cited, nor an unrelated passage.
+        alive = self.collection.existing(a.passage_id for a in result.answers)
+        relevant = {h.passage.id for h in hits if passage_relevance(h.dense_score) > 0.0}
+        return [a for a in result.answers if a.passage_id in alive and a.passage_id in relevant], result.windows
+
+    def rank(self, question: str, candidates: list[Answer], hits: list[Hit], top_k: int) -> list[Answer]:
+        """The `top_k` best candidates, best first, each scored with its probability of being right."""
+        relevance = {h.passage.id: passage_relevance(h.dense_score) for h in hits}
+        if self.ranker is None:  # the reader's top-k by margin, rescored by passage relevance
+            ranked = [replace(a, score=a.score * relevance.get(a.passage_id, 0.0)) for a in candidates[:top_k]]
+        else:
+            calibration = ScoreCalibration.from_json(self.collection.get_setting(CALIBRATION_SETTING))
+            ranked = [replace(a, score=calibration.probability(a.score))
+                      for a in self.ranker.rank(question, candidates, hits)]
+        ranked.sort(key=lambda a: a.score, reverse=True)
+        return ranked[:top_k]
 
     # --- wording -----------------------------------------------------------------------------------------
 

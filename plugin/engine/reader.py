@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,17 @@ from spanqa.retriever.records import Passage
 from spanqa.errors import InputError, ModelLoadError
 from spanqa.settings import PRECISIONS, Precision, Settings, default_reader_path
 
+_INLINE_CODE = re.compile(r"(`{1,2})([^`\n]+?)\1")
+_MAX_CODE_CHARS = 80  # a longer "code segment" is a sentence that happens to sit between backticks
+# A code token: an identifier path with its call parentheses, or a command-line flag with its value.
+_CODE_TOKEN = re.compile(r"(?:--?|@)?[A-Za-z_][\w.\-]*\w(?:\(\))?(?:=\w+)?")
+# ...that really is code, not a hyphenated word: dotted, snake_case, camelCase, a call, a flag or a decorator.
+_CODE_SHAPE = re.compile(r"^(--?|@)\w|\w\.\w|_|[a-z][A-Z]|\(\)$|=")
+_CLOSER = {"[": "]", "(": ")"}
+_OPENER = {"]": "[", ")": "("}
+
 __all__ = [
+    "snap_span",
     "Answer",
     "ReaderResult",
     "Reader",
@@ -136,6 +147,60 @@ def decode_window(
             candidates.append(SpanCandidate(start_char, end_char, float(start_logits[i] + end_logits[j])))
     candidates.sort(key=lambda c: c.span_logit, reverse=True)
     return candidates, null_logit
+
+
+def _inline_code(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The inline code segment (Markdown `x` or reStructuredText ``x``) that contains [start, end), if any."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end == -1 else line_end
+    for match in _INLINE_CODE.finditer(text, line_start, line_end):
+        inner_start, inner_end = match.start(2), match.end(2)
+        if inner_start <= start and end <= inner_end:
+            return inner_start, inner_end
+    return None
+
+
+def snap_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a span to whole words, to a whole code token (`os.path.join`, `--dry-run`, `boot_time()`) and to
+    the whole inline code segment it falls inside; drop markup left dangling at its edges.
+
+    The reader's boundaries are sub-word tokens: on technical text it cuts identifiers (`create_task` → `task`,
+    `psutil.getloadavg()` → `getloadavg`) and quotes part of a code segment (`store_true` of
+    ``action='store_true'``) or half its backticks. An answer is quoted whole or not at all.
+    """
+    start, end = _strip_markup(text, start, end)
+    while start > 0 and _is_word_char(text[start - 1]) and _is_word_char(text[start]):
+        start -= 1
+    while end < len(text) and _is_word_char(text[end]) and _is_word_char(text[end - 1]):
+        end += 1
+    for token in _CODE_TOKEN.finditer(text, max(0, start - _MAX_CODE_CHARS), min(len(text), end + _MAX_CODE_CHARS)):
+        overlaps = token.start() < end and start < token.end()
+        if overlaps and _looks_like_code(token.group()) and token.end() - token.start() <= _MAX_CODE_CHARS:
+            start, end = min(start, token.start()), max(end, token.end())
+    code = _inline_code(text, start, end)
+    if code is not None and code[1] - code[0] <= _MAX_CODE_CHARS:
+        start, end = code
+    return _strip_markup(text, start, end)
+
+
+def _strip_markup(text: str, start: int, end: int) -> tuple[int, int]:
+    """Trim whitespace, and backticks, asterisks and brackets that open or close nothing inside the span."""
+    while start < end and (text[start].isspace() or text[start] in "`*" or
+                           (text[start] in "[(" and _CLOSER[text[start]] not in text[start:end])):
+        start += 1
+    while end > start and (text[end - 1].isspace() or text[end - 1] in "`*,;:" or
+                           (text[end - 1] in "])" and _OPENER[text[end - 1]] not in text[start:end])):
+        end -= 1
+    return start, end
+
+
+def _looks_like_code(token: str) -> bool:
+    return bool(_CODE_SHAPE.search(token))
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 def truncate_question(tokenizer, question: str, max_tokens: int) -> str:
@@ -338,15 +403,16 @@ class Reader:
         return results
 
     def _answer(self, passage: Passage, span: SpanCandidate, margin: float) -> Answer:
+        start, end = snap_span(passage.text, span.start, span.end)
         return Answer(
-            text=passage.text[span.start : span.end],
+            text=passage.text[start:end],
             score=self.calibration.probability(margin),
             margin=margin,
             passage_id=passage.id,
-            start=span.start,
-            end=span.end,
-            document_start=passage.start + span.start,
-            document_end=passage.start + span.end,
+            start=start,
+            end=end,
+            document_start=passage.start + start,
+            document_end=passage.start + end,
             document_id=passage.document_id,
             source=passage.source,
             page=passage.page,

@@ -1,0 +1,146 @@
+"""Answers on technical text: code spans quoted whole, candidates ranked across passages, a collection's own
+calibration (`spanqa calibrate`) applied by the engine, and thumbs-down on a routed reply turned into routing data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from spanqa.plugin.doors.cli import main as cli
+from spanqa.plugin.engine.assistant import Assistant
+from spanqa.plugin.engine.defaults import add_routing_feedback, router_fingerprint, routing_feedback_path
+from spanqa.plugin.engine.ranking import (
+    CALIBRATION_SETTING,
+    FEATURES,
+    AnswerRanker,
+    ScoreCalibration,
+    candidate_features,
+)
+from spanqa.plugin.engine.reader import Answer, snap_span
+from spanqa.plugin.lab.calibration import calibrate_collection, load_labels, routing_corrections
+from spanqa.retriever import Collection
+from spanqa.retriever.records import Hit, Passage
+from spanqa.retriever.store import Feedback
+
+from spanqa.errors import DataFileError, InputError, ModelLoadError
+
+TEXT = ("Pass ``action='store_true'`` for an on/off switch. mkdir raises FileExistsError when the folder exists; "
+        "call psutil.boot_time() or run pytest --disable-socket. A well-known war lasted 1990-1995.")
+
+
+@pytest.mark.parametrize(("cut", "whole"), [
+    ("store_true", "action='store_true'"),  # a piece of an inline code segment → the segment
+    ("FileExists", "FileExistsError"),  # a sub-word cut → the word
+    ("boot_time", "psutil.boot_time()"),  # an identifier path with its call
+    ("disable-socket", "--disable-socket"),  # a flag
+    ("well", "well"),  # a hyphenated word is not code: left alone
+    ("1990", "1990"),
+    ("``action", "action='store_true'"),  # dangling backticks dropped
+])
+def test_code_spans_are_quoted_whole(cut, whole):
+    start = TEXT.index(cut)
+    s, e = snap_span(TEXT, start, start + len(cut))
+    assert TEXT[s:e] == whole
+
+
+def _answer(text: str, passage: Passage, margin: float) -> Answer:
+    start = passage.text.index(text)
+    return Answer(text, 0.5, margin, passage.id, start, start + len(text), start, start + len(text), "d", "s")
+
+
+def test_features_see_agreement_across_passages_and_answer_type():
+    one = Passage("d", "a.md", "Set the PYTEST_TIMEOUT variable. The default is 300.", 0, 51, id=1)
+    two = Passage("d", "b.md", "Use PYTEST_TIMEOUT for a global limit of the suite.", 0, 51, id=2)
+    hits = [Hit(one, 0.03, 0.6, 3.0, 1, 1), Hit(two, 0.02, 0.5, 2.0, 2, 2)]
+    answers = [_answer("300", one, 3.0), _answer("PYTEST_TIMEOUT", one, 2.0), _answer("PYTEST_TIMEOUT", two, 1.5)]
+    rows = candidate_features("Which environment variable sets a global timeout?", answers, hits)
+    column = {name: rows[:, i] for i, name in enumerate(FEATURES)}
+    assert rows.shape == (3, len(FEATURES))
+    assert column["agreement_passages"][1] > 0 and column["agreement_passages"][0] == 0
+    assert column["identifier_x_identifier"].tolist() == [0.0, 1.0, 1.0]
+    assert column["margin_gap"][0] == 0 and column["margin_gap"][2] == -1.5
+    assert column["hit_rank_inv"].tolist() == [1.0, 1.0, 0.5]
+
+
+def test_shipped_ranker_loads_and_refuses_other_features(tmp_path):
+    ranker = AnswerRanker.load()
+    assert len(ranker.weights) == len(FEATURES)
+    data = ranker.to_json()
+    data["features"] = data["features"][:-1]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="other features"):
+        AnswerRanker.load(tmp_path / "old.json")
+
+
+def test_ranker_orders_by_probability():
+    ranker = AnswerRanker(mean=(0.0,) * len(FEATURES), scale=(1.0,) * len(FEATURES),
+                          weights=tuple(1.0 if f == "identifier_x_identifier" else 0.0 for f in FEATURES), bias=0.0)
+    passage = Passage("d", "a.md", "It is 300 by default; PYTEST_TIMEOUT overrides it.", 0, 50, id=1)
+    hits = [Hit(passage, 0.03, 0.6, 3.0, 1, 1)]
+    ranked = ranker.rank("Which environment variable overrides it?",
+                         [_answer("300", passage, 5.0), _answer("PYTEST_TIMEOUT", passage, 1.0)], hits)
+    assert [a.text for a in ranked] == ["PYTEST_TIMEOUT", "300"]
+    assert ranked[0].score == pytest.approx(1 / (1 + np.exp(-1)))
+
+
+def test_score_calibration_round_trips():
+    calibration = ScoreCalibration(0.7, -0.4)
+    for p in (0.05, 0.3, 0.5, 0.9):
+        assert calibration.inverse(calibration.probability(p)) == pytest.approx(p, abs=1e-9)
+    assert ScoreCalibration().probability(0.42) == 0.42
+    assert ScoreCalibration.from_json(calibration.to_json()) == calibration
+
+
+def test_labels_files_are_read_or_refused_by_line(tmp_path):
+    good = tmp_path / "labels.jsonl"
+    good.write_text('{"question": "How long?", "answers": ["24 months"]}\n\n{"question": "Who?", "answers": []}\n')
+    assert [(q.question, q.answers) for q in load_labels(good)] == [("How long?", ("24 months",)), ("Who?", ())]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "ok", "answers": []}\n{"answers": []}\n')
+    with pytest.raises(DataFileError, match="line 2"):
+        load_labels(bad)
+    with pytest.raises(DataFileError, match="not found"):
+        load_labels(tmp_path / "missing.jsonl")
+
+
+def test_thumbs_down_on_a_routed_reply_becomes_routing_data(tmp_path, embedder):
+    collection = Collection(tmp_path / "c", embedder=embedder)
+    collection.add_feedback(Feedback("minimum system requirements", "Hello!", "", 0, route="reply"))
+    collection.add_feedback(Feedback("hi", "Hello!", "", 1, route="reply"))
+    collection.add_feedback(Feedback("When?", "1889", "t.txt", 0, 3, 0.8, route="documents"))
+    assert routing_corrections(collection) == ["minimum system requirements"]
+    before = router_fingerprint()
+    assert add_routing_feedback(routing_corrections(collection)) == 1
+    assert add_routing_feedback(routing_corrections(collection)) == 0  # recorded once
+    row = json.loads(routing_feedback_path().read_text())
+    assert row == {"text": "minimum system requirements", "label": "document_question"}
+    assert router_fingerprint() != before  # the router retrains with it on its next use
+
+
+@pytest.mark.integration
+def test_calibrate_stores_a_fit_every_assistant_applies(tmp_path, embedder, monkeypatch):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    facts = {f"item{i}.txt": f"Part {i} of the pump costs {10 + i} euros and weighs {i + 2} kilograms."
+             for i in range(12)}
+    for name, text in facts.items():
+        (folder / name).write_text(text)
+    collection = Collection(tmp_path / "c", embedder=embedder)
+    collection.ingest([folder])
+    labels = [{"question": f"How much does part {i} of the pump cost?", "answers": [f"{10 + i} euros"]}
+              for i in range(12)]
+    labels += [{"question": f"Who designed part {i}?", "answers": []} for i in range(12)]
+    path = tmp_path / "labels.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in labels))
+    assistant = Assistant(collection)
+    before = assistant.answer("How much does part 3 of the pump cost?").answers[0].score
+    with pytest.raises(InputError, match="at least 20"):
+        calibrate_collection(assistant, load_labels(path)[:5], save=False)
+    assert cli(["calibrate", "--collection", str(tmp_path / "c"), "--labels", str(path), "--json"]) == 0
+    stored = Collection(tmp_path / "c", embedder=embedder).get_setting(CALIBRATION_SETTING)
+    calibration = ScoreCalibration.from_json(stored)
+    assert calibration != ScoreCalibration() and "24 labelled" in calibration.fitted_on
+    after = Assistant(Collection(tmp_path / "c", embedder=embedder)).answer(
+        "How much does part 3 of the pump cost?").answers[0].score
+    assert after == pytest.approx(calibration.probability(before), abs=1e-6)
