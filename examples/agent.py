@@ -40,7 +40,7 @@ class ScriptedChatModel(FakeMessagesListChatModel):
             call = {"name": "document_qa", "args": {"question": question}, "id": "call_1", "type": "tool_call"}
             self.responses = [AIMessage(content="", tool_calls=[call])]
         else:
-            result = json.loads(tool_results[-1].content)
+            result = json.loads(_text(tool_results[-1].content))
             if not result["abstained"] and result["answers"]:
                 best = result["answers"][0]
                 text = f"{best['text']} (source: {best['citation']})"
@@ -49,6 +49,13 @@ class ScriptedChatModel(FakeMessagesListChatModel):
             self.responses = [AIMessage(content=text)]
         self.i = 0
         return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+
+def _text(content) -> str:
+    """A tool message's text: a string, or the text blocks of a list (how MCP tools come through adapters)."""
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
 
 
 def build_agent(model, collection: str | None):

@@ -9,14 +9,15 @@ given", so it never hides an environment variable.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
 __all__ = [
     "PACKAGE_ROOT", "SEARCH_MODES", "SearchMode", "PRECISIONS", "Precision", "DEFAULT_MAX_FILE_BYTES",
-    "DEFAULT_MAX_PASSAGES", "CollectionLimits", "Settings", "cache_dir", "default_reader_path",
-    "default_embedder_path", "default_collection_path", "default_router_path", "default_documents_path",
+    "DEFAULT_MAX_PASSAGES", "CollectionLimits", "LOOPBACK_HOSTS", "ServerSettings", "Settings", "cache_dir",
+    "default_reader_path", "default_embedder_path", "default_collection_path", "default_router_path",
+    "default_documents_path",
 ]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -109,23 +110,65 @@ class Settings:
     @classmethod
     def from_env(cls, **given) -> Settings:
         """Defaults, then SPANQA_<FIELD> environment variables, then `given` (None values mean "not given")."""
-        from spanqa.errors import InputError
-
-        values = {}
-        for f in fields(cls):
-            raw = os.environ.get(f"SPANQA_{f.name.upper()}")
-            if raw is not None:
-                kind = type(getattr(cls, f.name))
-                try:
-                    values[f.name] = kind(raw)
-                except ValueError as exc:
-                    raise InputError(f"SPANQA_{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
-        unknown = set(given) - {f.name for f in fields(cls)}
-        if unknown:
-            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
-        return cls(**{**values, **{k: v for k, v in given.items() if v is not None}})
+        return _from_env(cls, given)
 
     def collection_limits(self) -> CollectionLimits:
         return CollectionLimits(max_file_bytes=int(self.max_file_mb * 2**20),
                                 max_passages_per_document=self.max_passages_per_document,
                                 max_results=self.max_results)
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How `spanqa serve` listens. `ServerSettings.from_env(**given)`: defaults, then SPANQA_<FIELD>, then given."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    # Bearer token every request must carry; required whenever the host is not loopback.
+    api_key: str = field(default="", repr=False)
+    # Comma-separated origins allowed by CORS; empty = CORS off (browsers on other origins are refused).
+    cors_origins: str = ""
+    # Micro-batching: how long a question waits for others to share its reader pass, and how many may share one.
+    batch_window_ms: float = 5.0
+    max_batch: int = 16
+
+    def __post_init__(self) -> None:
+        from spanqa.errors import InputError
+
+        if not 0 < self.port < 65536:
+            raise InputError(f"port must be within 1-65535; got {self.port}")
+        if self.host not in LOOPBACK_HOSTS and not self.api_key:
+            raise InputError(f"Serving on {self.host} (not loopback) needs an API key: set --api-key or "
+                             "SPANQA_API_KEY, and give it to the clients as a bearer token")
+        if self.batch_window_ms < 0 or self.max_batch < 1:
+            raise InputError("batch_window_ms must be >= 0 and max_batch >= 1")
+
+    @property
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @classmethod
+    def from_env(cls, **given) -> ServerSettings:
+        return _from_env(cls, given)
+
+
+def _from_env(cls, given: dict):
+    """Build settings dataclass `cls`: its defaults, then SPANQA_<FIELD> variables, then `given` (None = not given)."""
+    from spanqa.errors import InputError
+
+    values = {}
+    for f in fields(cls):
+        raw = os.environ.get(f"SPANQA_{f.name.upper()}")
+        if raw is not None:
+            kind = type(getattr(cls, f.name))
+            try:
+                values[f.name] = kind(raw)
+            except ValueError as exc:
+                raise InputError(f"SPANQA_{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
+    unknown = set(given) - {f.name for f in fields(cls)}
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return cls(**{**values, **{k: v for k, v in given.items() if v is not None}})

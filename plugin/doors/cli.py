@@ -13,7 +13,7 @@ from pathlib import Path
 
 from spanqa import __version__
 from spanqa.errors import SpanqaError
-from spanqa.settings import PACKAGE_ROOT, PRECISIONS, SEARCH_MODES, Settings
+from spanqa.settings import PACKAGE_ROOT, PRECISIONS, SEARCH_MODES, ServerSettings, Settings
 
 COMMANDS: dict[str, callable] = {}
 
@@ -188,6 +188,80 @@ def _eval_reader(args) -> int:
         _print_json(scores.to_dict())
     else:
         print(f"{args.data}: EM {scores.exact_match:.2f}  F1 {scores.f1:.2f}  ({scores.count} questions)")
+    return 0
+
+
+@command("train-ranker")
+def _train_ranker(args) -> int:
+    from spanqa.plugin.engine.reader import Reader
+    from spanqa.plugin.lab.ranker_training import Candidates, collect_candidates, fit_ranker, ranking_report
+
+    reader = Reader(args.reader) if args.reader else None
+    parts = [collect_candidates(Path(path), limit=args.limit, until=args.until, holdout=args.holdout, reader=reader)
+             for path in args.data]
+    candidates = Candidates.concatenate(parts)
+    ranker = fit_ranker(candidates, c=args.c, trained_on=", ".join(Path(p).name for p in args.data))
+    ranker.save(Path(args.out))
+    report = {Path(path).name: {"margin order": ranking_report(part, None), "ranker": ranking_report(part, ranker)}
+              for path, part in zip(args.data, parts, strict=True)}
+    print(json.dumps({"out": args.out, "candidates": len(candidates.f1), "report (in-sample)": report}, indent=1))
+    return 0
+
+
+@command("calibrate")
+def _calibrate(args) -> int:
+    from spanqa.plugin.engine.assistant import Assistant
+    from spanqa.plugin.engine.defaults import add_routing_feedback
+    from spanqa.plugin.lab.calibration import calibrate_collection, load_labels, routing_corrections
+
+    assistant = Assistant(_open_collection(args))
+    if args.routing:
+        added = add_routing_feedback(routing_corrections(assistant.collection))
+        print(f"routing: {added} new document question(s) from thumbs-down on replies; the router retrains with "
+              "them on its next use (or `spanqa setup`)", file=sys.stderr)
+    if args.routing and not args.labels:
+        return 0
+    labels = load_labels(args.labels) if args.labels else None
+    report = calibrate_collection(assistant, labels, use_feedback=not args.no_feedback)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(f"calibration a={report.calibration.a:.3f} b={report.calibration.b:.3f} from {report.labelled} labelled "
+              f"questions and {report.feedback} feedback ratings; ECE on them {report.ece_before:.3f} → "
+              f"{report.ece_after:.3f}; stored with {assistant.collection.path}")
+    return 0
+
+
+# --- servers --------------------------------------------------------------------------------------------
+
+@command("mcp")
+def _mcp(args) -> int:
+    import anyio
+    from spanqa.plugin.doors.mcp_server import serve_stdio
+    from spanqa.plugin.engine.assistant import Assistant
+
+    assistant = Assistant(_open_collection(args))
+    assistant.warm_up()  # before the client's first call, and any first-use notice goes to stderr
+    print(f"spanqa mcp: serving {assistant.collection.path} over stdio", file=sys.stderr, flush=True)
+    anyio.run(serve_stdio, assistant)
+    return 0
+
+
+@command("serve")
+def _serve(args) -> int:
+    import uvicorn
+    from spanqa.plugin.doors.http_server import create_app
+    from spanqa.plugin.engine.assistant import Assistant
+
+    from spanqa.settings import ServerSettings
+
+    settings = ServerSettings.from_env(host=args.host, port=args.port, api_key=args.api_key,
+                                       cors_origins=args.cors_origins, batch_window_ms=args.batch_window_ms,
+                                       max_batch=args.max_batch)
+    app = create_app(Assistant(_open_collection(args)), settings)
+    print(f"spanqa serve: http://{settings.host}:{settings.port} (MCP at /mcp, OpenAI-compatible at /v1, API "
+          f"docs at /docs){'; API key required' if settings.api_key else ''}", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0
 
 
@@ -402,6 +476,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("setup", "Build what spanqa needs before its first answer: the default router and collection.")
 
+    p = add("mcp", "Serve the tools and documents over MCP on stdio (for Claude Desktop, Cursor, VS Code, …).")
+    collection_args(p)
+
+    p = add("serve", "Serve MCP (/mcp), OpenAI-compatible chat (/v1/chat/completions) and REST on one port.")
+    collection_args(p)
+    server_default = lambda name: f"default: {getattr(ServerSettings, name)}, or $SPANQA_{name.upper()}"  # noqa: E731
+    p.add_argument("--host", help=f"address to listen on ({server_default('host')}); any other than loopback "
+                                  "needs an API key")
+    p.add_argument("--port", type=int, help=f"port ({server_default('port')})")
+    p.add_argument("--api-key", help="bearer token every request must carry (default: none on loopback, or "
+                                     "$SPANQA_API_KEY)")
+    p.add_argument("--cors-origins", help="comma-separated origins allowed by CORS (default: CORS off, or "
+                                          "$SPANQA_CORS_ORIGINS)")
+    p.add_argument("--batch-window-ms", type=float,
+                   help=f"how long a question waits to share a reader pass ({server_default('batch_window_ms')})")
+    p.add_argument("--max-batch", type=int, help=f"questions per shared reader pass; 1 turns micro-batching off "
+                                                 f"({server_default('max_batch')})")
+
     p = add("train-reader", "Fine-tune an extractive QA reader on SQuAD-format data.")
     p.add_argument("--train", required=True, help="SQuAD-format JSON (v1.1 or v2.0 style, or .json.gz)")
     p.add_argument("--dev", help="SQuAD-format JSON for checkpoint selection and calibration")
@@ -432,6 +524,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, help=f"reader precision ({_env_default('reader_precision')})")
     p.add_argument("--limit", type=int, help="the first N questions only")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
+
+    p = add("train-ranker", "Learn the answer ranker from SQuAD-format development data.")
+    p.add_argument("--data", action="append", required=True, help="SQuAD-format JSON (repeatable)")
+    p.add_argument("--out", default=str(PACKAGE_ROOT / "models" / "ranker.json"), help="ranker JSON to write")
+    p.add_argument("--reader", help="reader model directory (default: the shipped reader)")
+    p.add_argument("--limit", type=int, help="questions sampled per file")
+    p.add_argument("--until", type=int, help="use only each file's first N questions")
+    p.add_argument("--holdout", type=float, default=0.15, help="fraction of contexts left out (unanswerable)")
+    p.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
+
+    p = add("calibrate", "Refit a collection's answer calibration from labelled questions and feedback.")
+    collection_args(p)
+    p.add_argument("--labels", help="JSONL of {\"question\", \"answers\": [...]} (empty: unanswerable), or SQuAD JSON")
+    p.add_argument("--no-feedback", action="store_true", help="ignore the collection's thumbs-up/down")
+    p.add_argument("--routing", action="store_true",
+                   help="also turn thumbs-down on non-document replies into routing data for the router")
+    p.add_argument("--json", action="store_true", help="print the fit as JSON")
 
     p = add("train-intent", "Fine-tune an intent classifier on text,label data (CSV or JSONL).")
     p.add_argument("data", help="labelled messages")
