@@ -333,7 +333,7 @@ def _setup(args) -> int:
 @command("ui")
 def _ui(args) -> int:
     import math
-    import subprocess
+    import os
 
     import spanqa.ui
 
@@ -346,7 +346,10 @@ def _ui(args) -> int:
     command_line = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
                     "--server.headless", "true", "--browser.gatherUsageStats", "false",
                     "--client.toolbarMode", "minimal", "--server.maxUploadSize", str(upload_mb)]
-    return subprocess.call(command_line)
+    # Become Streamlit rather than wait for it: a supervisor's SIGTERM to `spanqa ui` then stops the server
+    # itself instead of orphaning it.
+    sys.stdout.flush()
+    os.execv(sys.executable, command_line)
 
 
 # --- intent router -------------------------------------------------------------------------------------
