@@ -132,8 +132,10 @@ class ServerSettings:
     # Comma-separated origins allowed by CORS; empty = CORS off (browsers on other origins are refused).
     cors_origins: str = ""
     # Micro-batching: how long a question waits for others to share its reader pass, and how many may share one.
+    # Off by default (max_batch 1): on 2 cores it measured 0.83-0.99x the questions/s of one-at-a-time serving
+    # (python -m bench.serving, README), so it stays opt-in until it wins.
     batch_window_ms: float = 5.0
-    max_batch: int = 16
+    max_batch: int = 1
 
     def __post_init__(self) -> None:
         from spanqa.errors import InputError

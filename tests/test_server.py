@@ -54,7 +54,9 @@ def server(collection_dir, tmp_path_factory):
     """A real `spanqa serve` process on a free loopback port; stopped (and its port freed) after the module."""
     port = _free_port()
     env = {**os.environ, "SPANQA_HOME": str(tmp_path_factory.mktemp("serve-home"))}
-    process = subprocess.Popen([SPANQA, "serve", "--collection", str(collection_dir), "--port", str(port)],
+    # Micro-batching on (it is opt-in), so the protocol and load tests also run through the batching reader.
+    process = subprocess.Popen([SPANQA, "serve", "--collection", str(collection_dir), "--port", str(port),
+                                "--max-batch", "16"],
                                env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300  # the first start in a test session may train the router
