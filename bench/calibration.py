@@ -25,9 +25,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def _answer_all(path: Path, holdout: float, limit: int | None, skip: int, seed: int) -> list[dict]:
     from spanqa.plugin.engine.assistant import Assistant
-    from spanqa.plugin.lab.calibration import CORRECT_F1
     from spanqa.plugin.lab.ranker_training import open_domain_set
-    from spanqa.plugin.lab.squad import f1_score, max_over_ground_truths
+    from spanqa.plugin.lab.squad import CORRECT_F1, f1_score, max_over_ground_truths
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="spanqa-calibration-") as tmp:

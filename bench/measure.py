@@ -11,7 +11,7 @@ import resource
 import time
 
 import numpy as np
-from spanqa.plugin.lab.squad import exact_match_score, f1_score, max_over_ground_truths
+from spanqa.plugin.lab.squad import CORRECT_F1, exact_match_score, f1_score, max_over_ground_truths
 
 from bench.common import percentiles
 from bench.flops import encoder_flops, matmul_gflops
@@ -21,7 +21,6 @@ from bench.systems import make_system
 __all__ = ["RECALL_DEPTH", "measure_system", "reliability"]
 
 RECALL_DEPTH = 20
-CORRECT_F1 = 0.5  # an answer is "correct" for calibration when its F1 reaches this (as the reader was calibrated)
 
 
 def _scores(prediction: str, truths: tuple[str, ...]) -> tuple[float, float]:
@@ -30,18 +29,15 @@ def _scores(prediction: str, truths: tuple[str, ...]) -> tuple[float, float]:
 
 
 def reliability(scores: list[float], correct: list[bool], bins: int = 10) -> dict:
-    """Reliability diagram data and expected calibration error of answer scores."""
+    """Reliability diagram data and expected calibration error of answer scores (the ECE of `spanqa calibrate`)."""
+    from spanqa.plugin.lab.calibration import expected_calibration_error
+
     s, c = np.asarray(scores, dtype=float), np.asarray(correct, dtype=float)
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(s, edges[1:-1]), 0, bins - 1)
-    rows, ece = [], 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
-                         "mean_score": float(s[mask].mean()), "accuracy": float(c[mask].mean())})
-            ece += mask.sum() / len(s) * abs(s[mask].mean() - c[mask].mean())
-    return {"bins": rows, "ece": float(ece) if len(s) else None, "answers": len(s)}
+    which = np.clip((s * bins).astype(int), 0, bins - 1)
+    rows = [{"low": b / bins, "high": (b + 1) / bins, "count": int((which == b).sum()),
+             "mean_score": float(s[which == b].mean()), "accuracy": float(c[which == b].mean())}
+            for b in range(bins) if (which == b).any()]
+    return {"bins": rows, "ece": expected_calibration_error(s, c, bins) if len(s) else None, "answers": len(s)}
 
 
 def _retrieval(system, bench: BenchSet) -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from spanqa.plugin.engine.ranking import CALIBRATION_SETTING, ScoreCalibration
-from spanqa.plugin.lab.squad import f1_score, load_squad, max_over_ground_truths
+from spanqa.plugin.lab.squad import CORRECT_F1, f1_score, load_squad, max_over_ground_truths
 
 from spanqa.errors import DataFileError, InputError
 
@@ -33,7 +33,6 @@ __all__ = ["CalibrationReport", "LabelledQuestion", "MIN_EXAMPLES", "calibrate_c
            "expected_calibration_error", "load_labels", "routing_corrections"]
 
 MIN_EXAMPLES = 20  # fewer pairs cannot pin down two parameters
-CORRECT_F1 = 0.5
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 from spanqa.plugin.engine.ranking import FEATURES, AnswerRanker, candidate_features
-from spanqa.plugin.lab.squad import QAExample, f1_score, load_squad, max_over_ground_truths
+from spanqa.plugin.lab.squad import CORRECT_F1, QAExample, f1_score, load_squad, max_over_ground_truths
 
 from spanqa.settings import cache_dir
 
-__all__ = ["CORRECT_F1", "Candidates", "collect_candidates", "fit_ranker", "ranking_report", "open_domain_set",
+__all__ = ["Candidates", "collect_candidates", "fit_ranker", "ranking_report", "open_domain_set",
            "open_domain_split"]
 
-CORRECT_F1 = 0.5  # a candidate is "right" at this F1, as the benchmark counts a correct answer
 
 
 @dataclass
