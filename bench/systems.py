@@ -72,13 +72,13 @@ class SpanqaSystem:
     def __init__(self, reader_path: str, top_k: int) -> None:
         from spanqa.plugin.engine.assistant import Assistant
         from spanqa.plugin.engine.reader import Reader
-        from spanqa.retriever import Collection
+        from spanqa.retriever import LocalCollection
 
         self.top_k = top_k
         self._tmp = tempfile.TemporaryDirectory(prefix="spanqa-bench-")
         self.reader = Reader(reader_path)
         self.reader.warm_up()
-        self.assistant = Assistant(Collection(Path(self._tmp.name) / "collection"), reader=self.reader,
+        self.assistant = Assistant(LocalCollection(Path(self._tmp.name) / "collection"), reader=self.reader,
                                    rank=self.rank)
         self.assistant.router.classify("warm up")  # loads (or trains, once per machine) the default router
         self.tokens = TokenCounter(self.reader.model)

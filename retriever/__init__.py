@@ -9,10 +9,12 @@ import importlib
 
 _EXPORTS = {
     "Chunker": "chunking", "ChunkingSettings": "chunking",
-    "Collection": "collection", "IngestReport": "collection",
+    "Collection": "protocol", "IngestReport": "protocol",
+    "LocalCollection": "collection", "PostgresCollection": "postgres", "RetrieverCollection": "langchain_source",
     "Embedder": "embedding",
     "LoadError": "loaders", "load_bytes": "loaders", "load_paths": "loaders",
-    "Document": "records", "Hit": "records", "PageSpan": "records", "Passage": "records", "SkippedFile": "records",
+    "Document": "records", "DocumentInfo": "records", "Feedback": "records", "Hit": "records", "PageSpan": "records",
+    "Passage": "records", "SkippedFile": "records",
 }
 __all__ = list(_EXPORTS)
 

@@ -15,77 +15,34 @@ in-memory indexes and is held only for short lookups and swaps, so searches keep
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import threading
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from spanqa.retriever.chunking import Chunker, ChunkingSettings
-from spanqa.retriever.embedding import PROBE_TEXT, Embedder
-from spanqa.retriever.fusion import reciprocal_rank_fusion
+from spanqa.retriever.base import CollectionBase, Ranked, check_manifest, new_manifest
+from spanqa.retriever.chunking import ChunkingSettings
+from spanqa.retriever.embedding import Embedder
 from spanqa.retriever.indexes import DenseIndex, IndexFileError, LexicalIndex
-from spanqa.retriever.loaders import LoadError, LoadReport, load_bytes, load_paths, safe_source_name
-from spanqa.retriever.records import Document, Hit, Passage, SkippedFile
-from spanqa.retriever.store import DocumentInfo, Feedback, Store
+from spanqa.retriever.records import Document, DocumentInfo, Feedback, Passage
+from spanqa.retriever.store import Store
 
-from spanqa.errors import CollectionCorruptError, CollectionError, EmbeddingMismatchError
-from spanqa.settings import SEARCH_MODES, CollectionLimits, SearchMode, Settings
+from spanqa.errors import CollectionCorruptError, CollectionError
+from spanqa.settings import CollectionLimits
 
-__all__ = ["Collection", "IngestReport", "MANIFEST_FORMAT"]
+__all__ = ["LocalCollection"]
 
-MANIFEST_FORMAT = 1
-# Passages embedded per encode call across short documents (vectors are committed per document all the same).
-EMBED_GROUP_PASSAGES = 256
 # What an interrupted creation can leave behind in a collection directory before its manifest exists.
 _CREATION_LEFTOVERS = frozenset({"manifest.tmp", "collection.sqlite", "collection.sqlite-wal", "collection.sqlite-shm",
                                  "collection.sqlite-journal", "index"})
 
 
-ProgressCallback = Callable[[str, int, int], None]  # (message, done, total)
-
-
-@dataclass
-class IngestReport:
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    skipped: list[SkippedFile] = field(default_factory=list)
-    passages: int = 0
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def summary(self) -> str:
-        return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
-                f"{len(self.skipped)} skipped; {self.passages} passages embedded in {self.seconds:.1f}s")
-
-
-def _embedding_groups(pending: list[tuple[Document, list[Passage], bool]], passages: int = EMBED_GROUP_PASSAGES):
-    """Consecutive documents with about `passages` passages between them: short documents are embedded together
-    in full batches instead of one small batch each."""
-    group: list[tuple[Document, list[Passage], bool]] = []
-    count = 0
-    for item in pending:
-        group.append(item)
-        count += len(item[1])
-        if count >= passages:
-            yield group
-            group, count = [], 0
-    if group:
-        yield group
-
-
-class Collection:
-    """Ingest files, search passages. Opens an existing collection directory or creates a new one.
+class LocalCollection(CollectionBase):
+    """The embedded backend: ingest files, search passages, all in one directory (opened, or created).
 
     Usage:
-        collection = Collection("my-collection")
+        collection = LocalCollection("my-collection")
         collection.ingest(["docs/"])
         hits = collection.search("how do I reset it?", k=5)
 
@@ -100,22 +57,18 @@ class Collection:
     def __init__(self, path: str | Path, embedder: Embedder | None = None,
                  chunking: ChunkingSettings | None = None, create: bool = True,
                  limits: CollectionLimits | None = None) -> None:
+        super().__init__(embedder, limits)
         self.path = Path(path)
-        self.embedder = embedder or Embedder()
-        self.limits = limits or CollectionLimits()
         if self.path.exists() and not self.path.is_dir():
             raise CollectionError(f"{self.path} is a file, not a collection directory")
         self._lock = threading.RLock()
-        self._write_lock = threading.RLock()
         manifest_path = self.path / "manifest.json"
         if manifest_path.is_file():
-            self.manifest = self._check_manifest(manifest_path)
+            self.manifest, chunking = self._check_manifest(manifest_path)
             if not (self.path / "collection.sqlite").is_file():
                 raise CollectionCorruptError(
                     f"{self.path} has a manifest but its database collection.sqlite is missing; restore it from "
                     "a backup, or delete the directory and ingest the documents again")
-            chunking = ChunkingSettings(**{k: v for k, v in self.manifest["chunking"].items()
-                                           if k in ChunkingSettings.__dataclass_fields__})
         elif self.path.exists() and not {p.name for p in self.path.iterdir()} <= _CREATION_LEFTOVERS:
             raise CollectionError(f"{self.path} is not a spanqa collection (no manifest.json) and is not empty")
         elif not create:
@@ -130,7 +83,6 @@ class Collection:
         self.index_dir.mkdir(exist_ok=True)
         self.dense = DenseIndex(int(self.manifest["dimension"]))
         self.lexical = LexicalIndex()
-        self._chunker: Chunker | None = None
         try:
             self._open_indexes()
         except BaseException:
@@ -150,36 +102,20 @@ class Collection:
                     leftover.unlink()
         self.path.mkdir(parents=True, exist_ok=True)
         Store(self.path / "collection.sqlite").close()
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "embedding_model": self.embedder.name,
-            "dimension": self.embedder.dimension,
-            "probe": [round(float(x), 6) for x in self.embedder.encode(PROBE_TEXT)[0]],
-            "chunking": asdict(chunking),
-            "created": time.time(),
-        }
+        manifest = new_manifest(self.embedder, chunking)
         tmp = manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(manifest, indent=1))
         tmp.replace(manifest_path)
         return manifest
 
-    def _check_manifest(self, manifest_path: Path) -> dict:
+    def _check_manifest(self, manifest_path: Path) -> tuple[dict, ChunkingSettings]:
         try:
             manifest = json.loads(manifest_path.read_text())
-            recorded, dimension = manifest["embedding_model"], int(manifest["dimension"])
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError) as exc:
             raise CollectionCorruptError(f"{manifest_path} is unreadable ({exc})") from exc
-        fix = (f"open it with the embedder it was built with (--embedder {recorded}), or rebuild it for this "
-               f"model with `spanqa reindex --collection {self.path} --embedder {self.embedder.location}`")
-        if recorded != self.embedder.name or dimension != self.embedder.dimension:
-            raise EmbeddingMismatchError(
-                f"Collection {self.path} was built with embedding model {recorded!r} ({dimension}-d), but "
-                f"{self.embedder.name!r} ({self.embedder.dimension}-d) was given: {fix}")
-        probe = np.asarray(manifest.get("probe", []), dtype=np.float32)
-        if probe.shape == (dimension,) and float(probe @ self.embedder.encode(PROBE_TEXT)[0]) < 0.99:
-            raise EmbeddingMismatchError(
-                f"Collection {self.path} was built with a different {recorded!r} (its vectors disagree): {fix}")
-        return manifest
+        hint = (f"rebuild it for this model with `spanqa reindex --collection {self.path} "
+                f"--embedder {self.embedder.location}`")
+        return manifest, check_manifest(manifest, self.embedder, str(self.path), hint)
 
     def _open_indexes(self) -> None:
         generation = self.store.generation
@@ -235,7 +171,7 @@ class Collection:
             self._rebuild_indexes()
 
     @classmethod
-    def repair(cls, path: str | Path, embedder: Embedder | None = None) -> Collection:
+    def repair(cls, path: str | Path, embedder: Embedder | None = None) -> LocalCollection:
         """Open a collection whose index files are unreadable by rebuilding them from the database."""
         path = Path(path)
         for name in ("dense.json", "bm25.json"):
@@ -245,108 +181,62 @@ class Collection:
     def close(self) -> None:
         self.store.close()
 
-    # --- writing -------------------------------------------------------------------------------------
-
     @property
-    def chunker(self) -> Chunker:
-        if self._chunker is None:
-            # A copy of the tokenizer: the shared one is in use by searches on other threads, and its truncation
-            # settings are shared state (see retriever.embedding). The chunker itself only runs under the write lock.
-            tokenizer = copy.deepcopy(self.embedder.tokenizer)
-            self._chunker = Chunker(tokenizer, self.chunking, self.limits.max_passages_per_document)
-        return self._chunker
+    def location(self) -> str:
+        return str(self.path)
 
-    def ingest(self, paths: Iterable[str | Path], include: list[str] | None = None,
-               exclude: list[str] | None = None, progress: ProgressCallback | None = None) -> IngestReport:
-        """Ingest files and folders; unchanged files are skipped without embedding."""
-        report = load_paths(list(paths), include, exclude, self.limits.max_file_bytes)
-        return self.add_documents(report, progress)
+    # --- storage primitives (see CollectionBase) -----------------------------------------------------
 
-    def ingest_bytes(self, files: list[tuple[str, bytes]], progress: ProgressCallback | None = None) -> IngestReport:
-        """Ingest uploads: (file name, content) pairs. Names are labels only; nothing is written to disk."""
-        loaded = LoadReport()
-        for name, data in files:
-            source = safe_source_name(name)
-            try:
-                loaded.documents.append(load_bytes(source, data, self.limits.max_file_bytes))
-            except LoadError as exc:
-                loaded.skipped.append(SkippedFile(source, f"{source} {exc}"))
-        return self.add_documents(loaded, progress)
+    def _stored_hash(self, document_id: str) -> str | None:
+        return self.store.document_hash(document_id)
 
-    def add_documents(self, loaded: LoadReport, progress: ProgressCallback | None = None) -> IngestReport:
-        started = time.time()
-        report = IngestReport(skipped=list(loaded.skipped))
-        with self._write_lock:
-            pending: list[tuple[Document, list[Passage], bool]] = []
-            for document in loaded.documents:
-                previous = self.store.document_hash(document.id)
-                if previous == document.hash:
-                    report.unchanged.append(document.source)
-                    continue
-                try:
-                    passages = self.chunker.split(document)
-                except ValueError as exc:
-                    report.skipped.append(SkippedFile(document.source, str(exc)))
-                    continue
-                pending.append((document, passages, previous is not None))
-            total, done = len(pending), 0
-            for group in _embedding_groups(pending):
-                if progress:
-                    first = Path(group[0][0].source).name
-                    what = first if len(group) == 1 else f"{first} and {len(group) - 1} more"
-                    progress(f"Embedding {what} ({sum(len(p) for _, p, _ in group)} passages)", done, total)
-                vectors = self.embedder.encode([p.text for _, passages, _ in group for p in passages])
-                offset = 0
-                for document, passages, replaced in group:
-                    own = vectors[offset : offset + len(passages)]
-                    offset += len(passages)
-                    with self._lock:  # one transaction per document: a crash leaves it old or new, never half
-                        old_ids = self.store.previous_passage_ids(document.id)
-                        self.store.put_document(document, passages, own)
-                        self.dense.remove(old_ids)
-                        self.dense.add(np.array([p.id for p in passages], dtype=np.int64), own)
-                    (report.updated if replaced else report.added).append(document.source)
-                    report.passages += len(passages)
-                    done += 1
-            if pending:
-                self._after_write()
-            if progress:
-                progress("Done", total, total)
-        report.seconds = time.time() - started
-        return report
+    def _commit(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
+        with self._lock:
+            old_ids = self.store.previous_passage_ids(document.id)
+            self.store.put_document(document, passages, vectors)
+            self.dense.remove(old_ids)
+            self.dense.add(np.array([p.id for p in passages], dtype=np.int64), vectors)
+
+    def _remove(self, document_id: str) -> None:
+        with self._lock:
+            self.dense.remove(self.store.delete_document(document_id))
 
     def _after_write(self) -> None:
         # The flat index was updated in place; an HNSW index that lost vectors is rebuilt.
         self._rebuild_indexes(dense=self.dense.needs_rebuild)
 
-    def delete(self, document: str) -> bool:
-        """Delete a document by id or by source; False if there is no such document."""
-        with self._write_lock:
-            match = [d for d in self.store.documents() if document in (d.id, d.source)]
-            if not match:
-                return False
-            with self._lock:
-                removed = self.store.delete_document(match[0].id)
-                self.dense.remove(removed)
-            self._after_write()
-            return True
+    def _ranked(self, query: str, vector: np.ndarray | None, mode: str, pool: int) -> Ranked:
+        self._refresh_if_changed_elsewhere()
+        ranked: Ranked = {}
+        with self._lock:
+            if mode != "bm25":
+                ranked["dense"] = self.dense.search(vector, pool)
+            if mode != "dense":
+                ranked["bm25"] = self.lexical.search(query, pool)
+        return ranked
+
+    def _passages(self, ids: list[int]) -> dict[int, Passage]:
+        return self.store.passages(ids)
+
+    def _passage_ids(self, document_id: str) -> list[int]:
+        return self.store.previous_passage_ids(document_id)
+
+    def _vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        return self.store.vectors(ids)
+
+    def _get_meta(self, key: str) -> str | None:
+        return self.store.get_meta(key)
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.store.set_meta(key, value)
+
+    # --- the rest of the Collection protocol ------------------------------------------------------------
 
     def add_feedback(self, feedback: Feedback) -> int:
         return self.store.add_feedback(feedback)
 
-    # --- reading -------------------------------------------------------------------------------------
-
     def feedback(self) -> list[Feedback]:
         return self.store.feedback()
-
-    def get_setting(self, key: str) -> dict | None:
-        """A JSON setting stored with the collection (e.g. the engine's answer calibration), or None."""
-        raw = self.store.get_meta(f"setting:{key}")
-        return json.loads(raw) if raw is not None else None
-
-    def put_setting(self, key: str, value: dict) -> None:
-        """Store a JSON setting with the collection: every process that opens it sees it on its next read."""
-        self.store.set_meta(f"setting:{key}", json.dumps(value))
 
     def documents(self) -> list[DocumentInfo]:
         return self.store.documents()
@@ -357,51 +247,6 @@ class Collection:
     def __len__(self) -> int:
         self._refresh_if_changed_elsewhere()
         return len(self.dense)
-
-    def search(self, query: str, k: int = Settings.top_k, mode: SearchMode = Settings.retrieval_mode,
-               weights: dict[str, float] | None = None, candidates: int | None = None) -> list[Hit]:
-        """The `k` best passages for `query`.
-
-        Args:
-            mode: "dense" (embeddings), "bm25" (words) or "hybrid" (both, fused by reciprocal rank).
-            weights: per-retriever RRF weights for hybrid, e.g. {"dense": 1.0, "bm25": 0.5}.
-            candidates: how many each retriever contributes before fusion (default max(4k, 20)).
-        """
-        if mode not in SEARCH_MODES:
-            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
-        if not 1 <= k <= self.limits.max_results:
-            raise ValueError(f"k must be between 1 and {self.limits.max_results:,} (the max_results limit), got {k}")
-        if not query.strip():
-            raise ValueError("The query is empty")
-        self._refresh_if_changed_elsewhere()
-        pool = candidates if candidates is not None else max(4 * k, 20)
-        vector = self.embedder.encode(query)[0] if mode != "bm25" else None
-        with self._lock:
-            ranked: dict[str, list[tuple[int, float]]] = {}
-            if mode != "bm25":
-                ranked["dense"] = self.dense.search(vector, pool if mode == "hybrid" else k)
-            if mode != "dense":
-                ranked["bm25"] = self.lexical.search(query, pool if mode == "hybrid" else k)
-        fused = reciprocal_rank_fusion(ranked, weights)[:k]
-        passages = self.store.passages([f.id for f in fused])
-        missing_dense = [f.id for f in fused if "dense" not in f.scores] if vector is not None else []
-        stored = self.store.vectors(missing_dense) if missing_dense else {}
-        hits = []
-        for item in fused:
-            passage = passages.get(item.id)
-            if passage is None:  # deleted between the index lookup and now
-                continue
-            dense_score = item.scores.get("dense")
-            if dense_score is None and item.id in stored:
-                # Found by BM25 alone: its cosine is still evidence for the reader and for abstention.
-                dense_score = float(stored[item.id] @ vector)
-            hits.append(Hit(passage, item.score, dense_score, item.scores.get("bm25"),
-                            item.ranks.get("dense"), item.ranks.get("bm25")))
-        return hits
-
-    def existing(self, passage_ids: Iterable[int]) -> set[int]:
-        """Which of these passages still exist (their document may have been deleted since they were found)."""
-        return set(self.store.passages(list(passage_ids)))
 
     def integrity_problems(self) -> list[str]:
         """Check that the database, the dense index and the BM25 index hold the same passages."""

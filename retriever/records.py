@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-__all__ = ["Document", "PageSpan", "Passage", "Hit", "SkippedFile", "content_hash", "document_id_for"]
+__all__ = ["Document", "DocumentInfo", "PageSpan", "Passage", "Hit", "Feedback", "SkippedFile", "content_hash",
+           "document_id_for"]
 
 
 def content_hash(text: str) -> str:
@@ -98,3 +99,26 @@ class SkippedFile:
 
     source: str
     reason: str
+
+
+@dataclass
+class DocumentInfo:
+    id: str
+    source: str
+    title: str
+    hash: str
+    passages: int
+    characters: int
+    added: float
+
+
+@dataclass
+class Feedback:
+    question: str
+    answer: str
+    source: str
+    rating: int  # 1 = helpful, 0 = not helpful
+    passage_id: int | None = None
+    score: float | None = None
+    # What was rated: an answer (documents, fallback), an abstention (abstained) or a reply (help, reply)
+    route: str = "documents"

@@ -13,11 +13,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from spanqa.retriever.records import Document, PageSpan, Passage
+from spanqa.retriever.records import Document, DocumentInfo, Feedback, PageSpan, Passage
 
 from spanqa.errors import CollectionCorruptError, CollectionError
 
@@ -58,29 +57,6 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', '0');
 """
-
-
-@dataclass
-class DocumentInfo:
-    id: str
-    source: str
-    title: str
-    hash: str
-    passages: int
-    characters: int
-    added: float
-
-
-@dataclass
-class Feedback:
-    question: str
-    answer: str
-    source: str
-    rating: int  # 1 = helpful, 0 = not helpful
-    passage_id: int | None = None
-    score: float | None = None
-    # What was rated: an answer (documents, fallback), an abstention (abstained) or a reply (help, reply)
-    route: str = "documents"
 
 
 class Store:

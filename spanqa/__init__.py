@@ -1,7 +1,9 @@
 """spanqa: intent-routed, extractive question answering over your own documents.
 
-    from spanqa import Assistant, Collection
-    print(Assistant(Collection("my-docs")).respond("What is the notice period?").reply)
+    from spanqa import Assistant
+    print(Assistant("my-docs").respond("What is the notice period?").reply)                  # a directory
+    print(Assistant("postgresql://db/spanqa?collection=docs").respond("...").reply)        # PostgreSQL + pgvector
+    print(Assistant(retriever=vector_store.as_retriever()).respond("...").reply)          # any LangChain store
 
 The folders `plugin/`, `retriever/` and `ui/` of the source tree are the subpackages `spanqa.plugin`,
 `spanqa.retriever` and `spanqa.ui`. Names resolve lazily so that `import spanqa` (and `spanqa --help`) does not
@@ -21,7 +23,11 @@ _EXPORTS = {
     "Answer": "spanqa.plugin.engine.reader",
     "IntentClassifier": "spanqa.plugin.engine.router",
     "Intent": "spanqa.plugin.engine.router",
-    "Collection": "spanqa.retriever.collection",
+    "Collection": "spanqa.retriever.protocol",
+    "LocalCollection": "spanqa.retriever.collection",
+    "PostgresCollection": "spanqa.retriever.postgres",
+    "RetrieverCollection": "spanqa.retriever.langchain_source",
+    "open_collection": "spanqa.plugin.engine.collections",
     "Settings": "spanqa.settings",
     "SpanqaError": "spanqa.errors",
     "SpanqaToolkit": "spanqa.plugin.doors.langchain_tools",

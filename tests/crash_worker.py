@@ -1,6 +1,6 @@
 """A writer for the crash test: ingests, replaces and deletes documents in a loop until it is killed.
 
-    python tests/crash_worker.py COLLECTION_DIR SEED
+    python tests/crash_worker.py COLLECTION SEED      (a directory or a PostgreSQL URL)
 
 Prints "ready" once the collection is open, then writes forever. Document i at version v is
 `document_text(i, v)`, so the test can tell a whole version from a half-written one.
@@ -32,11 +32,11 @@ def parse_version(text: str) -> tuple[int, int] | None:
 
 
 def main() -> None:
-    from spanqa.retriever import Collection
+    from spanqa.plugin.engine.collections import open_collection
 
-    path, seed = sys.argv[1], int(sys.argv[2])
+    location, seed = sys.argv[1], int(sys.argv[2])
     rng = random.Random(seed)
-    collection = Collection(path)
+    collection = open_collection(location, create=True)
     collection.embedder.warm_up()
     print("ready", flush=True)
     for version in itertools.count(seed * 1000):

@@ -3,6 +3,28 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
+
+# Short documents on unrelated topics, plus near-duplicates (error codes one digit apart) that only words tell apart.
+CORPUS = {
+    "error-a.txt": "Pump error E-4711 means the motor overheated; let it cool for an hour.",
+    "error-b.txt": "Pump error E-4712 means the water filter is clogged and must be rinsed.",
+    "error-c.txt": "Pump error E-4713 means the water tank is empty; refill it.",
+    "noise.txt": "To reduce loud sounds during operation, place the unit on the rubber mat that ships in the box.",
+    "tower.txt": "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 metres tall.",
+    "solar.md": "Photovoltaic panels convert sunlight into electricity. Modern silicon cells reach about 20 "
+                "percent efficiency and lose roughly half a percent of output per year.",
+    "bread.txt": "Sourdough bread rises because wild yeast and lactic acid bacteria ferment the dough overnight.",
+    "visa.txt": "Travellers from the listed countries must apply for the electronic visa at least 72 hours "
+                "before departure.",
+}
+
+
+def write_corpus(folder: Path, corpus: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in corpus.items():
+        (folder / name).write_text(text)
+    return folder
 
 
 def make_pdf(pages: list[str]) -> bytes:

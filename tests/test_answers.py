@@ -19,9 +19,8 @@ from spanqa.plugin.engine.ranking import (
 )
 from spanqa.plugin.engine.reader import Answer, snap_span
 from spanqa.plugin.lab.calibration import calibrate_collection, load_labels, routing_corrections
-from spanqa.retriever import Collection
-from spanqa.retriever.records import Hit, Passage
-from spanqa.retriever.store import Feedback
+from spanqa.retriever import LocalCollection
+from spanqa.retriever.records import Feedback, Hit, Passage
 
 from spanqa.errors import DataFileError, InputError, ModelLoadError
 
@@ -105,7 +104,7 @@ def test_labels_files_are_read_or_refused_by_line(tmp_path):
 
 
 def test_thumbs_down_on_a_routed_reply_becomes_routing_data(tmp_path, embedder):
-    collection = Collection(tmp_path / "c", embedder=embedder)
+    collection = LocalCollection(tmp_path / "c", embedder=embedder)
     collection.add_feedback(Feedback("minimum system requirements", "Hello!", "", 0, route="reply"))
     collection.add_feedback(Feedback("hi", "Hello!", "", 1, route="reply"))
     collection.add_feedback(Feedback("When?", "1889", "t.txt", 0, 3, 0.8, route="documents"))
@@ -126,7 +125,7 @@ def test_calibrate_stores_a_fit_every_assistant_applies(tmp_path, embedder, monk
              for i in range(12)}
     for name, text in facts.items():
         (folder / name).write_text(text)
-    collection = Collection(tmp_path / "c", embedder=embedder)
+    collection = LocalCollection(tmp_path / "c", embedder=embedder)
     collection.ingest([folder])
     labels = [{"question": f"How much does part {i} of the pump cost?", "answers": [f"{10 + i} euros"]}
               for i in range(12)]
@@ -138,9 +137,9 @@ def test_calibrate_stores_a_fit_every_assistant_applies(tmp_path, embedder, monk
     with pytest.raises(InputError, match="at least 20"):
         calibrate_collection(assistant, load_labels(path)[:5], save=False)
     assert cli(["calibrate", "--collection", str(tmp_path / "c"), "--labels", str(path), "--json"]) == 0
-    stored = Collection(tmp_path / "c", embedder=embedder).get_setting(CALIBRATION_SETTING)
+    stored = LocalCollection(tmp_path / "c", embedder=embedder).get_setting(CALIBRATION_SETTING)
     calibration = ScoreCalibration.from_json(stored)
     assert calibration != ScoreCalibration() and "24 labelled" in calibration.fitted_on
-    after = Assistant(Collection(tmp_path / "c", embedder=embedder)).answer(
+    after = Assistant(LocalCollection(tmp_path / "c", embedder=embedder)).answer(
         "How much does part 3 of the pump cost?").answers[0].score
     assert after == pytest.approx(calibration.probability(before), abs=1e-6)

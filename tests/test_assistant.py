@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from spanqa.plugin.engine.assistant import Assistant
-from spanqa.retriever import Collection
+from spanqa.retriever import LocalCollection
 
 from spanqa.errors import InputError
 
@@ -25,7 +25,7 @@ def assistant(tmp_path_factory, embedder):
     folder = tmp_path_factory.mktemp("facts")
     for name, text in FACTS.items():
         (folder / name).write_text(text)
-    collection = Collection(folder / "collection", embedder=embedder)
+    collection = LocalCollection(folder / "collection", embedder=embedder)
     collection.ingest([folder])
     engine = Assistant(collection)
     engine.warm_up()
@@ -68,7 +68,7 @@ def test_unanswerable_question_abstains_and_shows_closest_passages(assistant):
 
 
 def test_empty_collection_gives_a_helpful_message(tmp_path, embedder, assistant):
-    empty = Assistant(Collection(tmp_path / "empty", embedder=embedder), reader=assistant.reader,
+    empty = Assistant(LocalCollection(tmp_path / "empty", embedder=embedder), reader=assistant.reader,
                       router=assistant.router)
     response = empty.respond("What is the warranty period?")
     assert response.abstained and "empty" in response.reply and "ingest" in response.reply

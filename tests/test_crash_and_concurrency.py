@@ -17,12 +17,12 @@ WORKER = Path(__file__).with_name("crash_worker.py")
 KILL_TRIALS = 20
 
 
-def check_collection(path: Path, embedder) -> int:
-    """Open the collection after a crash: it must open, its three stores must agree, and every document must be
-    one whole version with exactly that version's passages. Returns the number of documents checked."""
-    from spanqa.retriever import Collection
+def check_collection(location: str, embedder) -> int:
+    """Open the collection after a crash: it must open, its stores must agree, and every document must be one
+    whole version with exactly that version's passages. Returns the number of documents checked."""
+    from spanqa.plugin.engine.collections import open_collection
 
-    collection = Collection(path, embedder=embedder)
+    collection = open_collection(location, embedder=embedder)
     try:
         assert collection.integrity_problems() == []
         documents = collection.documents()
@@ -31,8 +31,7 @@ def check_collection(path: Path, embedder) -> int:
             version = parse_version(document.text)
             assert version is not None, document.text[:80]
             assert document.text == document_text(*version)
-            stored = sorted(collection.store.passages(collection.store.previous_passage_ids(info.id)).values(),
-                            key=lambda p: p.index)
+            stored = sorted(collection._passages(collection._passage_ids(info.id)).values(), key=lambda p: p.index)
             expected = collection.chunker.split(document)
             assert [(p.start, p.end, p.text) for p in stored] == [(p.start, p.end, p.text) for p in expected]
         if documents:
@@ -44,8 +43,9 @@ def check_collection(path: Path, embedder) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_during_ingest_leaves_each_document_old_or_new_never_half(tmp_path, embedder):
-    path = tmp_path / "collection"
+@pytest.mark.parametrize("backend", ["local", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sigkill_during_ingest_leaves_each_document_old_or_new_never_half(tmp_path, embedder, backend, request):
+    path = request.getfixturevalue("postgres_url") if backend == "postgres" else str(tmp_path / "collection")
     rng = random.Random(8)
     killed_while_writing, checked = 0, 0
     for trial in range(KILL_TRIALS):
@@ -67,9 +67,9 @@ def test_sigkill_during_ingest_leaves_each_document_old_or_new_never_half(tmp_pa
 @pytest.mark.integration
 def test_eight_askers_while_another_thread_ingests_and_deletes(tmp_path, embedder):
     from spanqa.plugin.engine.assistant import Assistant
-    from spanqa.retriever import Collection
+    from spanqa.retriever import LocalCollection
 
-    collection = Collection(tmp_path / "busy", embedder=embedder)
+    collection = LocalCollection(tmp_path / "busy", embedder=embedder)
     collection.ingest_bytes([(f"doc{i}.txt", document_text(i, 0).encode()) for i in range(DOCUMENTS)])
     assistant = Assistant(collection)
     assistant.warm_up()

@@ -4,7 +4,7 @@ and must lose nothing that was already there."""
 from __future__ import annotations
 
 import pytest
-from spanqa.retriever import Collection
+from spanqa.retriever import LocalCollection
 from spanqa.retriever.loaders import LoadError, load_bytes, load_paths
 
 from spanqa.settings import CollectionLimits, Settings
@@ -39,7 +39,7 @@ def test_hostile_upload_names_write_nothing_outside_the_collection(tmp_path, emb
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     (root / "etc" / "passwd").write_text("root:x:0:0")
-    collection = Collection(root / "collections" / "c", embedder=embedder)
+    collection = LocalCollection(root / "collections" / "c", embedder=embedder)
     before = {k: v for k, v in tree(root).items() if not k.startswith("collections")}
     names = ["../../etc/passwd.txt", "/etc/passwd.txt", str(root / "etc" / "passwd.txt"), "a\x00b.txt",
              "..\\..\\etc\\passwd.txt", "....//....//x.md", "\u202egnp.txt", ".hidden.txt", "", "   "]
@@ -54,7 +54,7 @@ def test_hostile_upload_names_write_nothing_outside_the_collection(tmp_path, emb
 
 
 def test_passage_limit_refuses_one_document_and_keeps_the_rest(tmp_path, embedder):
-    collection = Collection(tmp_path / "c", embedder=embedder, limits=CollectionLimits(max_passages_per_document=3))
+    collection = LocalCollection(tmp_path / "c", embedder=embedder, limits=CollectionLimits(max_passages_per_document=3))
     long_text = " ".join(f"Sentence number {i} is about a lantern." for i in range(400))
     report = collection.ingest_bytes([("long.txt", long_text.encode()), ("short.txt", b"A short note.")])
     assert report.added == ["short.txt"]
@@ -63,7 +63,7 @@ def test_passage_limit_refuses_one_document_and_keeps_the_rest(tmp_path, embedde
 
 
 def test_results_per_query_limit_names_itself(tmp_path, embedder):
-    collection = Collection(tmp_path / "c", embedder=embedder, limits=CollectionLimits(max_results=10))
+    collection = LocalCollection(tmp_path / "c", embedder=embedder, limits=CollectionLimits(max_results=10))
     collection.ingest_bytes([("a.txt", b"Lanterns light the harbor.")])
     assert collection.search("harbor", k=10)
     with pytest.raises(ValueError, match="max_results"):
@@ -91,23 +91,23 @@ def test_interrupted_creation_is_started_over_but_foreign_files_are_never_touche
     leftover.mkdir()
     (leftover / "collection.sqlite").write_bytes(b"")  # a crash before the manifest was written
     (leftover / "manifest.tmp").write_text("{")
-    Collection(leftover, embedder=embedder).ingest_bytes([("a.txt", b"Now it works.")])
+    LocalCollection(leftover, embedder=embedder).ingest_bytes([("a.txt", b"Now it works.")])
     assert (leftover / "manifest.json").is_file()
 
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.docx").write_bytes(b"precious")
     with pytest.raises(Exception, match="not a spanqa collection"):
-        Collection(foreign, embedder=embedder)
+        LocalCollection(foreign, embedder=embedder)
     assert (foreign / "thesis.docx").read_bytes() == b"precious"
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     with pytest.raises(Exception, match="is a file, not a collection directory"):
-        Collection(a_file, embedder=embedder)
+        LocalCollection(a_file, embedder=embedder)
 
 
 def test_a_stamp_left_by_a_crash_does_not_block_later_saves(tmp_path, embedder):
-    collection = Collection(tmp_path / "c", embedder=embedder)
+    collection = LocalCollection(tmp_path / "c", embedder=embedder)
     collection.ingest_bytes([("a.txt", b"First document.")])
     # What a kill between writing a stamp and renaming it leaves behind.
     (collection.index_dir / "bm25.json.tmp").write_text('{"generation": 1')
@@ -124,7 +124,7 @@ def test_huge_question_is_refused_with_the_limit_named(tmp_path, embedder):
 
     from spanqa.errors import InputError
 
-    assistant = Assistant(Collection(tmp_path / "c", embedder=embedder))
+    assistant = Assistant(LocalCollection(tmp_path / "c", embedder=embedder))
     with pytest.raises(InputError, match=r"102,400 characters long; the limit is 2,000 \(max_question_chars\)"):
         assistant.check_message("x" * 102_400)
     for empty in ("", "   ", "\x00\x01\x02"):

@@ -12,7 +12,7 @@ from langchain_tests.integration_tests import RetrieversIntegrationTests, ToolsI
 from langchain_tests.unit_tests import ToolsUnitTests
 from spanqa.plugin.doors.langchain_tools import ClassifyIntentTool, DocumentQATool, DocumentSearchTool
 
-from spanqa import Assistant, Collection, SpanqaRetriever
+from spanqa import Assistant, LocalCollection, SpanqaRetriever
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def _assistant() -> Assistant:
                                        "ground floor closes at 6 pm. Refunds are paid within 14 days.")
     (folder / "garden.txt").write_text("Water the fern every three days and keep it out of direct sun.")
     (folder / "travel.txt").write_text("Trains to the coast leave every hour from platform 4.")
-    Collection(folder / "collection").ingest([folder])
+    LocalCollection(folder / "collection").ingest([folder])
     return Assistant(folder / "collection")
 
 

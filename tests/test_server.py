@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from spanqa.plugin.engine.assistant import Assistant
-from spanqa.retriever import Collection
+from spanqa.retriever import LocalCollection
 
 from spanqa.errors import InputError
 from spanqa.settings import ServerSettings, Settings
@@ -39,7 +39,7 @@ def collection_dir(tmp_path_factory, embedder):
     folder = tmp_path_factory.mktemp("served")
     for name, text in FACTS.items():
         (folder / name).write_text(text)
-    Collection(folder / "collection", embedder=embedder).ingest([folder])
+    LocalCollection(folder / "collection", embedder=embedder).ingest([folder])
     return folder / "collection"
 
 
@@ -209,7 +209,7 @@ def app_client(collection_dir, tmp_path):
     shutil.copytree(collection_dir, copy)
 
     def make(max_file_mb: float | None = None, **server):
-        assistant = Assistant(Collection(copy), settings=Settings.from_env(max_file_mb=max_file_mb))
+        assistant = Assistant(LocalCollection(copy), settings=Settings.from_env(max_file_mb=max_file_mb))
         return TestClient(create_app(assistant, ServerSettings(**server)))
 
     return make

@@ -13,7 +13,7 @@ from langchain_core.messages import ToolCall
 from langchain_core.tools import BaseTool
 from spanqa.plugin.doors.langchain_tools import SpanqaRetriever, SpanqaToolkit
 from spanqa.plugin.engine.assistant import Assistant, Response
-from spanqa.retriever import Collection
+from spanqa.retriever import LocalCollection
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ def collection_dir(tmp_path_factory, embedder):
                                        "and reply that the refund takes one day.")
     (folder / "office.txt").write_text("Opening hours: the office opens at 8 am on weekdays. The cafeteria on the "
                                        "ground floor closes at 6 pm.")
-    Collection(folder / "collection", embedder=embedder).ingest([folder])
+    LocalCollection(folder / "collection", embedder=embedder).ingest([folder])
     return folder / "collection"
 
 

@@ -63,9 +63,9 @@ def test_upload_then_ask_then_feedback_then_delete(app):
     assert "spanqa-answer\">three" in all_markdown(at)
 
     at.feedback[0].set_value(1).run()
-    from spanqa.retriever import Collection
+    from spanqa.retriever import LocalCollection
 
-    stored = Collection(Path(os.environ["SPANQA_HOME"]) / "collections" / "mine").store.feedback()
+    stored = LocalCollection(Path(os.environ["SPANQA_HOME"]) / "collections" / "mine").store.feedback()
     assert [(f.question, f.rating) for f in stored] == [("How much is the deposit?", 1)]
     assert stored[0].answer.startswith("three") and stored[0].source == "lease.txt"
 
@@ -93,10 +93,10 @@ def test_markup_in_documents_renders_as_text(app):
 def test_a_collection_broken_mid_question_is_a_message_not_a_traceback(app):
     import sqlite3
 
-    from spanqa.retriever import Collection
+    from spanqa.retriever import LocalCollection
 
     path = Path(os.environ["SPANQA_HOME"]) / "collections" / "broken"
-    Collection(path).ingest_bytes([("lease.txt", b"The deposit is three months of rent.")])
+    LocalCollection(path).ingest_bytes([("lease.txt", b"The deposit is three months of rent.")])
     app.run()
     app.selectbox(key="collection_choice").select("broken").run()
     ask(app, "How much is the deposit?")

@@ -55,7 +55,7 @@ def test_version_and_import_root(app):
     import spanqa
 
     assert _run([str(bin_dir / "spanqa"), "--version"], app_dir, env).stdout.strip() == f"spanqa {spanqa.__version__}"
-    code = "import spanqa, sys; from spanqa import SpanqaToolkit, Assistant, Collection; print(spanqa.__file__)"
+    code = "import spanqa, sys; from spanqa import SpanqaToolkit, Assistant, Collection, LocalCollection, PostgresCollection; print(spanqa.__file__)"
     location = _run([str(bin_dir / "python"), "-c", code], app_dir, env).stdout.strip()
     assert "site-packages" in location and str(ROOT) not in location
 

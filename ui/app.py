@@ -11,9 +11,9 @@ from pathlib import Path
 
 import streamlit as st
 from spanqa.plugin.engine.assistant import Assistant
-from spanqa.plugin.engine.collections import ensure_default_collection
-from spanqa.retriever.collection import Collection
-from spanqa.retriever.store import Feedback
+from spanqa.plugin.engine.collections import ensure_default_collection, open_collection, resolve_location
+from spanqa.retriever.postgres import PostgresLocation, is_postgres_location
+from spanqa.retriever.records import Feedback
 from spanqa.ui.render import escape_markdown, highlighted_passage, intent_badge
 
 from spanqa.errors import SpanqaError
@@ -23,6 +23,11 @@ DEFAULT = "default"
 st.set_page_config(page_title="spanqa", page_icon="🔎", layout="wide")
 st.markdown("<style>.spanqa-answer{background:#ffe08a;padding:0 2px;border-radius:3px}"
             ".spanqa-passage{font-size:0.92em;line-height:1.5;white-space:pre-wrap}</style>", unsafe_allow_html=True)
+
+
+def shown_location(name: str) -> str:
+    """A collection's name as the sidebar shows it: a PostgreSQL URL without its password."""
+    return PostgresLocation(name).shown if is_postgres_location(name) else name
 
 
 def collections_root() -> Path:
@@ -35,8 +40,10 @@ def engine(name: str) -> Assistant:
     """One engine per collection, shared by every browser session (the engine's parts lock what they must)."""
     settings = Settings.from_env()
     limits = settings.collection_limits()
+    # A name is the bundled default, $SPANQA_COLLECTION (a directory or a PostgreSQL URL), or a local collection.
+    location = name if name == resolve_location(None) else collections_root() / name
     collection = (ensure_default_collection(limits=limits) if name == DEFAULT
-                  else Collection(collections_root() / name, limits=limits))
+                  else open_collection(location, create=True, limits=limits))
     assistant = Assistant(collection, settings=settings)
     assistant.warm_up()
     return assistant
@@ -47,8 +54,10 @@ with st.sidebar:
     st.title("🔎 spanqa")
     root = collections_root()
     existing = sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file()) if root.is_dir() else []
-    names = [DEFAULT] + [n for n in existing if n != DEFAULT]
-    choice = st.selectbox("Collection", names + ["➕ New collection…"], key="collection_choice")
+    configured = resolve_location(None)  # `spanqa ui --collection LOCATION` or $SPANQA_COLLECTION comes first
+    names = ([str(configured)] if configured else []) + [DEFAULT] + [n for n in existing if n != DEFAULT]
+    choice = st.selectbox("Collection", names + ["➕ New collection…"], key="collection_choice",
+                          format_func=shown_location)
     if choice == "➕ New collection…":
         new_name = st.text_input("Name of the new collection", key="new_collection")
         if not new_name:

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import spanqa.retriever.indexes as indexes
-from spanqa.retriever.collection import Collection
+from spanqa.retriever.collection import LocalCollection
 from spanqa.retriever.loaders import LoadReport
 from spanqa.retriever.records import Document
 
@@ -31,7 +31,7 @@ def documents_and_questions() -> tuple[list[Document], list[tuple[str, str, int,
     return documents, questions
 
 
-def recall_at_5(collection: Collection, questions, mode: str) -> float:
+def recall_at_5(collection: LocalCollection, questions, mode: str) -> float:
     found = 0
     for question, source, start, end in questions:
         hits = collection.search(question, k=5, mode=mode)
@@ -44,7 +44,7 @@ def main() -> None:
     with_identifiers = indexes.identifier_terms
     for label, terms in (("words only", lambda text: []), ("with identifier terms", with_identifiers)):
         indexes.identifier_terms = terms
-        collection = Collection(Path(tempfile.mkdtemp()) / "collection")
+        collection = LocalCollection(Path(tempfile.mkdtemp()) / "collection")
         collection.add_documents(LoadReport(documents=documents))
         for mode in ("bm25", "hybrid"):
             print(f"{label:24s} {mode:6s} recall@5 {recall_at_5(collection, questions, mode):.3f} "

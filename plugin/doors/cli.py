@@ -13,7 +13,7 @@ from pathlib import Path
 
 from spanqa import __version__
 from spanqa.errors import SpanqaError
-from spanqa.settings import PACKAGE_ROOT, PRECISIONS, SEARCH_MODES, ServerSettings, Settings
+from spanqa.settings import PACKAGE_ROOT, PRECISIONS, SEARCH_MODES, ServerSettings, Settings, default_collection_path
 
 COMMANDS: dict[str, callable] = {}
 
@@ -69,34 +69,37 @@ def _tqdm_progress():
 
 @command("ingest")
 def _ingest(args) -> int:
-    from spanqa.plugin.engine.collections import resolve_collection_path
+    from spanqa.plugin.engine.collections import open_collection, resolve_location
     from spanqa.retriever.chunking import ChunkingSettings
-    from spanqa.retriever.collection import Collection
-    from spanqa.retriever.embedding import Embedder
     from spanqa.retriever.loaders import load_paths
 
+    from spanqa.errors import CollectionError
+
     _quiet_parsers()
-    path = resolve_collection_path(args.collection)
     limits = Settings.from_env(max_file_mb=args.max_file_mb,
                                max_passages_per_document=args.max_passages_per_document).collection_limits()
     loaded = load_paths(args.paths, args.include, args.exclude, limits.max_file_bytes)
     for skipped in loaded.skipped:
         print(f"spanqa ingest: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
-    if not loaded.documents and not (path / "manifest.json").is_file():
-        print(f"spanqa ingest: nothing to add; no collection created at {path}", file=sys.stderr)
-        return 1
     chunking = ChunkingSettings(max_tokens=args.chunk_tokens, overlap_tokens=args.overlap_tokens)
-    collection = Collection(path, embedder=Embedder(args.embedder) if args.embedder else None, chunking=chunking,
-                            limits=limits)
+    location = resolve_location(args.collection) or default_collection_path()
+    try:  # a collection is created by its first document, never by a run that adds nothing
+        collection = open_collection(location, embedder=args.embedder, create=bool(loaded.documents),
+                                     limits=limits, chunking=chunking)
+    except CollectionError:
+        if loaded.documents:
+            raise
+        print(f"spanqa ingest: nothing to add; no collection created at {location}", file=sys.stderr)
+        return 1
     report = collection.add_documents(loaded, progress=None if args.json else _tqdm_progress())
     for skipped in report.skipped[len(loaded.skipped):]:
         print(f"spanqa ingest: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
     if args.json:
         from spanqa.plugin.engine.response import SCHEMA_VERSION
 
-        _print_json({"schema": SCHEMA_VERSION, "collection": str(path), **report.to_dict()})
+        _print_json({"schema": SCHEMA_VERSION, "collection": collection.location, **report.to_dict()})
     else:
-        print(f"{path}: {report.summary()}")
+        print(f"{collection.location}: {report.summary()}")
     return 0 if report.added or report.updated or report.unchanged or not report.skipped else 1
 
 
@@ -131,7 +134,7 @@ def _docs(args) -> int:
         if not args.document:
             raise ValueError("give the document id or source to remove")
         if not collection.delete(args.document):
-            print(f"No document {args.document!r} in {collection.path}", file=sys.stderr)
+            print(f"No document {args.document!r} in {collection.location}", file=sys.stderr)
             return 1
         print(f"Removed {args.document}")
         return 0
@@ -143,7 +146,7 @@ def _docs(args) -> int:
         return 0
     for d in documents:
         print(f"{d.id}  {d.passages:5d} passages  {d.characters:8d} chars  {d.source}")
-    print(f"{len(documents)} documents in {collection.path}")
+    print(f"{len(documents)} documents in {collection.location}")
     return 0
 
 
@@ -153,6 +156,23 @@ def _reindex(args) -> int:
 
     report = reindex_collection(args.collection, embedder=args.embedder)
     print(report)
+    return 0
+
+
+@command("migrate")
+def _migrate(args) -> int:
+    from spanqa.plugin.engine.collections import resolve_location
+    from spanqa.retriever.postgres import PostgresLocation, is_postgres_location, migrate
+
+    location = resolve_location(args.collection)
+    if not is_postgres_location(str(location)):
+        print(f"spanqa migrate: {location or 'the default collection'} is a local collection; local collections "
+              "upgrade themselves when opened. migrate takes a PostgreSQL URL.", file=sys.stderr)
+        return 2
+    found, now = migrate(str(location))
+    shown = PostgresLocation(str(location)).shown
+    print(f"{shown}: schema version {found} → {now}" if found != now else
+          f"{shown}: schema already at version {now}; nothing to do")
     return 0
 
 
@@ -228,7 +248,7 @@ def _calibrate(args) -> int:
     else:
         print(f"calibration a={report.calibration.a:.3f} b={report.calibration.b:.3f} from {report.labelled} labelled "
               f"questions and {report.feedback} feedback ratings; ECE on them {report.ece_before:.3f} → "
-              f"{report.ece_after:.3f}; stored with {assistant.collection.path}")
+              f"{report.ece_after:.3f}; stored with {assistant.collection.location}")
     return 0
 
 
@@ -242,7 +262,7 @@ def _mcp(args) -> int:
 
     assistant = Assistant(_open_collection(args))
     assistant.warm_up()  # before the client's first call, and any first-use notice goes to stderr
-    print(f"spanqa mcp: serving {assistant.collection.path} over stdio", file=sys.stderr, flush=True)
+    print(f"spanqa mcp: serving {assistant.collection.location} over stdio", file=sys.stderr, flush=True)
     anyio.run(serve_stdio, assistant)
     return 0
 
@@ -326,7 +346,7 @@ def _setup(args) -> int:
     router = ensure_default_router()
     print(f"default router: {router}")
     collection = ensure_default_collection()
-    print(f"default collection: {collection.path} ({len(collection.documents())} documents)")
+    print(f"default collection: {collection.location} ({len(collection.documents())} documents)")
     return 0
 
 
@@ -346,6 +366,8 @@ def _ui(args) -> int:
     command_line = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
                     "--server.headless", "true", "--browser.gatherUsageStats", "false",
                     "--client.toolbarMode", "minimal", "--server.maxUploadSize", str(upload_mb)]
+    if args.collection:
+        os.environ["SPANQA_COLLECTION"] = args.collection  # the UI reads it like every other door
     # Become Streamlit rather than wait for it: a supervisor's SIGTERM to `spanqa ui` then stops the server
     # itself instead of orphaning it.
     sys.stdout.flush()
@@ -427,8 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=summary, description=summary, formatter_class=shown)
 
     def collection_args(p, embedder: bool = True):
-        p.add_argument("--collection", help="collection directory (default: the bundled default collection, "
-                                            "or $SPANQA_COLLECTION)")
+        p.add_argument("--collection", help="collection directory, or PostgreSQL URL "
+                                            "postgresql://user@host/db?collection=name (default: $SPANQA_COLLECTION, "
+                                            "else the bundled default collection)")
         if embedder:
             p.add_argument("--embedder", help="embedding model id or path (default: bundled all-MiniLM-L6-v2, or "
                                               "$SPANQA_EMBEDDER)")
@@ -461,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("reindex", "Rebuild a collection's indexes, or re-embed it for another embedding model.")
     collection_args(p)
 
+    p = add("migrate", "Upgrade a PostgreSQL collection's schema to this spanqa's version, in one transaction.")
+    collection_args(p, embedder=False)
+
     p = add("ask", "Answer questions from a collection: routed, retrieved, extracted and cited.")
     p.add_argument("question", nargs="?", help="the question; - reads one question per line from standard input")
     p.add_argument("--questions", help="a file with one question per line (- for standard input)")
@@ -476,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("ui", "Start the Streamlit chat UI.")
     p.add_argument("--port", type=int, default=8501, help="port to serve on")
+    p.add_argument("--collection", help="also offer this collection (a directory or a PostgreSQL URL) and open it "
+                                        "first (default: $SPANQA_COLLECTION)")
 
     p = add("setup", "Build what spanqa needs before its first answer: the default router and collection.")
 

@@ -38,7 +38,7 @@ from spanqa.plugin.doors.schemas import (
 )
 from spanqa.plugin.engine.batching import BatchingReader
 from spanqa.plugin.engine.response import SCHEMA_VERSION, documents_json, response_json
-from spanqa.retriever.store import Feedback
+from spanqa.retriever.records import Feedback
 
 from spanqa import __version__
 from spanqa.errors import CollectionError, InputError, ModelLoadError, SpanqaError

@@ -77,7 +77,10 @@ class Assistant:
         print(response.reply)
 
     Args:
-        collection: a Collection, a collection directory, or None for the default collection.
+        collection: a Collection, a collection directory or PostgreSQL URL, or None for $SPANQA_COLLECTION or
+            else the default collection.
+        retriever: instead of a collection, any LangChain retriever (e.g. `vector_store.as_retriever()`): spanqa
+            reads and cites what it returns (see spanqa.retriever.langchain_source).
         reader: the extractive reader (default: the shipped one, at `settings.reader_precision`).
         ranker: orders the reader's candidates across passages (default: the shipped one). `rank=False` keeps
             the reader's own margin order × passage relevance instead (spanqa before the ranker).
@@ -90,12 +93,18 @@ class Assistant:
     def __init__(self, collection: Collection | str | Path | None = None, reader: Reader | None = None,
                  router: IntentClassifier | None = None, settings: Settings | None = None,
                  routes: dict[str, str] | None = None, ranker: AnswerRanker | None = None,
-                 rank: bool = True) -> None:
+                 rank: bool = True, retriever=None) -> None:
         self.settings = settings or Settings.from_env()
         self.routes = {**ROUTES, **(routes or {})}
         unknown = set(self.routes.values()) - HANDLERS
         if unknown:
             raise ValueError(f"unknown route handler(s) {sorted(unknown)}; choose from {sorted(HANDLERS)}")
+        if retriever is not None:
+            if collection is not None:
+                raise ValueError("give a collection or a retriever, not both")
+            from spanqa.retriever.langchain_source import RetrieverCollection
+
+            collection = RetrieverCollection(retriever, limits=self.settings.collection_limits())
         self._collection_arg = collection
         self._collection: Collection | None = collection if isinstance(collection, Collection) else None
         self.reader = reader or Reader(precision=self.settings.reader_precision)
@@ -189,11 +198,10 @@ class Assistant:
         if not 0.0 <= threshold <= 1.0:
             raise InputError(f"threshold must be within [0, 1], got {threshold}")
         intent = intent or Intent("document_question", 1.0, False)
-        collection = self.collection
-        if len(collection) == 0:
+        hits = self.search(question, k=top_k, mode=mode)
+        if not hits and len(self.collection) == 0:
             return Response(question, intent, "documents", "The collection is empty: add documents first "
                             "(upload them in the sidebar, or run `spanqa ingest PATH`).", abstained=True)
-        hits = self.search(question, k=top_k, mode=mode)
         retrieved = time.perf_counter()
         candidates, windows = self.read_candidates(question, hits)
         read = time.perf_counter()

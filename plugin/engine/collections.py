@@ -1,22 +1,28 @@
 """Finding, opening, building and re-indexing collections, including the bundled default one.
 
-The default collection is spanqa's own documentation (docs/, shipped inside the package), so a newcomer can ask
-spanqa about spanqa. It is built on first use into the cache directory and refreshed when those files change (unchanged
-files cost a hash comparison, no embedding).
+A collection location is a directory (the embedded backend) or a PostgreSQL URL
+(`postgresql://user@host/db?collection=name`); every door takes either, through `open_collection`. With no
+location given, $SPANQA_COLLECTION is used, and without it the bundled default collection: spanqa's own
+documentation (docs/, shipped inside the package), so a newcomer can ask spanqa about spanqa. It is built on first
+use into the cache directory and refreshed when those files change (unchanged files cost a hash comparison).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
-from spanqa.retriever.collection import Collection
+from spanqa.retriever.chunking import ChunkingSettings
+from spanqa.retriever.collection import LocalCollection
 from spanqa.retriever.embedding import Embedder
 from spanqa.retriever.loaders import LoadReport
+from spanqa.retriever.postgres import PostgresCollection, is_postgres_location
+from spanqa.retriever.protocol import Collection
 
 from spanqa.settings import CollectionLimits, Settings, default_collection_path, default_documents_path
 
-__all__ = ["default_sources", "resolve_collection_path", "open_collection", "ensure_default_collection",
+__all__ = ["default_sources", "resolve_location", "open_collection", "ensure_default_collection",
            "reindex_collection"]
 
 
@@ -24,34 +30,42 @@ def default_sources() -> list[Path]:
     return [default_documents_path()]
 
 
-def resolve_collection_path(collection: str | Path | None) -> Path:
-    return Path(collection) if collection else default_collection_path()
+def resolve_location(collection: str | Path | None) -> str | Path | None:
+    """The location asked for, else $SPANQA_COLLECTION, else None (the bundled default collection)."""
+    return collection or os.environ.get("SPANQA_COLLECTION") or None
 
 
 def ensure_default_collection(embedder: Embedder | None = None, limits: CollectionLimits | None = None) -> Collection:
-    """Open the default collection, building or refreshing it from the bundled documentation."""
-    collection = Collection(default_collection_path(), embedder=embedder, limits=limits)
+    """Open the bundled default collection, building or refreshing it from the bundled documentation."""
+    collection = LocalCollection(default_collection_path(), embedder=embedder, limits=limits)
     collection.ingest(default_sources())
     return collection
 
 
 def open_collection(collection: str | Path | None = None, embedder: str | Embedder | None = None,
-                    create: bool = False, limits: CollectionLimits | None = None) -> Collection:
-    """Open a collection by path; None opens (and if needed builds) the default collection."""
+                    create: bool = False, limits: CollectionLimits | None = None,
+                    chunking: ChunkingSettings | None = None) -> Collection:
+    """Open a collection by directory or PostgreSQL URL (see `resolve_location`); `create` makes it if absent."""
     if isinstance(embedder, str):
         embedder = Embedder(embedder)
     limits = limits or Settings.from_env().collection_limits()
-    if collection is None:
+    location = resolve_location(collection)
+    if location is None:
         return ensure_default_collection(embedder, limits)
-    return Collection(collection, embedder=embedder, create=create, limits=limits)
+    if is_postgres_location(str(location)):
+        return PostgresCollection(str(location), embedder=embedder, chunking=chunking, create=create, limits=limits)
+    return LocalCollection(location, embedder=embedder, chunking=chunking, create=create, limits=limits)
 
 
 def reindex_collection(collection: str | Path | None, embedder: str | None = None) -> str:
-    """Rebuild a collection's indexes from its database; with `embedder`, re-embed every document for that
+    """Rebuild a local collection's indexes from its database; with `embedder`, re-embed every document for that
     model into a fresh collection and swap it in only once it is complete (the old one stays until then)."""
-    path = resolve_collection_path(collection)
+    location = resolve_location(collection) or default_collection_path()
+    if is_postgres_location(str(location)):
+        return _reindex_postgres(str(location), embedder)
+    path = Path(location)
     if embedder is None:
-        Collection.repair(path)
+        LocalCollection.repair(path)
         return f"Rebuilt the dense and BM25 indexes of {path} from its database."
     from spanqa.retriever.store import Store
 
@@ -60,7 +74,7 @@ def reindex_collection(collection: str | Path | None, embedder: str | None = Non
     store.close()
     staging = path.with_name(path.name + ".reindexing")
     shutil.rmtree(staging, ignore_errors=True)
-    rebuilt = Collection(staging, embedder=Embedder(embedder))
+    rebuilt = LocalCollection(staging, embedder=Embedder(embedder))
     report = rebuilt.add_documents(LoadReport(documents=[d for d in documents if d is not None]))
     rebuilt.close()
     retired = path.with_name(path.name + ".old")
@@ -69,3 +83,13 @@ def reindex_collection(collection: str | Path | None, embedder: str | None = Non
     staging.rename(path)
     shutil.rmtree(retired, ignore_errors=True)
     return f"Re-embedded {path} with {embedder}: {report.summary()}"
+
+
+def _reindex_postgres(url: str, embedder: str | None) -> str:
+    if embedder is None:
+        return (f"{url}: PostgreSQL maintains its own indexes; nothing to rebuild (REINDEX SCHEMA repairs an "
+                "index the server reports as damaged).")
+    from spanqa.retriever.postgres import replace_collection
+
+    report = replace_collection(url, Embedder(embedder))
+    return f"Re-embedded {url} with {embedder}: {report.summary()}"

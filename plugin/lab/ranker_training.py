@@ -94,7 +94,7 @@ def open_domain_set(path: Path, where: Path, holdout: float = 0.15, seed: int = 
                     until: int | None = None, limit: int | None = None):
     """A collection at `where` of a SQuAD-format file's contexts (a `holdout` fraction left out), and its questions
     with their references: [(question, answers)], answers empty when the collection cannot answer."""
-    from spanqa.retriever import Collection, Document
+    from spanqa.retriever import Document, LocalCollection
     from spanqa.retriever.loaders import LoadReport
 
     examples = load_squad(path)
@@ -102,7 +102,7 @@ def open_domain_set(path: Path, where: Path, holdout: float = 0.15, seed: int = 
     questions = examples[skip:until]
     if limit is not None and limit < len(questions):
         questions = random.Random(seed).sample(questions, limit)
-    collection = Collection(where)
+    collection = LocalCollection(where)
     collection.add_documents(LoadReport(documents=[Document(source=f"{Path(path).stem} #{cid}", text=text)
                                                    for cid, text in kept.items()]))
     return collection, [(e.question, [a.text for a in e.answers] if e.context_id not in held_out else [])

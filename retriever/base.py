@@ -1,0 +1,273 @@
+"""What every writable collection backend does the same way: the ingest pipeline (load → chunk → embed →
+one transaction per document), the embedding-model check, search-argument checks and reciprocal rank fusion.
+
+A backend supplies storage primitives (`_commit`, `_remove`, `_ranked`, `_passages`, ...); this class turns them
+into the `Collection` protocol, so both backends chunk, embed, fuse and refuse in exactly one way.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from spanqa.retriever.chunking import Chunker, ChunkingSettings
+from spanqa.retriever.embedding import PROBE_TEXT, Embedder
+from spanqa.retriever.fusion import reciprocal_rank_fusion
+from spanqa.retriever.loaders import LoadError, LoadReport, load_bytes, load_paths, safe_source_name
+from spanqa.retriever.protocol import IngestReport, ProgressCallback
+from spanqa.retriever.records import Document, Hit, Passage, SkippedFile
+
+from spanqa.errors import CollectionCorruptError, EmbeddingMismatchError
+from spanqa.settings import SEARCH_MODES, CollectionLimits, SearchMode, Settings
+
+__all__ = ["CollectionBase", "new_manifest", "check_manifest", "EMBED_GROUP_PASSAGES"]
+
+MANIFEST_FORMAT = 1
+# Passages embedded per encode call across short documents (vectors are committed per document all the same).
+EMBED_GROUP_PASSAGES = 256
+
+Ranked = dict[str, list[tuple[int, float]]]  # retriever name → (passage id, score), best first
+
+
+def new_manifest(embedder: Embedder, chunking: ChunkingSettings) -> dict:
+    """What a collection records about how it was built: the embedder (with a probe vector) and the chunking."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "embedding_model": embedder.name,
+        "dimension": embedder.dimension,
+        "probe": [round(float(x), 6) for x in embedder.encode(PROBE_TEXT)[0]],
+        "chunking": asdict(chunking),
+        "created": time.time(),
+    }
+
+
+def check_manifest(manifest: dict, embedder: Embedder, location: str, reindex_hint: str) -> ChunkingSettings:
+    """Refuse an embedder other than the one the collection was built with; return the collection's chunking."""
+    try:
+        recorded, dimension = manifest["embedding_model"], int(manifest["dimension"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CollectionCorruptError(f"The manifest of {location} is unreadable ({exc!r})") from exc
+    fix = f"open it with the embedder it was built with (--embedder {recorded}), or {reindex_hint}"
+    if recorded != embedder.name or dimension != embedder.dimension:
+        raise EmbeddingMismatchError(
+            f"Collection {location} was built with embedding model {recorded!r} ({dimension}-d), but "
+            f"{embedder.name!r} ({embedder.dimension}-d) was given: {fix}")
+    probe = np.asarray(manifest.get("probe", []), dtype=np.float32)
+    if probe.shape == (dimension,) and float(probe @ embedder.encode(PROBE_TEXT)[0]) < 0.99:
+        raise EmbeddingMismatchError(
+            f"Collection {location} was built with a different {recorded!r} (its vectors disagree): {fix}")
+    return ChunkingSettings(**{k: v for k, v in manifest.get("chunking", {}).items()
+                               if k in ChunkingSettings.__dataclass_fields__})
+
+
+def _embedding_groups(pending: list[tuple[Document, list[Passage], bool]], passages: int = EMBED_GROUP_PASSAGES):
+    """Consecutive documents with about `passages` passages between them: short documents are embedded together
+    in full batches instead of one small batch each."""
+    group: list[tuple[Document, list[Passage], bool]] = []
+    count = 0
+    for item in pending:
+        group.append(item)
+        count += len(item[1])
+        if count >= passages:
+            yield group
+            group, count = [], 0
+    if group:
+        yield group
+
+
+class CollectionBase:
+    """The shared half of a writable collection; subclasses store and search."""
+
+    embedder: Embedder
+    limits: CollectionLimits
+    chunking: ChunkingSettings
+
+    def __init__(self, embedder: Embedder | None, limits: CollectionLimits | None) -> None:
+        self.embedder = embedder or Embedder()
+        self.limits = limits or CollectionLimits()
+        self._write_lock = threading.RLock()
+        self._chunker: Chunker | None = None
+
+    # --- what a backend provides ------------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        raise NotImplementedError
+
+    def _write_guard(self) -> AbstractContextManager:
+        """Held for a whole write (ingest, delete): one writer at a time per collection."""
+        return self._write_lock
+
+    def _stored_hash(self, document_id: str) -> str | None:
+        raise NotImplementedError
+
+    def _commit(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
+        """Replace `document` and its passages in one transaction; set each passage's id."""
+        raise NotImplementedError
+
+    def _remove(self, document_id: str) -> None:
+        raise NotImplementedError
+
+    def _after_write(self) -> None:
+        """Called once after a batch of writes (e.g. to refresh caches)."""
+
+    def _ranked(self, query: str, vector: np.ndarray | None, mode: str, pool: int) -> Ranked:
+        raise NotImplementedError
+
+    def _passages(self, ids: list[int]) -> dict[int, Passage]:
+        raise NotImplementedError
+
+    def _passage_ids(self, document_id: str) -> list[int]:
+        """The ids of a document's stored passages (integrity checks)."""
+        raise NotImplementedError
+
+    def _vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        raise NotImplementedError
+
+    def _get_meta(self, key: str) -> str | None:
+        raise NotImplementedError
+
+    def _set_meta(self, key: str, value: str) -> None:
+        raise NotImplementedError
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    @property
+    def chunker(self) -> Chunker:
+        if self._chunker is None:
+            # A copy of the tokenizer: the shared one is in use by searches on other threads, and its truncation
+            # settings are shared state (see retriever.embedding). The chunker itself only runs under the write lock.
+            tokenizer = copy.deepcopy(self.embedder.tokenizer)
+            self._chunker = Chunker(tokenizer, self.chunking, self.limits.max_passages_per_document)
+        return self._chunker
+
+    def ingest(self, paths: Iterable[str | Path], include: list[str] | None = None,
+               exclude: list[str] | None = None, progress: ProgressCallback | None = None) -> IngestReport:
+        """Ingest files and folders; unchanged files are skipped without embedding."""
+        report = load_paths(list(paths), include, exclude, self.limits.max_file_bytes)
+        return self.add_documents(report, progress)
+
+    def ingest_bytes(self, files: list[tuple[str, bytes]], progress: ProgressCallback | None = None) -> IngestReport:
+        """Ingest uploads: (file name, content) pairs. Names are labels only; nothing is written to disk."""
+        loaded = LoadReport()
+        for name, data in files:
+            source = safe_source_name(name)
+            try:
+                loaded.documents.append(load_bytes(source, data, self.limits.max_file_bytes))
+            except LoadError as exc:
+                loaded.skipped.append(SkippedFile(source, f"{source} {exc}"))
+        return self.add_documents(loaded, progress)
+
+    def add_documents(self, loaded: LoadReport, progress: ProgressCallback | None = None) -> IngestReport:
+        started = time.time()
+        report = IngestReport(skipped=list(loaded.skipped))
+        with self._write_guard():
+            pending = self._chunk_changed(loaded.documents, report)
+            total, done = len(pending), 0
+            for group in _embedding_groups(pending):
+                if progress:
+                    first = Path(group[0][0].source).name
+                    what = first if len(group) == 1 else f"{first} and {len(group) - 1} more"
+                    progress(f"Embedding {what} ({sum(len(p) for _, p, _ in group)} passages)", done, total)
+                vectors = self.embedder.encode([p.text for _, passages, _ in group for p in passages])
+                for (document, passages, replaced), own in zip(group, _split(vectors, group), strict=True):
+                    self._commit(document, passages, own)  # one transaction: a crash leaves it old or new
+                    (report.updated if replaced else report.added).append(document.source)
+                    report.passages += len(passages)
+                    done += 1
+            if pending:
+                self._after_write()
+            if progress:
+                progress("Done", total, total)
+        report.seconds = time.time() - started
+        return report
+
+    def _chunk_changed(self, documents: list[Document], report: IngestReport) -> list[tuple[Document, list, bool]]:
+        """(document, passages, replaces an older version) for each new or changed document."""
+        pending = []
+        for document in documents:
+            previous = self._stored_hash(document.id)
+            if previous == document.hash:
+                report.unchanged.append(document.source)
+                continue
+            try:
+                passages = self.chunker.split(document)
+            except ValueError as exc:
+                report.skipped.append(SkippedFile(document.source, str(exc)))
+                continue
+            pending.append((document, passages, previous is not None))
+        return pending
+
+    def delete(self, document: str) -> bool:
+        """Delete a document by id or by source; False if there is no such document."""
+        with self._write_guard():
+            match = [d for d in self.documents() if document in (d.id, d.source)]
+            if not match:
+                return False
+            self._remove(match[0].id)
+            self._after_write()
+            return True
+
+    def get_setting(self, key: str) -> dict | None:
+        """A JSON setting stored with the collection (e.g. the engine's answer calibration), or None."""
+        raw = self._get_meta(f"setting:{key}")
+        return json.loads(raw) if raw is not None else None
+
+    def put_setting(self, key: str, value: dict) -> None:
+        """Store a JSON setting with the collection: every process that opens it sees it on its next read."""
+        self._set_meta(f"setting:{key}", json.dumps(value))
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def search(self, query: str, k: int = Settings.top_k, mode: SearchMode = Settings.retrieval_mode,
+               weights: dict[str, float] | None = None, candidates: int | None = None) -> list[Hit]:
+        """The `k` best passages for `query`.
+
+        Args:
+            mode: "dense" (embeddings), "bm25" (words) or "hybrid" (both, fused by reciprocal rank).
+            weights: per-retriever RRF weights for hybrid, e.g. {"dense": 1.0, "bm25": 0.5}.
+            candidates: how many each retriever contributes before fusion (default max(4k, 20)).
+        """
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
+        if not 1 <= k <= self.limits.max_results:
+            raise ValueError(f"k must be between 1 and {self.limits.max_results:,} (the max_results limit), got {k}")
+        if not query.strip():
+            raise ValueError("The query is empty")
+        pool = candidates if candidates is not None else max(4 * k, 20)
+        vector = self.embedder.encode(query)[0] if mode != "bm25" else None
+        ranked = self._ranked(query, vector, mode, pool if mode == "hybrid" else k)
+        fused = reciprocal_rank_fusion(ranked, weights)[:k]
+        passages = self._passages([f.id for f in fused])
+        missing_dense = [f.id for f in fused if "dense" not in f.scores] if vector is not None else []
+        stored = self._vectors(missing_dense) if missing_dense else {}
+        hits = []
+        for item in fused:
+            passage = passages.get(item.id)
+            if passage is None:  # deleted between the index lookup and now
+                continue
+            dense_score = item.scores.get("dense")
+            if dense_score is None and item.id in stored:
+                # Found by BM25 alone: its cosine is still evidence for the reader and for abstention.
+                dense_score = float(stored[item.id] @ vector)
+            hits.append(Hit(passage, item.score, dense_score, item.scores.get("bm25"),
+                            item.ranks.get("dense"), item.ranks.get("bm25")))
+        return hits
+
+    def existing(self, passage_ids: Iterable[int]) -> set[int]:
+        """Which of these passages still exist (their document may have been deleted since they were found)."""
+        return set(self._passages(list(passage_ids)))
+
+
+def _split(vectors: np.ndarray, group: list[tuple[Document, list[Passage], bool]]) -> Iterator[np.ndarray]:
+    offset = 0
+    for _, passages, _ in group:
+        yield vectors[offset : offset + len(passages)]
+        offset += len(passages)

@@ -1,0 +1,497 @@
+"""The PostgreSQL backend: a collection in PostgreSQL + pgvector, shared by every process that opens it.
+
+    postgresql://user:password@host:5432/database?collection=manuals
+
+Each collection is one schema, `spanqa_<name>`, so several collections (and other applications) share a
+database without touching each other's tables:
+
+    meta        schema_version, manifest (embedder, dimension, probe, chunking), passage count, settings
+    documents   id, source, title, hash, text, pages
+    passages    offsets, page, text, embedding vector(d) [HNSW, cosine], lexemes tsvector [GIN]
+    feedback    thumbs-up/down with what was rated
+
+Search is the same hybrid as the embedded backend: pgvector's HNSW for the dense ranking, PostgreSQL's full-text
+ranking (`ts_rank` over an OR of the question's stemmed words) for the lexical one, fused by reciprocal rank in
+`CollectionBase`. Nothing is cached in the process, so a document added or deleted by one replica is answered
+from, or no longer cited by, every other on its next question.
+
+Writes: one transaction per document, under a per-collection advisory lock, so a writer that dies leaves each
+document wholly old or wholly new, and concurrent writers from several replicas queue instead of interleaving.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+from spanqa.retriever.base import CollectionBase, Ranked, check_manifest, new_manifest
+from spanqa.retriever.chunking import ChunkingSettings
+from spanqa.retriever.embedding import Embedder
+from spanqa.retriever.records import Document, DocumentInfo, Feedback, PageSpan, Passage
+
+from spanqa.errors import CollectionError, InputError
+from spanqa.settings import CollectionLimits, PostgresSettings
+
+__all__ = ["PostgresCollection", "PostgresLocation", "SCHEMA_VERSION", "is_postgres_location", "migrate",
+           "replace_collection"]
+
+SCHEMA_VERSION = 1
+# Statements that take a collection from version v-1 to v ({s} is the collection's schema). Version 1 is the
+# creation script below; a later release appends here and `spanqa migrate` applies what a collection lacks.
+MIGRATIONS: dict[int, list[str]] = {}
+TEXT_SEARCH_CONFIG = "english"
+_SCHEMES = ("postgresql://", "postgres://")
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+_CREATE = [
+    "CREATE SCHEMA {s}",
+    "CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL)",
+    """CREATE TABLE {s}.documents (id text PRIMARY KEY, source text NOT NULL, title text NOT NULL,
+        hash text NOT NULL, text text NOT NULL, pages jsonb NOT NULL, added double precision NOT NULL)""",
+    """CREATE TABLE {s}.passages (id bigserial PRIMARY KEY,
+        document_id text NOT NULL REFERENCES {s}.documents(id) ON DELETE CASCADE,
+        idx integer NOT NULL, start integer NOT NULL, "end" integer NOT NULL, page integer NOT NULL,
+        text text NOT NULL, embedding vector({dimension}) NOT NULL,
+        lexemes tsvector GENERATED ALWAYS AS (to_tsvector({config}, text)) STORED)""",
+    "CREATE INDEX passages_document ON {s}.passages (document_id)",
+    """CREATE INDEX passages_embedding ON {s}.passages USING hnsw (embedding vector_cosine_ops)
+        WITH (m = {m}, ef_construction = {ef_construction})""",
+    "CREATE INDEX passages_lexemes ON {s}.passages USING gin (lexemes)",
+    """CREATE TABLE {s}.feedback (id bigserial PRIMARY KEY, created double precision NOT NULL,
+        question text NOT NULL, answer text NOT NULL, source text NOT NULL, passage_id bigint, score real,
+        rating integer NOT NULL, route text NOT NULL DEFAULT 'documents')""",
+]
+
+
+def is_postgres_location(location: object) -> bool:
+    return isinstance(location, str) and location.startswith(_SCHEMES)
+
+
+class PostgresLocation:
+    """A collection URL split into the server's connection string and the collection's name."""
+
+    def __init__(self, url: str) -> None:
+        if not is_postgres_location(url):
+            raise InputError(f"{url!r} is not a PostgreSQL URL (postgresql://user@host/database?collection=name)")
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        names = [value for key, value in query if key == "collection"]
+        self.name = names[-1] if names else "default"
+        if not self.name or len(self.name) > 48 or not set(self.name) <= _NAME_CHARS:
+            raise InputError(f"Collection name {self.name!r} in {self.display(parts)}: use 1-48 lowercase letters, "
+                             "digits and underscores (?collection=manuals)")
+        rest = urlencode([(k, v) for k, v in query if k != "collection"])
+        self.conninfo = urlunsplit(parts._replace(query=rest))
+        self.schema = f"spanqa_{self.name}"
+        self.url = url
+        self.shown = self.display(parts)
+
+    def with_name(self, name: str) -> str:
+        """The URL of another collection on the same server and database."""
+        parts = urlsplit(self.url)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "collection"]
+        return urlunsplit(parts._replace(query=urlencode([*query, ("collection", name)])))
+
+    @staticmethod
+    def display(parts) -> str:
+        """The URL without its password, fit for messages and logs."""
+        netloc = parts.netloc
+        if "@" in netloc and ":" in netloc.split("@", 1)[0]:
+            user = netloc.split("@", 1)[0].split(":", 1)[0]
+            netloc = f"{user}:***@{netloc.split('@', 1)[1]}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresCollection(CollectionBase):
+    """A collection stored in PostgreSQL with pgvector (see the module docstring).
+
+    Usage:
+        collection = PostgresCollection("postgresql://spanqa@db.internal/spanqa?collection=manuals")
+        collection.ingest(["docs/"])
+
+    Args:
+        url: the server and the collection (`?collection=name`, default "default").
+        embedder: must match the one the collection was built with (recorded in its manifest).
+        chunking: passage size and overlap, used when the collection is created.
+        create: create the collection (schema, tables, indexes) if it does not exist.
+        limits: file size, passages per document and results per query.
+        settings: pool size, timeouts and HNSW parameters (default: PostgresSettings.from_env()).
+    """
+
+    def __init__(self, url: str, embedder: Embedder | None = None, chunking: ChunkingSettings | None = None,
+                 create: bool = True, limits: CollectionLimits | None = None,
+                 settings: PostgresSettings | None = None) -> None:
+        try:
+            import pgvector.psycopg  # noqa: F401
+            import psycopg_pool  # noqa: F401
+        except ImportError as exc:
+            raise CollectionError("PostgreSQL collections need the postgres extra: pip install 'spanqa[postgres]' "
+                                  f"({exc})") from exc
+        super().__init__(embedder, limits)
+        self.where = PostgresLocation(url)
+        self.settings = settings or PostgresSettings.from_env()
+        self._connect_kwargs = {
+            "connect_timeout": max(1, round(self.settings.pg_connect_timeout_s)),
+            "options": f"-c statement_timeout={self.settings.pg_statement_timeout_ms}",
+        }
+        with self._bootstrap_connection() as conn:
+            self.manifest = self._open_or_create(conn, chunking or ChunkingSettings(), create)
+        self.chunking = check_manifest(self.manifest, self.embedder, self.location,
+                                       f"re-embed it with `spanqa reindex --collection '{url}' --embedder "
+                                       f"{self.embedder.location}`")
+        self._pool = self._open_pool()
+
+    # --- connecting ----------------------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return self.where.shown
+
+    @contextmanager
+    def _bootstrap_connection(self) -> Iterator:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.where.conninfo, autocommit=False, **self._connect_kwargs)
+        except psycopg.Error as exc:
+            raise self._unreachable(exc) from exc
+        try:
+            yield conn
+        except psycopg.Error as exc:
+            raise CollectionError(f"PostgreSQL at {self.location} refused to set up the collection: "
+                                  f"{str(exc).strip()}") from exc
+        finally:
+            conn.close()
+
+    def _unreachable(self, exc: Exception) -> CollectionError:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return CollectionError(f"PostgreSQL at {self.location} is not reachable ({reason}). Start the server, "
+                               "or check the host, port, user and password in the collection URL.")
+
+    def _open_pool(self):
+        from pgvector.psycopg import register_vector
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        pool = ConnectionPool(self.where.conninfo, min_size=1, max_size=self.settings.pg_pool_size,
+                              kwargs=self._connect_kwargs, configure=register_vector,
+                              check=ConnectionPool.check_connection, open=False,
+                              timeout=self.settings.pg_connect_timeout_s, name=self.where.schema)
+        try:
+            pool.open(wait=True, timeout=self.settings.pg_connect_timeout_s)
+        except PoolTimeout as exc:
+            pool.close()
+            raise self._unreachable(exc) from exc
+        return pool
+
+    @contextmanager
+    def _connection(self, write: bool = False) -> Iterator:
+        """A pooled connection inside one transaction; PostgreSQL's failures become CollectionErrors that say
+        what to do. `write` takes the collection's advisory lock for the transaction."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                if write:
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.where.schema,))
+                yield conn
+        except PoolTimeout as exc:
+            raise self._unreachable(exc) from exc
+        except psycopg.errors.QueryCanceled as exc:
+            raise CollectionError(f"PostgreSQL at {self.location} cancelled a statement after "
+                                  f"{self.settings.pg_statement_timeout_ms} ms (pg_statement_timeout_ms); "
+                                  "the server is overloaded or the limit is too low.") from exc
+        except psycopg.OperationalError as exc:
+            raise self._unreachable(exc) from exc
+        except psycopg.Error as exc:
+            raise CollectionError(f"PostgreSQL at {self.location} failed: {str(exc).strip()}") from exc
+
+    def _sql(self, text: str, **literals):
+        from psycopg import sql
+
+        return sql.SQL(text).format(s=sql.Identifier(self.where.schema),
+                                    **{k: sql.Literal(v) for k, v in literals.items()})
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # --- schema ----------------------------------------------------------------------------------------
+
+    def _open_or_create(self, conn, chunking: ChunkingSettings, create: bool) -> dict:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.where.schema,))
+            exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.where.schema,)).fetchone()
+            if not exists:
+                if not create:
+                    raise CollectionError(f"No collection {self.where.name!r} at {self.location}; create it with "
+                                          f"`spanqa ingest PATH --collection '{self.where.url}'`")
+                return self._create(conn, chunking)
+            meta = dict(conn.execute(self._sql("SELECT key, value FROM {s}.meta WHERE key IN "
+                                               "('schema_version', 'manifest')")).fetchall())
+        _check_version(int(meta.get("schema_version", 0)), self.where)
+        return json.loads(meta["manifest"])
+
+    def _create(self, conn, chunking: ChunkingSettings) -> dict:
+        try:
+            with conn.transaction():
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except Exception as exc:
+            raise CollectionError(f"The pgvector extension is not available in {self.location} ({exc}). Install "
+                                  "pgvector on the server, or have a superuser run CREATE EXTENSION vector.") from exc
+        manifest = new_manifest(self.embedder, chunking)
+        for statement in _CREATE:
+            conn.execute(self._sql(statement.replace("{dimension}", str(int(self.embedder.dimension))),
+                                   config=TEXT_SEARCH_CONFIG, m=self.settings.pg_hnsw_m,
+                                   ef_construction=self.settings.pg_hnsw_ef_construction))
+        conn.execute(self._sql("INSERT INTO {s}.meta(key, value) VALUES ('schema_version', %s), ('manifest', %s), "
+                               "('passages', '0')"), (str(SCHEMA_VERSION), json.dumps(manifest)))
+        return manifest
+
+    def drop(self) -> None:
+        """Delete the whole collection (its schema) from the database."""
+        with self._connection(write=True) as conn:
+            conn.execute(self._sql("DROP SCHEMA {s} CASCADE"))
+        self.close()
+
+    # --- storage primitives (see CollectionBase) -----------------------------------------------------
+
+    def _stored_hash(self, document_id: str) -> str | None:
+        with self._connection() as conn:
+            row = conn.execute(self._sql("SELECT hash FROM {s}.documents WHERE id = %s"), (document_id,)).fetchone()
+        return row[0] if row else None
+
+    def _commit(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
+        if len(passages) != len(vectors):
+            raise ValueError("one vector per passage is required")
+        pages = json.dumps([[p.number, p.start, p.end] for p in document.pages])
+        with self._connection(write=True) as conn:
+            removed = self._delete_rows(conn, document.id)
+            conn.execute(self._sql("INSERT INTO {s}.documents(id, source, title, hash, text, pages, added) "
+                                   "VALUES (%s, %s, %s, %s, %s, %s, %s)"),
+                         (document.id, document.source, document.title, document.hash, document.text, pages,
+                          time.time()))
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    self._sql('INSERT INTO {s}.passages(document_id, idx, start, "end", page, text, embedding) '
+                              "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"),
+                    [(document.id, p.index, p.start, p.end, p.page, p.text, np.asarray(v, dtype=np.float32))
+                     for p, v in zip(passages, vectors, strict=True)], returning=True)
+                ids = []
+                while True:
+                    ids.append(cursor.fetchone()[0])
+                    if not cursor.nextset():
+                        break
+            self._count_passages(conn, len(passages) - removed)
+        for passage, passage_id in zip(passages, ids, strict=True):
+            passage.id = int(passage_id)
+
+    def _delete_rows(self, conn, document_id: str) -> int:
+        """Delete a document (its passages cascade); returns how many passages went with it."""
+        removed = conn.execute(self._sql("SELECT count(*) FROM {s}.passages WHERE document_id = %s"),
+                               (document_id,)).fetchone()[0]
+        conn.execute(self._sql("DELETE FROM {s}.documents WHERE id = %s"), (document_id,))
+        return int(removed)
+
+    def _count_passages(self, conn, delta: int) -> None:
+        # The count lives in meta, updated in the writer's transaction: len() must not scan a million rows.
+        if delta:
+            conn.execute(self._sql("UPDATE {s}.meta SET value = (value::bigint + %s)::text WHERE key = 'passages'"),
+                         (delta,))
+
+    def _remove(self, document_id: str) -> None:
+        with self._connection(write=True) as conn:
+            self._count_passages(conn, -self._delete_rows(conn, document_id))
+
+    def _ranked(self, query: str, vector: np.ndarray | None, mode: str, pool: int) -> Ranked:
+        ranked: Ranked = {}
+        with self._connection() as conn:
+            if mode != "bm25":
+                # HNSW returns at most ef_search rows: widen the beam to the pool (pgvector's ceiling is 1000).
+                ef_search = min(1000, max(self.settings.pg_hnsw_ef_search, pool))
+                conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+                rows = conn.execute(self._sql("SELECT id, 1 - (embedding <=> %s) FROM {s}.passages "
+                                              "ORDER BY embedding <=> %s LIMIT %s"),
+                                    (vector, vector, pool)).fetchall()
+                ranked["dense"] = [(int(i), float(score)) for i, score in rows]
+            if mode != "dense":
+                # plainto_tsquery stems and drops stop words; turning its ANDs into ORs ranks passages that share
+                # some of the question's words, as BM25 does, instead of only those that share all of them.
+                rows = conn.execute(self._sql(
+                    "WITH q AS (SELECT replace(plainto_tsquery({config}, %s)::text, ' & ', ' | ')::tsquery AS q) "
+                    "SELECT p.id, ts_rank(p.lexemes, q.q, 1) AS r FROM {s}.passages p, q "
+                    "WHERE p.lexemes @@ q.q ORDER BY r DESC, p.id LIMIT %s", config=TEXT_SEARCH_CONFIG),
+                    (query, pool)).fetchall()
+                ranked["bm25"] = [(int(i), float(score)) for i, score in rows]
+        return ranked
+
+    def _passages(self, ids: list[int]) -> dict[int, Passage]:
+        if not ids:
+            return {}
+        with self._connection() as conn:
+            rows = conn.execute(self._sql(
+                'SELECT p.id, p.document_id, d.source, p.text, p.start, p."end", p.page, p.idx, d.title '
+                "FROM {s}.passages p JOIN {s}.documents d ON d.id = p.document_id WHERE p.id = ANY(%s)"),
+                ([int(i) for i in ids],)).fetchall()
+        return {row[0]: Passage(row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[0], row[8])
+                for row in rows}
+
+    def _passage_ids(self, document_id: str) -> list[int]:
+        with self._connection() as conn:
+            rows = conn.execute(self._sql("SELECT id FROM {s}.passages WHERE document_id = %s ORDER BY idx"),
+                                (document_id,)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def _vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        with self._connection() as conn:
+            rows = conn.execute(self._sql("SELECT id, embedding FROM {s}.passages WHERE id = ANY(%s)"),
+                                ([int(i) for i in ids],)).fetchall()
+        return {int(i): np.asarray(v, dtype=np.float32) for i, v in rows}
+
+    def _get_meta(self, key: str) -> str | None:
+        with self._connection() as conn:
+            row = conn.execute(self._sql("SELECT value FROM {s}.meta WHERE key = %s"), (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with self._connection(write=True) as conn:
+            conn.execute(self._sql("INSERT INTO {s}.meta(key, value) VALUES (%s, %s) "
+                                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), (key, value))
+
+    # --- the rest of the Collection protocol ------------------------------------------------------------
+
+    def add_feedback(self, feedback: Feedback) -> int:
+        with self._connection() as conn:
+            row = conn.execute(self._sql(
+                "INSERT INTO {s}.feedback(created, question, answer, source, passage_id, score, rating, route) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"),
+                (time.time(), feedback.question, feedback.answer, feedback.source, feedback.passage_id,
+                 feedback.score, int(feedback.rating), feedback.route)).fetchone()
+        return int(row[0])
+
+    def feedback(self) -> list[Feedback]:
+        with self._connection() as conn:
+            rows = conn.execute(self._sql("SELECT question, answer, source, rating, passage_id, score, route "
+                                          "FROM {s}.feedback ORDER BY id")).fetchall()
+        return [Feedback(*row) for row in rows]
+
+    def documents(self) -> list[DocumentInfo]:
+        with self._connection() as conn:
+            rows = conn.execute(self._sql(
+                "SELECT d.id, d.source, d.title, d.hash, count(p.id), length(d.text), d.added FROM {s}.documents d "
+                "LEFT JOIN {s}.passages p ON p.document_id = d.id GROUP BY d.id ORDER BY d.added")).fetchall()
+        return [DocumentInfo(*row) for row in rows]
+
+    def document(self, document_id: str) -> Document | None:
+        with self._connection() as conn:
+            row = conn.execute(self._sql("SELECT id, source, title, hash, text, pages FROM {s}.documents "
+                                         "WHERE id = %s"), (document_id,)).fetchone()
+        if row is None:
+            return None
+        doc_id, source, title, hash_, text, pages = row
+        return Document(source=source, text=text, pages=[PageSpan(*p) for p in pages], title=title, id=doc_id,
+                        hash=hash_)
+
+    def __len__(self) -> int:
+        return int(self._get_meta("passages") or 0)
+
+    def integrity_problems(self) -> list[str]:
+        problems = []
+        with self._connection() as conn:
+            counted = conn.execute(self._sql("SELECT count(*) FROM {s}.passages")).fetchone()[0]
+            invalid = conn.execute(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT i.indisvalid",
+                (self.where.schema,)).fetchall()
+        recorded = len(self)
+        if counted != recorded:
+            problems.append(f"the passage count in meta ({recorded}) differs from the table ({counted})")
+        problems += [f"index {name} is invalid; run REINDEX INDEX {self.where.schema}.{name}" for (name,) in invalid]
+        return problems
+
+
+def _check_version(found: int, where: PostgresLocation) -> None:
+    if found < SCHEMA_VERSION:
+        raise CollectionError(f"Collection {where.name!r} at {where.shown} has schema version {found}; this spanqa "
+                              f"needs version {SCHEMA_VERSION}. Upgrade it in place with `spanqa migrate "
+                              f"--collection '{where.url}'`.")
+    if found > SCHEMA_VERSION:
+        raise CollectionError(f"Collection {where.name!r} at {where.shown} has schema version {found}, newer than "
+                              f"this spanqa understands ({SCHEMA_VERSION}); upgrade spanqa.")
+
+
+def migrate(url: str, settings: PostgresSettings | None = None) -> tuple[int, int]:
+    """Bring a collection's schema up to SCHEMA_VERSION in one transaction; returns (from, to) versions."""
+    import psycopg
+    from psycopg import sql
+
+    where = PostgresLocation(url)
+    settings = settings or PostgresSettings.from_env()
+    try:
+        conn = psycopg.connect(where.conninfo, connect_timeout=max(1, round(settings.pg_connect_timeout_s)))
+    except psycopg.Error as exc:
+        raise CollectionError(f"PostgreSQL at {where.shown} is not reachable ({exc}).") from exc
+    schema = sql.Identifier(where.schema)
+    try:
+        with conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (where.schema,))
+            row = conn.execute(sql.SQL("SELECT value FROM {s}.meta WHERE key = 'schema_version'").format(s=schema))
+            found = int(row.fetchone()[0])
+            if found > SCHEMA_VERSION:
+                _check_version(found, where)
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    conn.execute(sql.SQL(statement).format(s=schema))
+            conn.execute(sql.SQL("UPDATE {s}.meta SET value = %s WHERE key = 'schema_version'").format(s=schema),
+                         (str(SCHEMA_VERSION),))
+    except psycopg.errors.UndefinedTable as exc:
+        raise CollectionError(f"No collection {where.name!r} at {where.shown}") from exc
+    finally:
+        conn.close()
+    return found, SCHEMA_VERSION
+
+
+def replace_collection(url: str, embedder: Embedder, settings: PostgresSettings | None = None):
+    """Re-embed every document of a collection for `embedder` into a staging collection, then swap it in under
+    the collection's name in one transaction: readers see the old collection until the new one is complete."""
+    import psycopg
+    from psycopg import sql
+    from spanqa.retriever.loaders import LoadReport
+
+    where = PostgresLocation(url)
+    documents = _read_documents(where, settings)
+    staging = PostgresCollection(where.with_name(f"{where.name[:37]}_reindexing"), embedder=embedder,
+                                 settings=settings)
+    try:
+        report = staging.add_documents(LoadReport(documents=documents))
+        with staging._connection(write=True) as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (where.schema,))
+            conn.execute(sql.SQL("DROP SCHEMA {old} CASCADE").format(old=sql.Identifier(where.schema)))
+            conn.execute(sql.SQL("ALTER SCHEMA {new} RENAME TO {old}").format(
+                new=sql.Identifier(staging.where.schema), old=sql.Identifier(where.schema)))
+    except (psycopg.Error, CollectionError):
+        staging.drop()
+        raise
+    staging.close()
+    return report
+
+
+def _read_documents(where: PostgresLocation, settings: PostgresSettings | None) -> list[Document]:
+    """Every document of a collection, read without the embedder check (for re-embedding it)."""
+    import psycopg
+    from psycopg import sql
+
+    settings = settings or PostgresSettings.from_env()
+    try:
+        with psycopg.connect(where.conninfo, connect_timeout=max(1, round(settings.pg_connect_timeout_s))) as conn:
+            rows = conn.execute(sql.SQL("SELECT id, source, title, hash, text, pages FROM {s}.documents "
+                                        "ORDER BY added").format(s=sql.Identifier(where.schema))).fetchall()
+    except psycopg.errors.UndefinedTable as exc:
+        raise CollectionError(f"No collection {where.name!r} at {where.shown}") from exc
+    except psycopg.Error as exc:
+        raise CollectionError(f"PostgreSQL at {where.shown} failed: {exc}") from exc
+    return [Document(source=s, text=t, pages=[PageSpan(*p) for p in pages], title=title, id=i, hash=h)
+            for i, s, title, h, t, pages in rows]

@@ -1,0 +1,194 @@
+"""The `Collection` protocol's conformance suite: every writable backend runs these same tests, with the real
+bundled embedder — the embedded one (SQLite + FAISS + BM25) and PostgreSQL + pgvector on a real server.
+
+A new backend joins by adding itself to `BACKENDS`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import CORPUS, write_corpus
+from spanqa.retriever import Collection, Embedder, Feedback
+
+from spanqa.errors import CollectionError, EmbeddingMismatchError
+
+pytestmark = pytest.mark.integration
+BACKENDS = ["local", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def location(request, tmp_path):
+    """Where a fresh collection of this backend lives: a directory, or a PostgreSQL URL."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return str(tmp_path / "collection")
+
+
+@pytest.fixture
+def open_at(location, embedder):
+    """Open (another handle on) the collection at `location`, as a second process or replica would."""
+    from spanqa.plugin.engine.collections import open_collection
+
+    opened: list[Collection] = []
+
+    def open_(create: bool = True, **kwargs) -> Collection:
+        collection = open_collection(location, embedder=kwargs.pop("embedder", embedder), create=create, **kwargs)
+        opened.append(collection)
+        return collection
+
+    yield open_
+    for collection in opened:
+        collection.close()
+
+
+@pytest.fixture
+def collection(open_at, tmp_path):
+    c = open_at()
+    c.ingest([write_corpus(tmp_path / "docs", CORPUS)])
+    return c
+
+
+def test_it_is_a_collection(collection):
+    assert isinstance(collection, Collection)
+    assert collection.location and len(collection) == len(CORPUS)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("How tall is the famous iron landmark in France?", "tower.txt"),
+        ("What makes a loaf of naturally leavened bread go up?", "bread.txt"),
+        ("How much efficiency do solar modules lose each year?", "solar.md"),
+        ("When should I request an e-visa before my trip?", "visa.txt"),
+    ],
+)
+def test_paraphrased_queries_find_the_right_passage_first(collection, query, expected):
+    hits = collection.search(query, k=3, mode="dense")
+    assert Path(hits[0].passage.source).name == expected
+    assert hits[0].dense_score > 0.3
+
+
+def test_hits_carry_offsets_pages_and_all_scores(collection):
+    hit = collection.search("Eiffel Tower height", k=1, mode="hybrid")[0]
+    document = collection.document(hit.passage.document_id)
+    assert document.text[hit.passage.start:hit.passage.end] == hit.passage.text
+    assert hit.passage.page == 1 and hit.passage.title
+    assert hit.dense_score is not None and hit.bm25_score is not None and hit.score > 0
+
+
+def test_hybrid_is_right_where_either_single_mode_fails(collection):
+    # Built for it: paraphrases that share no word with their passage (lexical search finds nothing) next to exact
+    # error codes whose passages differ in one digit (the lexical match must not be lost in fusion).
+    cases = [
+        ("what does error E-4712 mean", "filter is clogged"),
+        ("pump shows E-4711", "motor overheated"),
+        ("E-4713 on the display", "tank is empty"),
+        ("How can I make the machine quieter?", "rubber mat"),
+        ("What makes a loaf of naturally leavened bread go up?", "wild yeast"),
+    ]
+
+    def top1(mode: str) -> int:
+        tops = [collection.search(q, k=1, mode=mode) for q, _ in cases]
+        return sum(bool(top) and needle in top[0].passage.text for top, (_, needle) in zip(tops, cases, strict=True))
+
+    dense, bm25, hybrid = top1("dense"), top1("bm25"), top1("hybrid")
+    assert hybrid == len(cases)
+    assert bm25 < hybrid and dense <= hybrid
+
+
+def test_reopened_it_answers_the_same(collection, open_at):
+    before = [(h.passage.id, round(h.score, 6)) for h in collection.search("solar panels", k=3)]
+    reopened = open_at(create=False)
+    assert [(h.passage.id, round(h.score, 6)) for h in reopened.search("solar panels", k=3)] == before
+    assert reopened.integrity_problems() == []
+    assert len(reopened.documents()) == len(CORPUS)
+
+
+def test_unchanged_reingest_embeds_nothing_and_changed_file_replaces(tmp_path, collection, monkeypatch):
+    calls = []
+    original = collection.embedder.encode
+    monkeypatch.setattr(collection.embedder, "encode", lambda texts, **kw: calls.append(texts) or original(texts))
+    report = collection.ingest([tmp_path / "docs"])
+    assert len(report.unchanged) == len(CORPUS) and report.passages == 0 and calls == []
+
+    (tmp_path / "docs" / "tower.txt").write_text("The Eiffel Tower is repainted every seven years.")
+    report = collection.ingest([tmp_path / "docs"])
+    assert len(report.updated) == 1 and len(calls) == 1
+    texts = " ".join(h.passage.text for h in collection.search("Eiffel Tower", k=6))
+    assert "repainted" in texts and "1889" not in texts
+    assert len(collection) == len(CORPUS) and collection.integrity_problems() == []
+
+
+def test_delete_removes_from_every_search(collection):
+    source = next(d.source for d in collection.documents() if d.source.endswith("bread.txt"))
+    found = collection.search("sourdough yeast", k=1)[0].passage.id
+    assert collection.delete(source)
+    assert not collection.delete(source)
+    assert collection.existing([found]) == set()
+    for mode in ("dense", "bm25", "hybrid"):
+        assert all("bread" not in h.passage.source for h in collection.search("sourdough yeast", k=6, mode=mode))
+    assert len(collection) == len(CORPUS) - 1 and collection.integrity_problems() == []
+
+
+def test_a_second_handle_sees_writes_without_reopening(collection, open_at):
+    other = open_at(create=False)
+    assert other.search("where is the spare key", k=1)[0].passage.source != "notes.txt"
+    collection.ingest_bytes([("notes.txt", b"The spare key is under the blue flowerpot.")])
+    assert other.search("where is the spare key", k=1)[0].passage.source == "notes.txt"
+    collection.delete("notes.txt")
+    assert all(h.passage.source != "notes.txt" for h in other.search("where is the spare key", k=3))
+
+
+def test_uploads_are_ingested_from_bytes(collection):
+    report = collection.ingest_bytes([("../../etc/notes.txt", b"The spare key is under the blue flowerpot."),
+                                      ("broken.pdf", b"%PDF-1.4 nope")])
+    assert report.added == ["notes.txt"]
+    assert "not a readable PDF" in report.skipped[0].reason
+    assert collection.search("where is the spare key", k=1)[0].passage.source == "notes.txt"
+
+
+def test_pages_survive_the_round_trip(collection):
+    from helpers import make_pdf
+
+    collection.ingest_bytes([("manual.pdf", make_pdf(["Chapter one is about setup.",
+                                                      "The reset button is behind the hinge."]))])
+    hit = collection.search("where is the reset button", k=1)[0]
+    assert hit.passage.source == "manual.pdf" and hit.passage.page == 2
+    document = collection.document(hit.passage.document_id)
+    assert [p.number for p in document.pages] == [1, 2]
+
+
+def test_settings_and_feedback_are_shared_by_every_handle(collection, open_at):
+    collection.put_setting("answer_calibration", {"a": 1.5, "b": -0.2})
+    collection.add_feedback(Feedback("Q?", "A", "tower.txt", 0, passage_id=3, score=0.4, route="documents"))
+    other = open_at(create=False)
+    assert other.get_setting("answer_calibration") == {"a": 1.5, "b": -0.2}
+    assert other.get_setting("absent") is None
+    assert other.feedback() == [Feedback("Q?", "A", "tower.txt", 0, 3, pytest.approx(0.4), "documents")]
+
+
+def test_another_embedding_model_is_refused(collection, open_at, embedder, monkeypatch):
+    monkeypatch.setattr(Embedder, "name", property(lambda self: "someone/other-model"))
+    with pytest.raises(EmbeddingMismatchError, match="all-MiniLM-L6-v2.*other-model.*spanqa reindex"):
+        open_at(create=False)
+
+
+def test_opening_a_missing_collection_without_create_is_refused(open_at):
+    with pytest.raises(CollectionError, match="spanqa ingest"):
+        open_at(create=False)
+
+
+def test_bad_search_arguments(collection):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        collection.search("x", mode="fuzzy")
+    with pytest.raises(ValueError, match="k must be between"):
+        collection.search("x", k=0)
+    with pytest.raises(ValueError, match="empty"):
+        collection.search("   ")
+
+
+def test_empty_collection_searches_to_nothing(open_at):
+    empty = open_at()
+    assert empty.search("anything", k=5) == [] and len(empty) == 0

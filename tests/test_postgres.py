@@ -1,0 +1,224 @@
+"""What only the PostgreSQL backend has: a server that can be down, a schema with versions, replicas in other
+processes, and LangChain's own PGVector store as a passage source — all against a real PostgreSQL + pgvector.
+
+(Everything a collection must do is in test_collection_conformance.py, which runs against PostgreSQL too.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import CORPUS
+
+from spanqa.errors import CollectionError, InputError
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+SPANQA = str(Path(sys.executable).parent / "spanqa")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_server_that_is_down_is_a_clear_error_not_a_hang(embedder):
+    from spanqa.retriever import PostgresCollection
+
+    started = time.monotonic()
+    with pytest.raises(CollectionError, match=r"not reachable.*Start the server") as error:
+        PostgresCollection(f"postgresql://spanqa:s3cret@127.0.0.1:{_free_port()}/spanqa?collection=x",
+                           embedder=embedder)
+    assert time.monotonic() - started < 10
+    assert "s3cret" not in str(error.value) and "spanqa:***@" in str(error.value)
+
+
+def test_a_server_that_goes_down_and_comes_back(tmp_path, embedder):
+    from spanqa.plugin.lab.local_postgres import LocalPostgres
+    from spanqa.retriever import PostgresCollection
+
+    from spanqa.settings import PostgresSettings
+
+    server = LocalPostgres(tmp_path / "pg").start()
+    try:
+        collection = PostgresCollection(server.url() + "?collection=flaky", embedder=embedder,
+                                        settings=PostgresSettings(pg_connect_timeout_s=2))
+        collection.ingest_bytes([("tower.txt", CORPUS["tower.txt"].encode())])
+        server.stop(mode="immediate")
+        started = time.monotonic()
+        with pytest.raises(CollectionError, match="not reachable"):
+            collection.search("How tall is the tower?", k=1)
+        assert time.monotonic() - started < 15
+        server.start()
+        assert collection.search("How tall is the tower?", k=1)[0].passage.source == "tower.txt"
+        collection.close()
+    finally:
+        server.stop()
+
+
+def test_bad_collection_names_are_refused_before_connecting():
+    from spanqa.retriever.postgres import PostgresLocation
+
+    for url in ("postgresql://h/db?collection=Drop Table", "postgresql://h/db?collection=", "mysql://h/db"):
+        with pytest.raises(InputError):
+            PostgresLocation(url)
+    where = PostgresLocation("postgresql://u:pw@h:5/db?sslmode=require&collection=manuals")
+    assert where.schema == "spanqa_manuals" and "collection" not in where.conninfo and "sslmode" in where.conninfo
+    assert where.shown == "postgresql://u:***@h:5/db?sslmode=require&collection=manuals"
+
+
+def test_an_older_schema_is_refused_until_spanqa_migrate(postgres_url, embedder, monkeypatch):
+    from spanqa.retriever import PostgresCollection
+    from spanqa.retriever import postgres as backend
+
+    PostgresCollection(postgres_url, embedder=embedder).close()
+    # This code's next schema version adds a column; the collection on the server is still at version 1.
+    monkeypatch.setattr(backend, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(backend, "MIGRATIONS", {2: ["ALTER TABLE {s}.feedback ADD COLUMN comment text"]})
+    with pytest.raises(CollectionError, match=r"schema version 1.*needs version 2.*spanqa migrate"):
+        PostgresCollection(postgres_url, embedder=embedder, create=False)
+    from spanqa.plugin.doors.cli import main
+
+    assert main(["migrate", "--collection", postgres_url]) == 0
+    collection = PostgresCollection(postgres_url, embedder=embedder, create=False)
+    assert collection.integrity_problems() == []
+    collection.close()
+    monkeypatch.setattr(backend, "SCHEMA_VERSION", 1)
+    with pytest.raises(CollectionError, match="newer than this spanqa"):
+        PostgresCollection(postgres_url, embedder=embedder, create=False)
+
+
+def test_reindex_re_embeds_into_a_new_schema_and_swaps_it_in(postgres_url, embedder):
+    from spanqa.plugin.engine.collections import reindex_collection
+    from spanqa.retriever import PostgresCollection
+
+    collection = PostgresCollection(postgres_url, embedder=embedder)
+    collection.ingest_bytes([(name, text.encode()) for name, text in CORPUS.items()])
+    collection.close()
+    message = reindex_collection(postgres_url, embedder=embedder.location)
+    assert f"{len(CORPUS)} added" in message
+    reopened = PostgresCollection(postgres_url, embedder=embedder, create=False)
+    assert len(reopened.documents()) == len(CORPUS) and reopened.integrity_problems() == []
+    assert reopened.search("How tall is the Eiffel Tower?", k=1)[0].passage.source == "tower.txt"
+    reopened.close()
+
+
+def _serve(url: str, home: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, "SPANQA_HOME": str(home)}
+    process = subprocess.Popen([SPANQA, "serve", "--collection", url, "--port", str(port)], env=env,
+                               stderr=subprocess.PIPE, text=True)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _wait_ready(process: subprocess.Popen, base: str) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"spanqa serve exited: {process.stderr.read()}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail("spanqa serve did not become ready")
+
+
+@pytest.mark.slow
+def test_two_replicas_share_one_collection(postgres_url, tmp_path, embedder):
+    """Ingest through one `spanqa serve`, answer from another; delete through the first, never cited again."""
+    from spanqa.retriever import PostgresCollection
+
+    PostgresCollection(postgres_url, embedder=embedder).close()  # created empty, as an operator would
+    replicas = [_serve(postgres_url, tmp_path / f"home{i}") for i in range(2)]
+    try:
+        for process, base in replicas:
+            _wait_ready(process, base)
+        (_, writer), (_, reader) = replicas
+        question = {"question": "When was the Eiffel Tower completed?"}
+        before = httpx.post(f"{reader}/v1/ask", json=question, timeout=60).json()
+        assert before["abstained"]
+        files = [("files", ("tower.txt", CORPUS["tower.txt"].encode(), "text/plain"))]
+        uploaded = httpx.post(f"{writer}/v1/documents", files=files, timeout=120).json()
+        assert uploaded["added"] == ["tower.txt"]
+        answer = httpx.post(f"{reader}/v1/ask", json=question, timeout=60).json()
+        assert not answer["abstained"] and "1889" in answer["answers"][0]["text"]
+        assert answer["answers"][0]["source"] == "tower.txt"
+        document_id = httpx.get(f"{reader}/v1/documents", timeout=30).json()["documents"][0]["document_id"]
+        assert httpx.delete(f"{writer}/v1/documents/{document_id}", timeout=60).status_code == 204
+        after = httpx.post(f"{reader}/v1/ask", json=question, timeout=60).json()
+        assert after["abstained"] and all(a["source"] != "tower.txt" for a in after["answers"])
+        assert all(p["source"] != "tower.txt" for p in after["passages"])
+    finally:
+        for process, _ in replicas:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+class _SpanqaEmbeddings:
+    """LangChain `Embeddings` over spanqa's bundled embedder, so the tests' stores need no model download."""
+
+    def __init__(self, embedder) -> None:
+        self.embedder = embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder.encode(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embedder.encode(text)[0].tolist()
+
+
+def _langchain_documents():
+    from langchain_core.documents import Document
+
+    return [Document(page_content=text, metadata={"source": f"manuals/{name}", "page": 2, "start_index": 0})
+            for name, text in CORPUS.items()]
+
+
+def _check_answers_from(store, embedder, reader) -> None:
+    from spanqa.plugin.engine.assistant import Assistant
+
+    assistant = Assistant(retriever=store.as_retriever(search_kwargs={"k": 3}), reader=reader)
+    response = assistant.answer("When was the Eiffel Tower completed?")
+    assert not response.abstained and "1889" in response.answers[0].text
+    best = response.answers[0]
+    assert best.source == "manuals/tower.txt" and best.page == 3  # LangChain's 0-based page 2 is page 3
+    assert CORPUS["tower.txt"][best.start:best.end] == best.text
+    unrelated = assistant.answer("What is the capital of Mongolia?")
+    assert unrelated.abstained
+    with pytest.raises(CollectionError, match="does not write"):
+        assistant.collection.ingest_bytes([("x.txt", b"x")])
+
+
+@pytest.fixture(scope="module")
+def reader():
+    from spanqa.plugin.engine.reader import Reader
+
+    return Reader()
+
+
+def test_langchain_pgvector_store_as_the_passage_source(postgres_server, embedder, reader):
+    from langchain_postgres import PGVector
+
+    url = postgres_server.url("spanqa").replace("postgresql://", "postgresql+psycopg://")
+    store = PGVector(embeddings=_SpanqaEmbeddings(embedder), collection_name="manuals", connection=url,
+                     use_jsonb=True)
+    store.add_documents(_langchain_documents())
+    _check_answers_from(store, embedder, reader)
+
+
+def test_langchain_in_memory_store_as_the_passage_source(embedder, reader):
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    store = InMemoryVectorStore(_SpanqaEmbeddings(embedder))
+    store.add_documents(_langchain_documents())
+    _check_answers_from(store, embedder, reader)
