@@ -84,32 +84,39 @@ def recall_at_k(found: list[list[int]], exact: np.ndarray) -> float:
 
 def faiss_rows(vectors: np.ndarray, queries: np.ndarray, exact: np.ndarray) -> list[dict]:
     import faiss
+    from spanqa.retriever.indexes import HNSW_EF_SEARCH, HNSW_M
 
     rows = []
     for kind in ("flat", "hnsw"):
         started = time.perf_counter()
         if kind == "flat":
             index = faiss.IndexFlatIP(DIMENSION)
-        else:  # the product's HNSW (retriever/indexes.py): M 32, efSearch 128
-            index = faiss.IndexHNSWFlat(DIMENSION, 32, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efSearch = 128
+        else:  # the product's HNSW (retriever/indexes.py)
+            index = faiss.IndexHNSWFlat(DIMENSION, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.add(vectors)
         build = time.perf_counter() - started
         memory = faiss.serialize_index(index).nbytes / 2**20  # what the index holds in RAM (and on disk)
-        found = index.search(queries, K)[1].tolist()
-        row = {"index": f"FAISS {kind} (embedded)", "build_s": build, "build_rate": len(vectors) / build,
-               "recall@10": recall_at_k(found, exact), "memory_mb": memory}
-        for clients in (1, 8):
-            row[f"c{clients}"] = latencies(lambda q, index=index: index.search(q[None, :], K), queries, clients)
-        rows.append(row)
+        for ef_search in ([None] if kind == "flat" else sorted({HNSW_EF_SEARCH, 64, 128, 256, 512})):
+            name = f"FAISS {kind} (embedded)"
+            if ef_search is not None:
+                index.hnsw.efSearch = ef_search
+                name += f", efSearch {ef_search}"
+            found = index.search(queries, K)[1].tolist()
+            row = {"index": name, "build_s": build, "build_rate": len(vectors) / build,
+                   "recall@10": recall_at_k(found, exact), "memory_mb": memory}
+            for clients in (1, 8):
+                row[f"c{clients}"] = latencies(lambda q, index=index: index.search(q[None, :], K), queries, clients)
+            rows.append(row)
         del index
     return rows
 
 
 def _copy_rows(conn, schema: str, vectors: np.ndarray, per_document: int = 1000) -> None:
-    """Bulk-load passages (empty text, synthetic vectors) into a collection's own tables."""
+    """Bulk-load passages (empty text, synthetic vectors) into a collection's own tables, in binary COPY."""
+    from pgvector.psycopg import register_vector
     from psycopg import sql
 
+    register_vector(conn)
     s = sql.Identifier(schema)
     documents = (len(vectors) + per_document - 1) // per_document
     with conn.cursor() as cur:
@@ -118,10 +125,10 @@ def _copy_rows(conn, schema: str, vectors: np.ndarray, per_document: int = 1000)
             for d in range(documents):
                 copy.write_row((f"d{d}", f"synthetic/{d}.txt", f"{d}", f"h{d}", "", "[[1, 0, 0]]", 0.0))
         with cur.copy(sql.SQL('COPY {s}.passages (document_id, idx, start, "end", page, text, embedding) '
-                              "FROM STDIN").format(s=s)) as copy:
+                              "FROM STDIN WITH (FORMAT BINARY)").format(s=s)) as copy:
+            copy.set_types(["text", "int4", "int4", "int4", "int4", "text", "vector"])
             for i in range(len(vectors)):
-                vector = "[" + ",".join(f"{x:.6f}" for x in vectors[i]) + "]"
-                copy.write(f"d{i // per_document}\t{i % per_document}\t0\t0\t1\t\t{vector}\n")
+                copy.write_row((f"d{i // per_document}", i % per_document, 0, 0, 1, "", vectors[i]))
 
 
 def pgvector_rows(url: str, vectors: np.ndarray, queries: np.ndarray, exact: np.ndarray, embedder) -> dict:
@@ -157,7 +164,7 @@ def pgvector_rows(url: str, vectors: np.ndarray, queries: np.ndarray, exact: np.
     for q in queries[:20]:  # warm the server's cache, as a serving replica's would be
         search(q)
     rows = []
-    for ef_search in (settings.pg_hnsw_ef_search, 2 * settings.pg_hnsw_ef_search):
+    for ef_search in sorted({settings.pg_hnsw_ef_search, 100, 200, 400, 800}):
         collection.settings = dataclasses.replace(settings, pg_hnsw_ef_search=ef_search)
         found = [[i - 1 for i, _ in search(q)["dense"]] for q in queries]  # serial ids: id i+1 is vectors[i]
         row = {"index": f"pgvector HNSW (PostgreSQL), ef_search {ef_search}", "load_s": loaded,

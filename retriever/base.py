@@ -235,26 +235,43 @@ class CollectionBase:
             weights: per-retriever RRF weights for hybrid, e.g. {"dense": 1.0, "bm25": 0.5}.
             candidates: how many each retriever contributes before fusion (default max(4k, 20)).
         """
+        return self.search_many([query], k, mode, weights, candidates)[0]
+
+    def search_many(self, queries: list[str], k: int = Settings.top_k, mode: SearchMode = Settings.retrieval_mode,
+                    weights: dict[str, float] | None = None, candidates: int | None = None) -> list[list[Hit]]:
+        """`search` for several queries at once: one embedding call for all of them, one dense-index call where
+        the backend can, and one passage lookup. Each list of hits is what `search` returns for that query."""
         if mode not in SEARCH_MODES:
             raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
         if not 1 <= k <= self.limits.max_results:
             raise ValueError(f"k must be between 1 and {self.limits.max_results:,} (the max_results limit), got {k}")
-        if not query.strip():
+        if not queries or any(not q.strip() for q in queries):
             raise ValueError("The query is empty")
         pool = candidates if candidates is not None else max(4 * k, 20)
-        vector = self.embedder.encode(query)[0] if mode != "bm25" else None
-        ranked = self._ranked(query, vector, mode, pool if mode == "hybrid" else k)
-        fused = reciprocal_rank_fusion(ranked, weights)[:k]
-        passages = self._passages([f.id for f in fused])
-        missing_dense = [f.id for f in fused if "dense" not in f.scores] if vector is not None else []
-        stored = self._vectors(missing_dense) if missing_dense else {}
+        vectors = self.embedder.encode(list(queries)) if mode != "bm25" else None
+        ranked = self._ranked_many(queries, vectors, mode, pool if mode == "hybrid" else k)
+        fused = [reciprocal_rank_fusion(r, weights)[:k] for r in ranked]
+        passages = self._passages(sorted({f.id for items in fused for f in items}))
+        missing = sorted({f.id for items in fused for f in items if "dense" not in f.scores}) if vectors is not None \
+            else []
+        stored = self._vectors(missing) if missing else {}
+        return [self._hits(items, passages, stored, None if vectors is None else vectors[i])
+                for i, items in enumerate(fused)]
+
+    def _ranked_many(self, queries: list[str], vectors: np.ndarray | None, mode: str, pool: int) -> list[Ranked]:
+        """One ranking per query; a backend that can search many vectors in one call overrides this."""
+        return [self._ranked(q, None if vectors is None else vectors[i], mode, pool) for i, q in enumerate(queries)]
+
+    @staticmethod
+    def _hits(fused, passages: dict[int, Passage], stored: dict[int, np.ndarray],
+              vector: np.ndarray | None) -> list[Hit]:
         hits = []
         for item in fused:
             passage = passages.get(item.id)
             if passage is None:  # deleted between the index lookup and now
                 continue
             dense_score = item.scores.get("dense")
-            if dense_score is None and item.id in stored:
+            if dense_score is None and item.id in stored and vector is not None:
                 # Found by BM25 alone: its cosine is still evidence for the reader and for abstention.
                 dense_score = float(stored[item.id] @ vector)
             hits.append(Hit(passage, item.score, dense_score, item.scores.get("bm25"),

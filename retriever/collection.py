@@ -206,13 +206,18 @@ class LocalCollection(CollectionBase):
         self._rebuild_indexes(dense=self.dense.needs_rebuild)
 
     def _ranked(self, query: str, vector: np.ndarray | None, mode: str, pool: int) -> Ranked:
+        return self._ranked_many([query], None if vector is None else vector[None, :], mode, pool)[0]
+
+    def _ranked_many(self, queries: list[str], vectors: np.ndarray | None, mode: str, pool: int) -> list[Ranked]:
         self._refresh_if_changed_elsewhere()
-        ranked: Ranked = {}
+        ranked: list[Ranked] = [{} for _ in queries]
         with self._lock:
             if mode != "bm25":
-                ranked["dense"] = self.dense.search(vector, pool)
+                for r, dense in zip(ranked, self.dense.search_many(vectors, pool), strict=True):
+                    r["dense"] = dense
             if mode != "dense":
-                ranked["bm25"] = self.lexical.search(query, pool)
+                for r, query in zip(ranked, queries, strict=True):
+                    r["bm25"] = self.lexical.search(query, pool)
         return ranked
 
     def _passages(self, ids: list[int]) -> dict[int, Passage]:

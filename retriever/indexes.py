@@ -15,11 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DenseIndex", "LexicalIndex", "IndexFileError", "HNSW_THRESHOLD"]
+__all__ = ["DenseIndex", "LexicalIndex", "IndexFileError", "HNSW_THRESHOLD", "HNSW_M", "HNSW_EF_SEARCH"]
 
 # Up to this many passages an exact inner-product search is fast enough (~20 ms per query for 100 k x 384);
 # above it, HNSW trades a little recall for sub-linear search.
 HNSW_THRESHOLD = 100_000
+# The HNSW graph's degree and search beam (`spanqa bench scale` measures recall@10 and latency against them).
+HNSW_M = 32
+HNSW_EF_SEARCH = 128
 
 
 class IndexFileError(Exception):
@@ -68,8 +71,8 @@ class DenseIndex:
         batches = list(batches)
         total = sum(len(ids) for ids, _ in batches)
         if total > self.hnsw_threshold:
-            inner = faiss.IndexHNSWFlat(self.dimension, 32, faiss.METRIC_INNER_PRODUCT)
-            inner.hnsw.efSearch = 128
+            inner = faiss.IndexHNSWFlat(self.dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efSearch = HNSW_EF_SEARCH
         else:
             inner = faiss.IndexFlatIP(self.dimension)
         self.index = faiss.IndexIDMap2(inner)
@@ -90,11 +93,15 @@ class DenseIndex:
         self.index.remove_ids(np.asarray(ids, dtype=np.int64))
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        return self.search_many(query.reshape(1, -1), k)[0]
+
+    def search_many(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """The k nearest passages of each row of `queries`, in one FAISS call."""
         if len(self) == 0 or k < 1:
-            return []
-        scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32),
-                                        min(k, len(self)))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i != -1]
+            return [[] for _ in range(len(queries))]
+        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(self)))
+        return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i != -1]
+                for row_ids, row_scores in zip(ids, scores, strict=True)]
 
     def ids(self) -> set[int]:
         import faiss

@@ -111,24 +111,32 @@ class RetrieverCollection:
                weights: dict[str, float] | None = None, candidates: int | None = None) -> list[Hit]:
         """The retriever's first `k` documents for `query`, as hits scored by rank and by spanqa's embedder.
         `mode` and `weights` belong to spanqa's own search; the store searches its own way."""
+        return self.search_many([query], k, mode, weights, candidates)[0]
+
+    def search_many(self, queries: list[str], k: int = Settings.top_k, mode: SearchMode = Settings.retrieval_mode,
+                    weights: dict[str, float] | None = None, candidates: int | None = None) -> list[list[Hit]]:
+        """`search` for several queries: the retriever's own `batch`, then one embedding call for everything."""
         if mode not in SEARCH_MODES:
             raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
         if not 1 <= k <= self.limits.max_results:
             raise ValueError(f"k must be between 1 and {self.limits.max_results:,} (the max_results limit), got {k}")
-        if not query.strip():
+        if not queries or any(not q.strip() for q in queries):
             raise ValueError("The query is empty")
         try:
-            found = self.retriever.invoke(query)[:k]
+            found = self.retriever.batch(list(queries))
         except Exception as exc:  # the store's own failure (down, refused): one spanqa error for every door
             raise CollectionError(f"{self.location} failed to retrieve: {exc}") from exc
-        passages = [passage_from_langchain(d) for d in found]
-        self._remember(passages)
-        if not passages:
-            return []
-        vectors = self.embedder.encode([query] + [p.text for p in passages])
-        cosines = vectors[1:] @ vectors[0]
-        return [Hit(p, 1.0 / (60 + rank), float(np.clip(cosine, -1.0, 1.0)), None, rank, None)
-                for rank, (p, cosine) in enumerate(zip(passages, cosines, strict=True), start=1)]
+        passages = [[passage_from_langchain(d) for d in documents[:k]] for documents in found]
+        self._remember([p for group in passages for p in group])
+        texts = [t for q, group in zip(queries, passages, strict=True) for t in (q, *(p.text for p in group))]
+        vectors = self.embedder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
+        results, offset = [], 0
+        for group in passages:
+            question, own = vectors[offset], vectors[offset + 1 : offset + 1 + len(group)]
+            offset += 1 + len(group)
+            results.append([Hit(p, 1.0 / (60 + rank), float(np.clip(v @ question, -1.0, 1.0)), None, rank, None)
+                            for rank, (p, v) in enumerate(zip(group, own, strict=True), start=1)])
+        return results
 
     def _remember(self, passages: list[Passage]) -> None:
         with self._lock:

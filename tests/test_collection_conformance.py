@@ -98,6 +98,18 @@ def test_hybrid_is_right_where_either_single_mode_fails(collection):
     assert bm25 < hybrid and dense <= hybrid
 
 
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_search_many_answers_each_query_as_search_does(collection, mode):
+    queries = ["How tall is the Eiffel Tower?", "pump shows E-4711", "sourdough yeast", "visa before departure"]
+    together = collection.search_many(queries, k=3, mode=mode)
+    alone = [collection.search(q, k=3, mode=mode) for q in queries]
+    key = lambda hits: [(h.passage.id, round(h.score, 6), h.dense_score and round(h.dense_score, 5))  # noqa: E731
+                        for h in hits]
+    assert [key(h) for h in together] == [key(h) for h in alone]
+    with pytest.raises(ValueError, match="empty"):
+        collection.search_many(["fine", "  "])
+
+
 def test_reopened_it_answers_the_same(collection, open_at):
     before = [(h.passage.id, round(h.score, 6)) for h in collection.search("solar panels", k=3)]
     reopened = open_at(create=False)

@@ -308,7 +308,6 @@ def _questions(args) -> list[str]:
 def _ask(args) -> int:
     from spanqa.plugin.engine.assistant import Assistant
     from spanqa.plugin.engine.reader import Reader
-    from spanqa.plugin.engine.response import citation
 
     settings = Settings.from_env(top_k=args.top_k, retrieval_mode=args.mode, reader_precision=args.precision,
                                  answer_threshold=args.threshold)
@@ -316,26 +315,50 @@ def _ask(args) -> int:
     assistant = Assistant(_open_collection(args), reader=Reader(args.reader, precision=settings.reader_precision),
                           settings=settings)
     status = 0
-    for question in questions:
+    for batch in _batches(questions, ASK_BATCH):
+        valid = []
+        for question in batch:  # a bad line is reported and skipped; the others are still answered
+            try:
+                valid.append(assistant.check_message(question))
+            except SpanqaError as exc:
+                print(f"spanqa ask: error: {exc}", file=sys.stderr)
+                status = 2
         try:
-            response = assistant.respond(question)
+            responses = assistant.respond_many(valid) if valid else []
         except SpanqaError as exc:
             print(f"spanqa ask: error: {exc}", file=sys.stderr)
             status = 2
             continue
-        if args.json:
-            _print_json(response.to_json())
-            continue
-        intent = response.intent
-        print(f"[{intent.label} {intent.confidence:.2f}] {question}")
-        print(f"  {response.reply}")
-        best = response.best
-        if best is not None:
-            print(f"  source: {best.source}  ({citation(best.source, best.page)})  chars {best.document_start}-"
-                  f"{best.document_end}")
-        t = response.timings
-        print("  timings: " + "  ".join(f"{k[:-3]} {v:.0f} ms" for k, v in t.items() if k.endswith("_ms")))
+        for response in responses:
+            _print_response(response, args.json)
     return status
+
+
+# Questions from a file are answered this many at a time: one router pass, one embedding call and shared reader
+# batches for all of them (Assistant.respond_many).
+ASK_BATCH = 16
+
+
+def _batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _print_response(response, as_json: bool) -> None:
+    from spanqa.plugin.engine.response import citation
+
+    if as_json:
+        _print_json(response.to_json())
+        return
+    intent = response.intent
+    print(f"[{intent.label} {intent.confidence:.2f}] {response.message}")
+    print(f"  {response.reply}")
+    best = response.best
+    if best is not None:
+        print(f"  source: {best.source}  ({citation(best.source, best.page)})  chars {best.document_start}-"
+              f"{best.document_end}")
+    t = response.timings
+    print("  timings: " + "  ".join(f"{k[:-3]} {v:.0f} ms" for k, v in t.items() if k.endswith("_ms")))
 
 
 @command("setup")

@@ -36,7 +36,7 @@ from spanqa.plugin.doors.schemas import (
     call_tool,
     validation_message,
 )
-from spanqa.plugin.engine.batching import BatchingReader
+from spanqa.plugin.engine.batching import BatchingAssistant
 from spanqa.plugin.engine.response import SCHEMA_VERSION, documents_json, response_json
 from spanqa.retriever.records import Feedback
 
@@ -92,10 +92,10 @@ def _last_user_text(messages: list[ChatMessage]) -> str:
 
 
 def create_app(assistant, settings: ServerSettings | None = None) -> FastAPI:
-    """The app around `assistant` (its reader wrapped for micro-batching unless `settings.max_batch` is 1)."""
+    """The app around `assistant` (micro-batched across requests unless `settings.max_batch` is 1)."""
     settings = settings or ServerSettings.from_env()
-    if settings.max_batch > 1 and not isinstance(assistant.reader, BatchingReader):
-        assistant.reader = BatchingReader(assistant.reader, settings.batch_window_ms, settings.max_batch)
+    if settings.max_batch > 1 and not isinstance(assistant, BatchingAssistant):
+        assistant = BatchingAssistant(assistant, settings.batch_window_ms, settings.max_batch)
     mcp = build_mcp_server(assistant)
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 

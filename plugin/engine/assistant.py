@@ -27,7 +27,7 @@ from spanqa.plugin.engine.router import Intent, IntentClassifier
 from spanqa.retriever import Collection, Hit
 
 from spanqa.errors import InputError
-from spanqa.settings import Settings
+from spanqa.settings import SEARCH_MODES, Settings
 
 __all__ = ["Assistant", "Response", "ROUTES", "REPLIES", "CANDIDATES", "passage_relevance"]
 
@@ -160,67 +160,118 @@ class Assistant:
     def respond(self, message: str, top_k: int | None = None, threshold: float | None = None,
                 mode: str | None = None) -> Response:
         """Answer a chat message: route it, then answer from the documents or reply in kind."""
+        return self.respond_many([message], top_k=top_k, threshold=threshold, mode=mode)[0]
+
+    def respond_many(self, messages: list[str], top_k: int | None = None, threshold: float | None = None,
+                     mode: str | None = None) -> list[Response]:
+        """`respond` for several messages at once: one router pass, one embedding call and one search for all
+        of them, their passages read in shared reader batches. Each response is what `respond` would give; its
+        timings are those of the batch's stages."""
         router = self.router  # loads (or first trains) the router outside the timed stages
         started = time.perf_counter()
-        message = self.check_message(message)
-        intent = router.classify(message)
+        messages = [self.check_message(m) for m in messages]
+        intents = router.classify_many(messages)
         route_ms = (time.perf_counter() - started) * 1000
-        route = self.route_for(intent)
-        if route in ("documents", "fallback"):
-            if route == "fallback":
-                base = threshold if threshold is not None else self.settings.answer_threshold
-                threshold = max(base, FALLBACK_THRESHOLD)
-            response = self.answer(message, top_k=top_k, threshold=threshold, mode=mode, intent=intent)
-            response.route = route
-            if route == "fallback" and response.abstained:
-                response.reply = ("I'm not sure what you mean, and the documents don't answer it clearly. "
-                                  + self._help_text())
-        elif route == "help":
-            response = Response(message, intent, route, self._help_text())
-        else:
-            response = Response(message, intent, route, REPLIES.get(intent.label, REPLIES["smalltalk"]))
-        response.timings["route_ms"] = route_ms
-        response.timings["total_ms"] = (time.perf_counter() - started) * 1000
-        return response
+        routes = [self.route_for(intent) for intent in intents]
+        base = threshold if threshold is not None else self.settings.answer_threshold
+        to_documents = [i for i, route in enumerate(routes) if route in ("documents", "fallback")]
+        answered = dict(zip(to_documents, self._answer_many(
+            [messages[i] for i in to_documents], [intents[i] for i in to_documents], top_k, mode,
+            [max(base, FALLBACK_THRESHOLD) if routes[i] == "fallback" else base for i in to_documents]),
+            strict=True))
+        responses = []
+        for i, (message, intent, route) in enumerate(zip(messages, intents, routes, strict=True)):
+            if i in answered:
+                response = answered[i]
+                response.route = route
+                if route == "fallback" and response.abstained:
+                    response.reply = ("I'm not sure what you mean, and the documents don't answer it clearly. "
+                                      + self._help_text())
+            elif route == "help":
+                response = Response(message, intent, route, self._help_text())
+            else:
+                response = Response(message, intent, route, REPLIES.get(intent.label, REPLIES["smalltalk"]))
+            response.timings["route_ms"] = route_ms
+            response.timings["total_ms"] = (time.perf_counter() - started) * 1000
+            responses.append(response)
+        return responses
 
     def route_for(self, intent: Intent) -> str:
         """The handler a classified message goes to: documents, reply, help or fallback."""
         return "fallback" if intent.below_threshold else self.routes.get(intent.label, "fallback")
 
+    def check_options(self, top_k: int | None, threshold: float | None, mode: str | None) -> None:
+        """Refuse per-request options out of bounds (None means the setting's value)."""
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise InputError(f"threshold must be within [0, 1], got {threshold}")
+        if top_k is not None and not 1 <= top_k <= self.settings.max_results:
+            raise InputError(f"top_k must be between 1 and max_results ({self.settings.max_results}), got {top_k}")
+        if mode is not None and mode not in SEARCH_MODES:
+            raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+
     def answer(self, question: str, top_k: int | None = None, threshold: float | None = None,
                mode: str | None = None, intent: Intent | None = None) -> Response:
         """Answer from the documents, without routing (what the `document_qa` tool calls)."""
+        question = self.check_message(question)
+        threshold = threshold if threshold is not None else self.settings.answer_threshold
+        return self._answer_many([question], [intent or Intent("document_question", 1.0, False)], top_k, mode,
+                                 [threshold])[0]
+
+    def answer_many(self, questions: list[str], top_k: int | None = None, threshold: float | None = None,
+                    mode: str | None = None) -> list[Response]:
+        """`answer` for several questions at once (one embedding call, one search, shared reader batches)."""
+        questions = [self.check_message(q) for q in questions]
+        threshold = threshold if threshold is not None else self.settings.answer_threshold
+        return self._answer_many(questions, [Intent("document_question", 1.0, False)] * len(questions), top_k,
+                                 mode, [threshold] * len(questions))
+
+    def _answer_many(self, questions: list[str], intents: list[Intent], top_k: int | None, mode: str | None,
+                     thresholds: list[float]) -> list[Response]:
+        """Answer checked questions from the documents, each against its own threshold."""
+        if not questions:
+            return []
+        for threshold in thresholds:
+            self.check_options(top_k, threshold, mode)
         self.reader.warm_up()  # model loading is not part of any stage's latency
         started = time.perf_counter()
-        question = self.check_message(question)
         top_k = top_k if top_k is not None else self.settings.top_k
-        threshold = threshold if threshold is not None else self.settings.answer_threshold
-        if not 0.0 <= threshold <= 1.0:
-            raise InputError(f"threshold must be within [0, 1], got {threshold}")
-        intent = intent or Intent("document_question", 1.0, False)
-        hits = self.search(question, k=top_k, mode=mode)
-        if not hits and len(self.collection) == 0:
-            return Response(question, intent, "documents", "The collection is empty: add documents first "
-                            "(upload them in the sidebar, or run `spanqa ingest PATH`).", abstained=True)
+        mode = mode if mode is not None else self.settings.retrieval_mode
+        found = self.collection.search_many(questions, k=top_k, mode=mode)
+        if not any(found) and len(self.collection) == 0:
+            return [Response(q, intent, "documents", "The collection is empty: add documents first (upload them in "
+                             "the sidebar, or run `spanqa ingest PATH`).", abstained=True)
+                    for q, intent in zip(questions, intents, strict=True)]
         retrieved = time.perf_counter()
-        candidates, windows = self.read_candidates(question, hits)
-        read = time.perf_counter()
-        answers = self.rank(question, candidates, hits, top_k)
-        abstained = not answers or answers[0].score < threshold
-        response = Response(question, intent, "documents", "", answers, hits, abstained)
-        response.reply = self._abstention_text(hits) if abstained else self._answer_text(answers[0])
-        response.timings.update({"retrieve_ms": (retrieved - started) * 1000, "read_ms": (read - retrieved) * 1000,
-                                 "reader_windows": float(windows)})
-        return response
+        read = self._read_candidates_many(questions, found)
+        done_reading = time.perf_counter()
+        responses = []
+        for question, intent, hits, (candidates, windows), threshold in zip(
+                questions, intents, found, read, thresholds, strict=True):
+            answers = self.rank(question, candidates, hits, top_k)
+            abstained = not answers or answers[0].score < threshold
+            response = Response(question, intent, "documents", "", answers, hits, abstained)
+            response.reply = self._abstention_text(hits) if abstained else self._answer_text(answers[0])
+            response.timings.update({"retrieve_ms": (retrieved - started) * 1000,
+                                     "read_ms": (done_reading - retrieved) * 1000, "reader_windows": float(windows)})
+            responses.append(response)
+        return responses
 
     def read_candidates(self, question: str, hits: list[Hit]) -> tuple[list[Answer], int]:
         """The reader's candidate spans from the passages of `hits`, and the number of windows read. The ranker's
         training data comes from here too, so it learns from what it will see."""
-        result = self.reader.read(question, [h.passage for h in hits], top_k=CANDIDATES, threshold=0.0)
+        return self._read_candidates_many([question], [hits])[0]
+
+    def _read_candidates_many(self, questions: list[str], found: list[list[Hit]]) -> list[tuple[list[Answer], int]]:
+        items = [(q, [h.passage for h in hits]) for q, hits in zip(questions, found, strict=True)]
+        results = self.reader.read_many(items, top_k=CANDIDATES, threshold=0.0)
         # A document deleted while its passages were being read must not be cited, nor an unrelated passage.
-        alive = self.collection.existing(a.passage_id for a in result.answers)
-        relevant = {h.passage.id for h in hits if passage_relevance(h.dense_score) > 0.0}
-        return [a for a in result.answers if a.passage_id in alive and a.passage_id in relevant], result.windows
+        alive = self.collection.existing({a.passage_id for r in results for a in r.answers})
+        out = []
+        for result, hits in zip(results, found, strict=True):
+            relevant = {h.passage.id for h in hits if passage_relevance(h.dense_score) > 0.0}
+            out.append(([a for a in result.answers if a.passage_id in alive and a.passage_id in relevant],
+                        result.windows))
+        return out
 
     def rank(self, question: str, candidates: list[Answer], hits: list[Hit], top_k: int) -> list[Answer]:
         """The `top_k` best candidates, best first, each scored with its probability of being right."""

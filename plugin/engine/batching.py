@@ -1,53 +1,51 @@
-"""Micro-batching: questions that arrive together from different clients are read in shared forward passes.
+"""Micro-batching: requests that arrive together from different clients are answered in one batch.
 
-A server answers each request on a thread of its own. Reading one question is ~5 windows, too few to keep both
-cores busy with one matrix multiply each; reading sixteen questions' windows together is 3-4x the questions per
-second (the throughput row of `spanqa bench`). `BatchingReader` stands in for a `Reader`: a `read` call waits up
-to `window_ms` for other calls to join it (never longer, and not at all when it is alone and the reader is idle),
-then one thread reads the whole batch with `Reader.read_many` and hands every caller its own result.
+A server answers each request on a thread of its own. `BatchingAssistant` stands in for the `Assistant` there:
+a `respond` (or `answer`) call waits up to `window_ms` for other calls to join it — never longer, and not at all
+when it is alone and the engine is idle — then one thread answers the whole batch with
+`Assistant.respond_many` (one router pass, one embedding call, one search, shared reader batches, see
+assistant.py) and hands every caller its own response. Each message is checked before it joins a batch, so one
+client's bad input is that client's error alone.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
-from spanqa.plugin.engine.reader import Reader, ReaderResult
-
-__all__ = ["BatchingReader"]
+__all__ = ["MicroBatcher", "BatchingAssistant"]
 
 
 @dataclass
 class _Request:
-    question: str
-    passages: list
-    top_k: int
-    threshold: float | None
+    item: Any
+    key: Hashable
     done: threading.Event = field(default_factory=threading.Event)
-    result: ReaderResult | None = None
+    result: Any = None
     error: BaseException | None = None
 
 
-class BatchingReader:
-    """A `Reader` whose concurrent `read` calls share forward passes (at most `max_batch` questions each)."""
+class MicroBatcher:
+    """Concurrent `submit(item, key)` calls share calls of `run_many(key, items)` (at most `max_batch` items;
+    requests with different keys never share one)."""
 
-    def __init__(self, reader: Reader, window_ms: float = 5.0, max_batch: int = 16) -> None:
+    def __init__(self, run_many: Callable[[Hashable, list], list], window_ms: float = 5.0,
+                 max_batch: int = 16) -> None:
         if window_ms < 0 or max_batch < 1:
             raise ValueError("window_ms must be >= 0 and max_batch >= 1")
-        self.reader = reader
+        self.run_many = run_many
         self.window_s = window_ms / 1000
         self.max_batch = max_batch
         self._pending: list[_Request] = []
         self._cond = threading.Condition()
         self._busy = False
-        self.batches: list[int] = []  # sizes of the batches read so far (the benchmark reports them)
+        self.batches: list[int] = []  # sizes of the batches run so far (the benchmark reports them)
 
-    def __getattr__(self, name: str):  # model, tokenizer, threshold, warm_up, … are the reader's own
-        return getattr(self.reader, name)
-
-    def read(self, question: str, passages: list, top_k: int = 5, threshold: float | None = None) -> ReaderResult:
-        request = _Request(question, passages, top_k, threshold)
+    def submit(self, item: Any, key: Hashable = None) -> Any:
+        request = _Request(item, key)
         with self._cond:
             self._pending.append(request)
             self._cond.notify_all()
@@ -57,7 +55,7 @@ class BatchingReader:
         return request.result
 
     def _lead_or_wait(self, request: _Request) -> None:
-        """Wait for the result; the first caller to find the reader free leads the next batch."""
+        """Wait for the result; the first caller to find the engine free leads the next batch."""
         while not request.done.is_set():
             with self._cond:
                 if self._busy or request.done.is_set():
@@ -65,7 +63,7 @@ class BatchingReader:
                     continue
                 self._busy = True
             try:
-                self._read_batch(self._collect())
+                self._run(self._collect())
             finally:
                 with self._cond:
                     self._busy = False
@@ -83,18 +81,16 @@ class BatchingReader:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
         return batch
 
-    def _read_batch(self, batch: list[_Request]) -> None:
+    def _run(self, batch: list[_Request]) -> None:
         if not batch:
             return
         self.batches.append(len(batch))
-        # One read_many per (top_k, threshold): in practice every request of a server uses the same.
-        groups: dict[tuple, list[_Request]] = {}
-        for request in batch:
-            groups.setdefault((request.top_k, request.threshold), []).append(request)
-        for (top_k, threshold), requests in groups.items():
+        groups: dict[Hashable, list[_Request]] = {}
+        for request in batch:  # in practice every request of a server has the same options
+            groups.setdefault(request.key, []).append(request)
+        for key, requests in groups.items():
             try:
-                results = self.reader.read_many([(r.question, r.passages) for r in requests], top_k=top_k,
-                                                threshold=threshold)
+                results = self.run_many(key, [r.item for r in requests])
             except BaseException as exc:  # every waiting caller gets the error, none hangs
                 for r in requests:
                     r.error = exc
@@ -103,3 +99,32 @@ class BatchingReader:
             for r, result in zip(requests, results, strict=True):
                 r.result = result
                 r.done.set()
+
+
+class BatchingAssistant:
+    """An `Assistant` whose concurrent `respond` and `answer` calls are answered in shared batches; everything
+    else (collection, settings, search, warm_up, …) is the assistant's own."""
+
+    def __init__(self, assistant, window_ms: float = 5.0, max_batch: int = 16) -> None:
+        self.assistant = assistant
+        self._respond = MicroBatcher(lambda key, messages: assistant.respond_many(messages, *key), window_ms,
+                                     max_batch)
+        self._answer = MicroBatcher(lambda key, questions: assistant.answer_many(questions, *key), window_ms,
+                                    max_batch)
+
+    def __getattr__(self, name: str):
+        return getattr(self.assistant, name)
+
+    @property
+    def batches(self) -> list[int]:
+        return self._respond.batches + self._answer.batches
+
+    def respond(self, message: str, top_k: int | None = None, threshold: float | None = None,
+                mode: str | None = None):
+        self.assistant.check_options(top_k, threshold, mode)
+        return self._respond.submit(self.assistant.check_message(message), (top_k, threshold, mode))
+
+    def answer(self, question: str, top_k: int | None = None, threshold: float | None = None,
+               mode: str | None = None):
+        self.assistant.check_options(top_k, threshold, mode)
+        return self._answer.submit(self.assistant.check_message(question), (top_k, threshold, mode))
