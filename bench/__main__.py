@@ -1,5 +1,5 @@
-"""python -m bench: the side-by-side benchmark (see bench.run); `python -m bench scale`: the scale section
-(see bench.scale)."""
+"""python -m bench (= spanqa bench): the side-by-side benchmark (bench.run); `python -m bench scale`: the scale
+section (bench.scale); `python -m bench serving`: the serving section (bench.serving)."""
 
 import sys
 
@@ -7,6 +7,11 @@ if sys.argv[1:2] == ["scale"]:
     from bench.scale import main
 
     sys.exit(main(sys.argv[2:]))
+if sys.argv[1:2] == ["serving"]:
+    from bench.serving import main
+
+    sys.argv = [f"{sys.argv[0]} serving", *sys.argv[2:]]
+    sys.exit(main())
 from bench.run import main
 
 sys.exit(main())

@@ -82,7 +82,7 @@ def recall_at_k(found: list[list[int]], exact: np.ndarray) -> float:
     return float(np.mean([len(set(f[:K]) & set(e[:K].tolist())) / K for f, e in zip(found, exact, strict=True)]))
 
 
-def faiss_rows(vectors: np.ndarray, queries: np.ndarray, exact: np.ndarray) -> list[dict]:
+def faiss_rows(vectors: np.ndarray, queries: np.ndarray, exact: np.ndarray, ef_construction: int) -> list[dict]:
     import faiss
     from spanqa.retriever.indexes import HNSW_EF_SEARCH, HNSW_M
 
@@ -93,6 +93,7 @@ def faiss_rows(vectors: np.ndarray, queries: np.ndarray, exact: np.ndarray) -> l
             index = faiss.IndexFlatIP(DIMENSION)
         else:  # the product's HNSW (retriever/indexes.py)
             index = faiss.IndexHNSWFlat(DIMENSION, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = ef_construction
         index.add(vectors)
         build = time.perf_counter() - started
         memory = faiss.serialize_index(index).nbytes / 2**20  # what the index holds in RAM (and on disk)
@@ -100,7 +101,7 @@ def faiss_rows(vectors: np.ndarray, queries: np.ndarray, exact: np.ndarray) -> l
             name = f"FAISS {kind} (embedded)"
             if ef_search is not None:
                 index.hnsw.efSearch = ef_search
-                name += f", efSearch {ef_search}"
+                name = f"FAISS HNSW (embedded; M {HNSW_M}, efConstruction {ef_construction}), efSearch {ef_search}"
             found = index.search(queries, K)[1].tolist()
             row = {"index": name, "build_s": build, "build_rate": len(vectors) / build,
                    "recall@10": recall_at_k(found, exact), "memory_mb": memory}
@@ -139,7 +140,7 @@ def pgvector_rows(url: str, vectors: np.ndarray, queries: np.ndarray, exact: np.
 
     from spanqa.settings import PostgresSettings
 
-    settings = PostgresSettings(pg_pool_size=8, pg_statement_timeout_ms=0)
+    settings = PostgresSettings.from_env(pg_pool_size=8, pg_statement_timeout_ms=0)  # SPANQA_PG_HNSW_* apply
     collection = PostgresCollection(url, embedder=embedder, settings=settings)
     schema = collection.where.schema
     index_ddl = next(s for s in backend._CREATE if "USING hnsw" in s)
@@ -167,7 +168,8 @@ def pgvector_rows(url: str, vectors: np.ndarray, queries: np.ndarray, exact: np.
     for ef_search in sorted({settings.pg_hnsw_ef_search, 100, 200, 400, 800}):
         collection.settings = dataclasses.replace(settings, pg_hnsw_ef_search=ef_search)
         found = [[i - 1 for i, _ in search(q)["dense"]] for q in queries]  # serial ids: id i+1 is vectors[i]
-        row = {"index": f"pgvector HNSW (PostgreSQL), ef_search {ef_search}", "load_s": loaded,
+        row = {"index": f"pgvector HNSW (PostgreSQL; m {settings.pg_hnsw_m}, ef_construction "
+                        f"{settings.pg_hnsw_ef_construction}), ef_search {ef_search}", "load_s": loaded,
                "build_s": loaded + indexed, "index_build_s": indexed, "build_rate": len(vectors) / (loaded + indexed),
                "recall@10": recall_at_k(found, exact), "memory_mb": float(table_mb + index_mb),
                "index_mb": float(index_mb)}
@@ -195,7 +197,7 @@ def _write_path_rate(collection, passages: int = 5000, per_document: int = 50) -
     return passages / (time.perf_counter() - started)
 
 
-def scale_rows(sizes: list[int], queries: int, url: str, embedder) -> list[dict]:
+def scale_rows(sizes: list[int], queries: int, url: str, embedder, faiss_ef_construction: int) -> list[dict]:
     import faiss
 
     rng = np.random.default_rng(0)
@@ -209,7 +211,7 @@ def scale_rows(sizes: list[int], queries: int, url: str, embedder) -> list[dict]
         exact_index.add(vectors)
         exact = exact_index.search(probe, K)[1]
         del exact_index
-        for row in faiss_rows(vectors, probe, exact):
+        for row in faiss_rows(vectors, probe, exact, faiss_ef_construction):
             results.append({"passages": size, **row})
             print(_line(results[-1]), flush=True)
         collection_url = f"{url}?collection=scale_{size}"
@@ -222,7 +224,7 @@ def scale_rows(sizes: list[int], queries: int, url: str, embedder) -> list[dict]
 
 
 def _line(row: dict) -> str:
-    return (f"{row['passages']:>9,} {row['index']:<28} build {row['build_s']:7.1f}s  recall@10 "
+    return (f"{row['passages']:>9,} {row['index']:<60} build {row['build_s']:7.1f}s  recall@10 "
             f"{row['recall@10']:.3f}  p50 {row['c1']['p50_ms']:6.2f} ms  p50@8 {row['c8']['p50_ms']:6.2f} ms")
 
 
@@ -296,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--replica-questions", type=int, default=30, help="0 skips the two-replica run")
     p.add_argument("--out", type=Path, default=Path("bench/out/scale"))
+    from spanqa.retriever.indexes import HNSW_EF_CONSTRUCTION
+
+    p.add_argument("--faiss-ef-construction", type=int, default=HNSW_EF_CONSTRUCTION,
+                   help="the embedded HNSW's build beam (pgvector's: SPANQA_PG_HNSW_M, SPANQA_PG_HNSW_EF_CONSTRUCTION)")
     args = p.parse_args(argv)
     from spanqa.plugin.lab.local_postgres import LocalPostgres
     from spanqa.retriever.embedding import Embedder
@@ -305,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="spanqa-scale-") as tmp, \
             LocalPostgres(Path(tmp) / "pg", settings={"shared_buffers": "4GB", "max_wal_size": "8GB"}) as server:
         url = server.create_database("scale")
-        rows = scale_rows(sizes, args.queries, url, Embedder())
+        rows = scale_rows(sizes, args.queries, url, Embedder(), args.faiss_ef_construction)
         replicas = replica_rows(url, args.replica_questions) if args.replica_questions else None
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "scale.json", {"rows": rows, "replicas": replicas, "argv": argv})

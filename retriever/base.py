@@ -27,7 +27,7 @@ from spanqa.retriever.records import Document, Hit, Passage, SkippedFile
 from spanqa.errors import CollectionCorruptError, EmbeddingMismatchError
 from spanqa.settings import SEARCH_MODES, CollectionLimits, SearchMode, Settings
 
-__all__ = ["CollectionBase", "new_manifest", "check_manifest", "EMBED_GROUP_PASSAGES"]
+__all__ = ["CollectionBase", "new_manifest", "check_manifest", "check_search_arguments", "EMBED_GROUP_PASSAGES"]
 
 MANIFEST_FORMAT = 1
 # Passages embedded per encode call across short documents (vectors are committed per document all the same).
@@ -65,6 +65,16 @@ def check_manifest(manifest: dict, embedder: Embedder, location: str, reindex_hi
             f"Collection {location} was built with a different {recorded!r} (its vectors disagree): {fix}")
     return ChunkingSettings(**{k: v for k, v in manifest.get("chunking", {}).items()
                                if k in ChunkingSettings.__dataclass_fields__})
+
+
+def check_search_arguments(queries: list[str], k: int, mode: str, limits: CollectionLimits) -> None:
+    """The refusals every backend's search gives, in the same words."""
+    if mode not in SEARCH_MODES:
+        raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
+    if not 1 <= k <= limits.max_results:
+        raise ValueError(f"k must be between 1 and {limits.max_results:,} (the max_results limit), got {k}")
+    if not queries or any(not q.strip() for q in queries):
+        raise ValueError("The query is empty")
 
 
 def _embedding_groups(pending: list[tuple[Document, list[Passage], bool]], passages: int = EMBED_GROUP_PASSAGES):
@@ -241,12 +251,7 @@ class CollectionBase:
                     weights: dict[str, float] | None = None, candidates: int | None = None) -> list[list[Hit]]:
         """`search` for several queries at once: one embedding call for all of them, one dense-index call where
         the backend can, and one passage lookup. Each list of hits is what `search` returns for that query."""
-        if mode not in SEARCH_MODES:
-            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
-        if not 1 <= k <= self.limits.max_results:
-            raise ValueError(f"k must be between 1 and {self.limits.max_results:,} (the max_results limit), got {k}")
-        if not queries or any(not q.strip() for q in queries):
-            raise ValueError("The query is empty")
+        check_search_arguments(queries, k, mode, self.limits)
         pool = candidates if candidates is not None else max(4 * k, 20)
         vectors = self.embedder.encode(list(queries)) if mode != "bm25" else None
         ranked = self._ranked_many(queries, vectors, mode, pool if mode == "hybrid" else k)

@@ -21,13 +21,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from spanqa.retriever.base import check_search_arguments
 from spanqa.retriever.embedding import Embedder
 from spanqa.retriever.loaders import LoadReport
 from spanqa.retriever.protocol import IngestReport, ProgressCallback
 from spanqa.retriever.records import Document, DocumentInfo, Feedback, Hit, Passage
 
 from spanqa.errors import CollectionError
-from spanqa.settings import SEARCH_MODES, CollectionLimits, SearchMode, Settings
+from spanqa.settings import CollectionLimits, SearchMode, Settings
 
 __all__ = ["RetrieverCollection", "passage_from_langchain"]
 
@@ -116,12 +117,7 @@ class RetrieverCollection:
     def search_many(self, queries: list[str], k: int = Settings.top_k, mode: SearchMode = Settings.retrieval_mode,
                     weights: dict[str, float] | None = None, candidates: int | None = None) -> list[list[Hit]]:
         """`search` for several queries: the retriever's own `batch`, then one embedding call for everything."""
-        if mode not in SEARCH_MODES:
-            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
-        if not 1 <= k <= self.limits.max_results:
-            raise ValueError(f"k must be between 1 and {self.limits.max_results:,} (the max_results limit), got {k}")
-        if not queries or any(not q.strip() for q in queries):
-            raise ValueError("The query is empty")
+        check_search_arguments(queries, k, mode, self.limits)
         try:
             found = self.retriever.batch(list(queries))
         except Exception as exc:  # the store's own failure (down, refused): one spanqa error for every door

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import time
 from pathlib import Path
 
 # Short documents on unrelated topics, plus near-duplicates (error codes one digit apart) that only words tell apart.
@@ -67,3 +69,22 @@ def make_docx(paragraphs: list[str]) -> bytes:
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+def wait_until_ready(process: subprocess.Popen, base: str, seconds: float = 300) -> None:
+    """Wait for a `spanqa serve` process to answer /readyz (the first start in a session may train the router)."""
+    import httpx
+    import pytest
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"spanqa serve exited: {process.stderr.read() if process.stderr else ''}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    pytest.fail("spanqa serve did not become ready")

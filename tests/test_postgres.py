@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import CORPUS
+from helpers import CORPUS, wait_until_ready
 
 from spanqa.errors import CollectionError, InputError
 
@@ -119,20 +119,6 @@ def _serve(url: str, home: Path) -> tuple[subprocess.Popen, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def _wait_ready(process: subprocess.Popen, base: str) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"spanqa serve exited: {process.stderr.read()}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail("spanqa serve did not become ready")
-
-
 @pytest.mark.slow
 def test_two_replicas_share_one_collection(postgres_url, tmp_path, embedder):
     """Ingest through one `spanqa serve`, answer from another; delete through the first, never cited again."""
@@ -142,7 +128,7 @@ def test_two_replicas_share_one_collection(postgres_url, tmp_path, embedder):
     replicas = [_serve(postgres_url, tmp_path / f"home{i}") for i in range(2)]
     try:
         for process, base in replicas:
-            _wait_ready(process, base)
+            wait_until_ready(process, base)
         (_, writer), (_, reader) = replicas
         question = {"question": "When was the Eiffel Tower completed?"}
         before = httpx.post(f"{reader}/v1/ask", json=question, timeout=60).json()

@@ -12,11 +12,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from helpers import wait_until_ready
 from spanqa.plugin.engine.assistant import Assistant
 from spanqa.retriever import LocalCollection
 
@@ -54,24 +54,12 @@ def server(collection_dir, tmp_path_factory):
     """A real `spanqa serve` process on a free loopback port; stopped (and its port freed) after the module."""
     port = _free_port()
     env = {**os.environ, "SPANQA_HOME": str(tmp_path_factory.mktemp("serve-home"))}
-    # Micro-batching on (it is opt-in), so the protocol and load tests also run through the batching reader.
+    # Micro-batching on (the default, spelled out), so the protocol and load tests run through the batcher.
     process = subprocess.Popen([SPANQA, "serve", "--collection", str(collection_dir), "--port", str(port),
                                 "--max-batch", "16"],
                                env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300  # the first start in a test session may train the router
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"spanqa serve exited: {process.stderr.read()}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("spanqa serve did not become ready")
+    wait_until_ready(process, url)
     yield url
     process.terminate()
     process.wait(timeout=30)

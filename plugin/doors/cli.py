@@ -544,9 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cors-origins", help="comma-separated origins allowed by CORS (default: CORS off, or "
                                           "$SPANQA_CORS_ORIGINS)")
     p.add_argument("--batch-window-ms", type=float,
-                   help=f"how long a question waits to share a reader pass ({server_default('batch_window_ms')})")
-    p.add_argument("--max-batch", type=int, help=f"questions per shared reader pass; 1 turns micro-batching off "
-                                                 f"({server_default('max_batch')})")
+                   help=f"how long a question waits to share a batch ({server_default('batch_window_ms')})")
+    p.add_argument("--max-batch", type=int, help="concurrent questions answered as one batch; 1 turns "
+                                                 f"micro-batching off ({server_default('max_batch')})")
 
     p = add("train-reader", "Fine-tune an extractive QA reader on SQuAD-format data.")
     p.add_argument("--train", required=True, help="SQuAD-format JSON (v1.1 or v2.0 style, or .json.gz)")
