@@ -69,7 +69,7 @@ class LocalPostgres:
             subprocess.run(["useradd", "--no-create-home", "-s", "/usr/sbin/nologin", _SYSTEM_USER], check=True)
             entry = pwd.getpwnam(_SYSTEM_USER)
         # The server user must reach the binaries and own its data directory.
-        for folder in (_bin_dir().parent, *self.data_dir.parents):
+        for folder in (_bin_dir().parent, *_bin_dir().parent.parents, *self.data_dir.parents):
             folder.chmod(folder.stat().st_mode | 0o055)
         for path in (_bin_dir().parent).rglob("*"):
             path.chmod(path.stat().st_mode | 0o044 | (0o011 if path.is_dir() or os.access(path, os.X_OK) else 0))
