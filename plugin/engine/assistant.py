@@ -244,10 +244,11 @@ class Assistant:
         retrieved = time.perf_counter()
         read = self._read_candidates_many(questions, found)
         done_reading = time.perf_counter()
+        calibration = self.calibration() if self.ranker is not None else None  # one read per batch, not per question
         responses = []
         for question, intent, hits, (candidates, windows), threshold in zip(
                 questions, intents, found, read, thresholds, strict=True):
-            answers = self.rank(question, candidates, hits, top_k)
+            answers = self.rank(question, candidates, hits, top_k, calibration)
             abstained = not answers or answers[0].score < threshold
             response = Response(question, intent, "documents", "", answers, hits, abstained)
             response.reply = self._abstention_text(hits) if abstained else self._answer_text(answers[0])
@@ -273,17 +274,23 @@ class Assistant:
                         result.windows))
         return out
 
-    def rank(self, question: str, candidates: list[Answer], hits: list[Hit], top_k: int) -> list[Answer]:
-        """The `top_k` best candidates, best first, each scored with its probability of being right."""
+    def rank(self, question: str, candidates: list[Answer], hits: list[Hit], top_k: int,
+             calibration: ScoreCalibration | None = None) -> list[Answer]:
+        """The `top_k` best candidates, best first, each scored with its probability of being right.
+        `calibration`: the collection's (read from it when not given; a batch reads it once)."""
         relevance = {h.passage.id: passage_relevance(h.dense_score) for h in hits}
         if self.ranker is None:  # the reader's top-k by margin, rescored by passage relevance
             ranked = [replace(a, score=a.score * relevance.get(a.passage_id, 0.0)) for a in candidates[:top_k]]
         else:
-            calibration = ScoreCalibration.from_json(self.collection.get_setting(CALIBRATION_SETTING))
+            calibration = calibration or self.calibration()
             ranked = [replace(a, score=calibration.probability(a.score))
                       for a in self.ranker.rank(question, candidates, hits)]
         ranked.sort(key=lambda a: a.score, reverse=True)
         return ranked[:top_k]
+
+    def calibration(self) -> ScoreCalibration:
+        """The collection's answer calibration (identity until `spanqa calibrate` fits one)."""
+        return ScoreCalibration.from_json(self.collection.get_setting(CALIBRATION_SETTING))
 
     # --- wording -----------------------------------------------------------------------------------------
 
