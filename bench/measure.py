@@ -70,12 +70,14 @@ def _gold_reading(system, bench: BenchSet) -> dict:
 def _open_domain(system, bench: BenchSet, gflops: float) -> dict:
     config = system.reader.model.config
     system.tokens.take()
-    records, timings, flops, tokens = [], {}, [], []
+    records, timings, flops, tokens, passages_read = [], {}, [], [], []
     for q in bench.questions:
         prediction = system.answer(q.text)
         shapes = system.tokens.take()
         flops.append(encoder_flops(config, shapes))
         tokens.append(sum(b * n for b, n in shapes))
+        if prediction.passages_read is not None:
+            passages_read.append(prediction.passages_read)
         for stage, ms in prediction.timings_ms.items():
             timings.setdefault(stage, []).append(ms)
         said = "" if prediction.abstained or prediction.text is None else prediction.text
@@ -105,6 +107,7 @@ def _open_domain(system, bench: BenchSet, gflops: float) -> dict:
         "overall": {"exact_match": mean(records, "em"), "f1": mean(records, "f1")},
         "calibration": reliability([r["score"] for r in scored],
                                    [r["answerable"] and r["top_f1"] >= CORRECT_F1 for r in scored]),
+        "passages_read_per_question": float(np.mean(passages_read)) if passages_read else None,
         "latency": {stage: percentiles(values) for stage, values in timings.items()},
         "latency_samples_ms": timings["end_to_end"],
         "reader_compute": {"tokens_per_question": float(np.mean(tokens)),

@@ -7,7 +7,8 @@ from pathlib import Path
 
 __all__ = ["ROWS", "comparison_rows", "markdown_report", "write_plots"]
 
-SYSTEM_ORDER = ("spanqa", "spanqa-margin", "haystack", "baseline")  # spanqa-margin: spanqa before the ranker
+# spanqa-margin: spanqa before the ranker; spanqa-fp32: before adaptive reading and bf16
+SYSTEM_ORDER = ("spanqa", "spanqa-fp32", "spanqa-margin", "haystack", "baseline")
 
 # (label, path into a system's section, digits)
 ROWS: list[tuple[str, tuple[str, ...], int]] = [
@@ -34,6 +35,7 @@ ROWS: list[tuple[str, tuple[str, ...], int]] = [
     ("latency retrieve p95 ms", ("open_domain", "latency", "retrieve", "p95_ms"), 1),
     ("latency read p50 ms", ("open_domain", "latency", "read", "p50_ms"), 1),
     ("latency read p95 ms", ("open_domain", "latency", "read", "p95_ms"), 1),
+    ("passages read per question (adaptive reading)", ("open_domain", "passages_read_per_question"), 2),
     ("reader tokens per question", ("open_domain", "reader_compute", "tokens_per_question"), 0),
     ("reader GFLOP per question", ("open_domain", "reader_compute", "gflop_per_question"), 2),
     ("matmul GFLOP/s (this machine)", ("open_domain", "reader_compute", "machine_gflops"), 1),

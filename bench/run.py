@@ -115,7 +115,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"a small slice ({QUICK['contexts']} contexts, {QUICK['limit']} questions) in under 2 min")
     p.add_argument("--reader", help="reader model directory or HF id (default: the shipped reader)")
     p.add_argument("--systems", default="spanqa,haystack,baseline",
-                   help="comma-separated; spanqa-margin is spanqa without its answer ranker (the order before it)")
+                   help="comma-separated; spanqa-margin is spanqa without its answer ranker (the order before it), "
+                        "spanqa-fp32 spanqa before adaptive reading and bf16")
     p.add_argument("--limit", type=int, help="sample this many questions (seeded); default all")
     p.add_argument("--skip", type=int, default=0,
                    help="leave out the file's first N questions (e.g. those that selected the reader checkpoint)")

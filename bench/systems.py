@@ -38,6 +38,7 @@ class Prediction:
     abstained: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
     candidates: list[str] = field(default_factory=list)  # every answer the system returns, best first
+    passages_read: int | None = None  # of the retrieved ones, when the system reads adaptively
 
 
 class TokenCounter:
@@ -68,18 +69,25 @@ class SpanqaSystem:
     retrieval_modes = ("dense", "bm25", "hybrid")
 
     rank = True
+    precision: str | None = None  # reader and embedder; None: the product's default
+    read_first: int | None = None  # adaptive reading; None: the product's default
 
     def __init__(self, reader_path: str, top_k: int) -> None:
         from spanqa.plugin.engine.assistant import Assistant
         from spanqa.plugin.engine.reader import Reader
-        from spanqa.retriever import LocalCollection
+        from spanqa.retriever import Embedder, LocalCollection
+
+        from spanqa.settings import Settings
 
         self.top_k = top_k
         self._tmp = tempfile.TemporaryDirectory(prefix="spanqa-bench-")
-        self.reader = Reader(reader_path)
+        settings = Settings.from_env(reader_precision=self.precision, embedder_precision=self.precision,
+                                     read_first=self.read_first)
+        self.reader = Reader(reader_path, precision=settings.reader_precision)
         self.reader.warm_up()
-        self.assistant = Assistant(LocalCollection(Path(self._tmp.name) / "collection"), reader=self.reader,
-                                   rank=self.rank)
+        collection = LocalCollection(Path(self._tmp.name) / "collection",
+                                     embedder=Embedder(precision=settings.embedder_precision))
+        self.assistant = Assistant(collection, reader=self.reader, rank=self.rank, settings=settings)
         self.assistant.router.classify("warm up")  # loads (or trains, once per machine) the default router
         self.tokens = TokenCounter(self.reader.model)
 
@@ -106,18 +114,14 @@ class SpanqaSystem:
         return Prediction(answer.text if answer else None, answer.score if answer else None, response.abstained,
                           {"route": (routed - started) * 1000, "retrieve": response.timings["retrieve_ms"],
                            "read": response.timings["read_ms"], "end_to_end": (ended - started) * 1000},
-                          [a.text for a in response.answers])
+                          [a.text for a in response.answers], int(response.timings["passages_read"]))
 
     def answer_batch(self, questions: list[str]) -> float:
-        """Retrieve for all questions at once (Collection.search_many: one embedding call, one FAISS call), then
-        read every question's passages in shared batches. Returns the seconds spent retrieving (as every
-        answer_batch does)."""
-        started = time.perf_counter()
-        found = self.assistant.collection.search_many(questions, k=self.top_k)
-        items = [(q, [h.passage for h in hits]) for q, hits in zip(questions, found, strict=True)]
-        retrieved = time.perf_counter()
-        self.reader.read_many(items, top_k=self.top_k)
-        return retrieved - started
+        """The product's batch path, `Assistant.answer_many`: one embedding call and one FAISS call for all
+        questions, their passages read in shared batches (adaptively), ranked. Returns the seconds spent
+        retrieving (as every answer_batch does)."""
+        responses = self.assistant.answer_many(questions, top_k=self.top_k)
+        return responses[0].timings["retrieve_ms"] / 1000 if responses else 0.0
 
     def intent_routed_to_documents(self, question: str) -> bool:
         """Whether the product would try the documents for this question (the documents or fallback route)."""
@@ -130,6 +134,14 @@ class SpanqaMarginSystem(SpanqaSystem):
 
     name = "spanqa-margin"
     rank = False
+
+
+class SpanqaFp32System(SpanqaSystem):
+    """spanqa before adaptive reading and bf16 (spanqa 0.3): fp32 reader and embedder, every passage read."""
+
+    name = "spanqa-fp32"
+    precision = "fp32"
+    read_first = 0
 
 
 class HaystackSystem:
@@ -278,7 +290,8 @@ class BaselineSystem:
         return retrieved - started
 
 
-SYSTEMS = {"spanqa": SpanqaSystem, "spanqa-margin": SpanqaMarginSystem, "haystack": HaystackSystem,
+SYSTEMS = {"spanqa": SpanqaSystem, "spanqa-margin": SpanqaMarginSystem, "spanqa-fp32": SpanqaFp32System,
+           "haystack": HaystackSystem,
            "baseline": BaselineSystem}
 
 

@@ -42,6 +42,8 @@ def new_manifest(embedder: Embedder, chunking: ChunkingSettings) -> dict:
         "format": MANIFEST_FORMAT,
         "embedding_model": embedder.name,
         "dimension": embedder.dimension,
+        # Informational: vectors of either precision agree (the probe check below holds across them).
+        "embedding_precision": embedder.precision,
         "probe": [round(float(x), 6) for x in embedder.encode(PROBE_TEXT)[0]],
         "chunking": asdict(chunking),
         "created": time.time(),

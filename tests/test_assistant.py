@@ -7,6 +7,7 @@ from spanqa.plugin.engine.assistant import Assistant
 from spanqa.retriever import LocalCollection
 
 from spanqa.errors import InputError
+from spanqa.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +93,30 @@ def test_routing_table_is_configurable(assistant):
     assert custom.respond("hello there!").route == "documents"
     with pytest.raises(ValueError, match="unknown route handler"):
         Assistant(assistant.collection, routes={"greeting": "teleport"})
+
+
+def test_adaptive_reading_reads_the_rest_only_when_the_first_passages_leave_the_answer_open(
+        assistant, tmp_path, embedder):
+    pump = {"warranty.txt": FACTS["pump.txt"],
+            "care.txt": "Rinse the pump's water filter every month; the pump's motor needs no oiling.",
+            "returns.txt": "A pump bought online can be returned within 30 days of delivery for a full refund."}
+    for name, text in pump.items():
+        (tmp_path / name).write_text(text)
+    collection = LocalCollection(tmp_path / "collection", embedder=embedder)
+    collection.ingest([tmp_path / name for name in pump])
+
+    def engine(first: int, stop: float) -> Assistant:
+        return Assistant(collection, reader=assistant.reader, router=assistant.router,
+                         settings=Settings(read_first=first, read_stop_score=stop))
+
+    question = "How long does the pump warranty last?"
+    settled = engine(1, 0.0).answer(question, top_k=3)  # any answer from the first passage settles it
+    everything = engine(0, 0.0).answer(question, top_k=3)
+    unsettled = engine(1, 1.0).answer(question, top_k=3)  # nothing settles it: the rest is read too
+    assert settled.answers[0].text == "24 months"
+    assert settled.timings["passages_read"] == 1
+    assert unsettled.timings["passages_read"] == everything.timings["passages_read"] == 3
+    assert settled.timings["reader_windows"] < everything.timings["reader_windows"]
+    # Read in two rounds or in one, the same candidates come out in the same order with the same scores.
+    assert [(a.text, a.passage_id, round(a.score, 4)) for a in unsettled.answers] == \
+        [(a.text, a.passage_id, round(a.score, 4)) for a in everything.answers]

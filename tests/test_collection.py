@@ -80,3 +80,20 @@ def test_missing_database_and_foreign_directory(tmp_path, collection, embedder):
     (tmp_path / "junk" / "file.txt").write_text("x")
     with pytest.raises(CollectionError, match="not a spanqa collection"):
         LocalCollection(tmp_path / "junk", embedder=embedder)
+
+
+def test_a_collection_built_in_fp32_is_searched_and_extended_in_bf16(tmp_path, collection):
+    """Precision is not a different model: bf16 vectors agree with fp32 ones (the manifest's probe check holds),
+    so a collection keeps working when the machine or SPANQA_EMBEDDER_PRECISION changes."""
+    fp32, bf16 = Embedder(precision="fp32"), Embedder(precision="bf16")
+    texts = list(CORPUS.values())
+    a, b = fp32.encode(texts), bf16.encode(texts)
+    assert b.dtype == a.dtype and abs(float((b * b).sum(1).min()) - 1.0) < 1e-5
+    assert float((a * b).sum(1).min()) > 0.99
+    collection.close()
+    reopened = LocalCollection(tmp_path / "col", embedder=bf16)
+    assert reopened.search("How efficient are silicon solar cells?", k=1, mode="dense")[0].passage.source \
+        .endswith("solar.md")
+    (tmp_path / "more.txt").write_text("The harbour ferry leaves every twenty minutes from pier 4.")
+    reopened.ingest([tmp_path / "more.txt"])
+    assert reopened.search("When does the ferry leave?", k=1, mode="dense")[0].passage.source.endswith("more.txt")

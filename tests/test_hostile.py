@@ -4,9 +4,10 @@ and must lose nothing that was already there."""
 from __future__ import annotations
 
 import pytest
-from spanqa.retriever import LocalCollection
+from spanqa.retriever import Embedder, LocalCollection
 from spanqa.retriever.loaders import LoadError, load_bytes, load_paths
 
+from spanqa.errors import InputError
 from spanqa.settings import CollectionLimits, Settings
 
 
@@ -84,6 +85,31 @@ def test_limits_are_settings_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("SPANQA_MAX_RESULTS", "0")
     with pytest.raises(ValueError, match="max_results must be positive"):
         Settings.from_env()
+
+
+def test_speed_settings_are_read_from_the_environment_and_checked(monkeypatch):
+    monkeypatch.setenv("SPANQA_READ_FIRST", "3")
+    monkeypatch.setenv("SPANQA_EMBEDDER_PRECISION", "fp32")
+    settings = Settings.from_env()
+    assert (settings.read_first, settings.embedder_precision) == (3, "fp32")
+    assert Embedder().precision == "fp32"  # the embedder reads the same setting
+    for name, value, error in [("SPANQA_READ_FIRST", "-1", "read_first"), ("SPANQA_READ_STOP_SCORE", "1.5", "read_stop"),
+                               ("SPANQA_EMBEDDER_PRECISION", "int8", "embedder_precision"),
+                               ("SPANQA_READER_PRECISION", "fp8", "reader_precision")]:
+        with monkeypatch.context() as m:
+            m.setenv(name, value)
+            with pytest.raises(InputError, match=error):
+                Settings.from_env()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch, native):
+    import spanqa.settings as settings_module
+
+    monkeypatch.setattr(settings_module, "native_bf16", lambda: native)
+    assert settings_module.resolve_precision("auto") == ("bf16" if native else "fp32")
+    assert settings_module.resolve_precision("int8") == "int8"  # asked for explicitly, always honoured
+    assert Embedder(precision="auto").precision == ("bf16" if native else "fp32")
 
 
 def test_interrupted_creation_is_started_over_but_foreign_files_are_never_touched(tmp_path, embedder):

@@ -17,11 +17,11 @@ Below the threshold the reply says the documents do not answer the question and 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from spanqa.plugin.engine.ranking import CALIBRATION_SETTING, AnswerRanker, ScoreCalibration
-from spanqa.plugin.engine.reader import Answer, Reader
+from spanqa.plugin.engine.reader import Answer, Reader, combine_answers
 from spanqa.plugin.engine.response import Response, citation
 from spanqa.plugin.engine.router import Intent, IntentClassifier
 from spanqa.retriever import Collection, Hit
@@ -29,7 +29,7 @@ from spanqa.retriever import Collection, Hit
 from spanqa.errors import InputError
 from spanqa.settings import SEARCH_MODES, Settings
 
-__all__ = ["Assistant", "Response", "ROUTES", "REPLIES", "CANDIDATES", "passage_relevance"]
+__all__ = ["Assistant", "Response", "ROUTES", "REPLIES", "CANDIDATES", "answer_settled", "passage_relevance"]
 
 # intent → handler. A message the router is unsure about (below its threshold) takes the "fallback" route:
 # it tries the documents, but answers only when the answer clears a stricter bar (FALLBACK_THRESHOLD), because
@@ -59,6 +59,27 @@ REPLIES: dict[str, str] = {
 # Candidate spans the reader proposes per question for the ranker to order (the ranker sees all of them; a door
 # shows the top-k). More cost nothing measurable: decoding is a sort per window, the forward pass is the same.
 CANDIDATES = 20
+
+
+@dataclass
+class Reading:
+    """What reading gave one question: its ranked answers, and the windows and passages read for them."""
+
+    answers: list[Answer] = field(default_factory=list)
+    windows: int = 0
+    passages: int = 0
+
+
+def _readable(hits: list[Hit]) -> list[Hit]:
+    """The hits worth reading: a passage the embedder finds unrelated never gives an answer (module docstring)."""
+    return [h for h in hits if passage_relevance(h.dense_score) > 0.0]
+
+
+def answer_settled(ranked: list[Answer], stop_score: float) -> bool:
+    """Whether reading more passages is unlikely to change the answer: the best so far scores `stop_score` or
+    more. A confident answer from the top-ranked passages is rarely beaten by a lower-ranked one; how rarely, and
+    what the rule costs in F1, is measured by `python -m bench.adaptive`."""
+    return bool(ranked) and ranked[0].score >= stop_score
 
 
 def passage_relevance(cosine: float | None) -> float:
@@ -241,21 +262,43 @@ class Assistant:
             return [Response(q, intent, "documents", "The collection is empty: add documents first (upload them in "
                              "the sidebar, or run `spanqa ingest PATH`).", abstained=True)
                     for q, intent in zip(questions, intents, strict=True)]
-        retrieved = time.perf_counter()
-        read = self._read_candidates_many(questions, found)
-        done_reading = time.perf_counter()
         calibration = self.calibration() if self.ranker is not None else None  # one read per batch, not per question
+        retrieved = time.perf_counter()
+        read = self._read_and_rank(questions, found, top_k, calibration)
+        done_reading = time.perf_counter()
         responses = []
-        for question, intent, hits, (candidates, windows), threshold in zip(
-                questions, intents, found, read, thresholds, strict=True):
-            answers = self.rank(question, candidates, hits, top_k, calibration)
+        for question, intent, hits, reading, threshold in zip(questions, intents, found, read, thresholds, strict=True):
+            answers = reading.answers
             abstained = not answers or answers[0].score < threshold
             response = Response(question, intent, "documents", "", answers, hits, abstained)
             response.reply = self._abstention_text(hits) if abstained else self._answer_text(answers[0])
             response.timings.update({"retrieve_ms": (retrieved - started) * 1000,
-                                     "read_ms": (done_reading - retrieved) * 1000, "reader_windows": float(windows)})
+                                     "read_ms": (done_reading - retrieved) * 1000,
+                                     "reader_windows": float(reading.windows),
+                                     "passages_read": float(reading.passages)})
             responses.append(response)
         return responses
+
+    def _read_and_rank(self, questions: list[str], found: list[list[Hit]], top_k: int,
+                       calibration: ScoreCalibration | None) -> list[Reading]:
+        """Each question's ranked answers and what was read for them. Adaptive reading: the first `read_first`
+        passages of every question are read in one shared pass, the rest only for the questions whose best
+        answer is not yet settled (`answer_settled`); 0 reads everything in one pass."""
+        first = self.settings.read_first
+        rounds = ((0, first), (first, None)) if first else ((0, None),)
+        readings = [Reading() for _ in questions]
+        candidates: list[list[Answer]] = [[] for _ in questions]
+        pending = list(range(len(questions)))
+        for low, high in rounds:
+            pending = [i for i in pending if found[i][low:high]]
+            read = self._read_candidates_many([questions[i] for i in pending], [found[i][low:high] for i in pending])
+            for i, (answers, windows) in zip(pending, read, strict=True):
+                candidates[i] = combine_answers(candidates[i] + answers, CANDIDATES)
+                readings[i].answers = self.rank(questions[i], candidates[i], found[i], top_k, calibration)
+                readings[i].windows += windows
+                readings[i].passages += len(_readable(found[i][low:high]))
+            pending = [i for i in pending if not answer_settled(readings[i].answers, self.settings.read_stop_score)]
+        return readings
 
     def read_candidates(self, question: str, hits: list[Hit]) -> tuple[list[Answer], int]:
         """The reader's candidate spans from the passages of `hits`, and the number of windows read. The ranker's
@@ -263,16 +306,11 @@ class Assistant:
         return self._read_candidates_many([question], [hits])[0]
 
     def _read_candidates_many(self, questions: list[str], found: list[list[Hit]]) -> list[tuple[list[Answer], int]]:
-        items = [(q, [h.passage for h in hits]) for q, hits in zip(questions, found, strict=True)]
+        items = [(q, [h.passage for h in _readable(hits)]) for q, hits in zip(questions, found, strict=True)]
         results = self.reader.read_many(items, top_k=CANDIDATES, threshold=0.0)
-        # A document deleted while its passages were being read must not be cited, nor an unrelated passage.
+        # A document deleted while its passages were being read must not be cited.
         alive = self.collection.existing({a.passage_id for r in results for a in r.answers})
-        out = []
-        for result, hits in zip(results, found, strict=True):
-            relevant = {h.passage.id for h in hits if passage_relevance(h.dense_score) > 0.0}
-            out.append(([a for a in result.answers if a.passage_id in alive and a.passage_id in relevant],
-                        result.windows))
-        return out
+        return [([a for a in result.answers if a.passage_id in alive], result.windows) for result in results]
 
     def rank(self, question: str, candidates: list[Answer], hits: list[Hit], top_k: int,
              calibration: ScoreCalibration | None = None) -> list[Answer]:

@@ -23,7 +23,7 @@ import numpy as np
 from spanqa.retriever.records import Passage
 
 from spanqa.errors import InputError, ModelLoadError
-from spanqa.settings import PRECISIONS, Precision, Settings, default_reader_path
+from spanqa.settings import PRECISIONS, Precision, Settings, default_reader_path, resolve_precision
 
 _INLINE_CODE = re.compile(r"(`{1,2})([^`\n]+?)\1")
 _MAX_CODE_CHARS = 80  # a longer "code segment" is a sentence that happens to sit between backticks
@@ -39,6 +39,7 @@ __all__ = [
     "Answer",
     "ReaderResult",
     "Reader",
+    "combine_answers",
     "SpanCandidate",
     "decode_window",
     "tokenize_pairs",
@@ -249,11 +250,32 @@ def pad_batch(rows: list[dict], pad_id: int, torch):
     return batch
 
 
-def _merge_overlapping(answers: list[Answer]) -> list[Answer]:
-    """Keep the best of answers that overlap in the same document (the same span seen in two windows or in
-    two overlapping passages). `answers` must be sorted best first."""
+def release_freed_memory() -> None:
+    """Hand the memory freed by a long read back to the system. Activations of every window length come and go
+    during a read; glibc keeps the freed blocks in the process heap, so without this a 64-question read left the
+    process 100-250 MB larger than before it (measured: malloc_trim brings it back to the loaded size)."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("c")
+        _LIBC = ctypes.CDLL(name) if name else False
+    if _LIBC and hasattr(_LIBC, "malloc_trim"):  # glibc only; other C libraries return memory by themselves
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None
+
+
+def combine_answers(answers: list[Answer], top_k: int) -> list[Answer]:
+    """The `top_k` best answers by margin, keeping the best of answers that overlap in the same document (the
+    same span seen in two windows or in two overlapping passages). Answers read in several rounds combine here
+    exactly as if they had been read together."""
     kept: list[Answer] = []
-    for answer in answers:
+    for answer in sorted(answers, key=lambda a: a.margin, reverse=True):
+        if len(kept) == top_k:
+            break
         if any(
             k.document_id == answer.document_id
             and k.document_start < answer.document_end
@@ -279,7 +301,8 @@ class Reader:
         max_answer_tokens: longest answer span.
         max_question_tokens: longer questions are cut to this many tokens.
         batch_size: windows per forward pass.
-        precision: "fp32", "int8" (dynamic quantization of the linear layers) or "bf16".
+        precision: "auto" (bf16 where the CPU has it natively, else fp32; see spanqa.settings), "fp32", "int8"
+            (dynamic quantization of the linear layers) or "bf16".
         threshold: calibrated score below which the reader abstains.
     """
 
@@ -340,13 +363,14 @@ class Reader:
         if not tokenizer.is_fast:
             raise ModelLoadError(f"The reader needs a fast tokenizer (offset mapping); {self.model_name} has none")
         model.eval()
-        if self.precision == "int8":
+        precision = resolve_precision(self.precision)
+        if precision == "int8":
             import warnings
 
             with warnings.catch_warnings():  # torch.ao is deprecated in favour of torchao, not yet installed here
                 warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated")
                 model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        elif self.precision == "bf16":
+        elif precision == "bf16":
             model = model.to(torch.bfloat16)
         if Path(self.model_name).is_dir():
             self.calibration = Calibration.load(Path(self.model_name))
@@ -384,6 +408,8 @@ class Reader:
             encoding = tokenize_pairs(self.tokenizer, [q for _, q, _ in pairs], [p.text for _, _, p in pairs],
                                       self.max_seq_len, self.stride)
             start_logits, end_logits = self._logits(encoding)
+            if len(start_logits) > self.batch_size:
+                release_freed_memory()
         candidates: list[list[Answer]] = [[] for _ in items]
         for window, pair_index in enumerate(encoding["overflow_to_sample_mapping"]):
             item_index, _, passage = pairs[pair_index]
@@ -397,8 +423,7 @@ class Reader:
                 margin = span.span_logit - null_logit
                 candidates[item_index].append(self._answer(passage, span, margin))
         for result, found in zip(results, candidates, strict=True):
-            found.sort(key=lambda a: a.margin, reverse=True)
-            result.answers = _merge_overlapping(found)[:top_k]
+            result.answers = combine_answers(found, top_k)
             result.abstained = not result.answers or result.answers[0].score < threshold
         return results
 

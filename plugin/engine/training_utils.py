@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import numpy as np
+
+from spanqa.settings import native_bf16
 
 __all__ = ["seed_everything", "bf16_supported"]
 
@@ -25,8 +26,4 @@ def bf16_supported(device: str) -> bool:
 
     if device == "cuda":
         return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return native_bf16()
