@@ -85,12 +85,13 @@ def _ranked(system: SpanqaSystem, r: QuestionReads, n: int, top_k: int) -> list[
     return system.assistant.rank(r.question.text, candidates, r.hits, top_k)
 
 
-def measure(name: str, path: Path, until: int | None, firsts: list[int], stops: list[float], top_k: int) -> dict:
+def measure(name: str, path: Path, until: int | None, firsts: list[int], stops: list[float], top_k: int,
+            limit: int | None = None) -> dict:
     from transformers import AutoTokenizer
 
     from spanqa.settings import default_embedder_path, default_reader_path
 
-    bench = build_bench_set(path, AutoTokenizer.from_pretrained(default_embedder_path()))
+    bench = build_bench_set(path, AutoTokenizer.from_pretrained(default_embedder_path()), limit=limit)
     if until is not None:  # only the file's first `until` questions (their contexts stay in the collection)
         keep = {e.id for e in load_squad(path)[:until]}
         bench.questions = [q for q in bench.questions if q.id in keep]
@@ -118,12 +119,13 @@ def main() -> None:
     p.add_argument("--first", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--stop", nargs="+", type=float, default=[0.5, 0.6, 0.7, 0.8, 0.9])
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--limit", type=int, help="sample this many questions of each --data file (seeded)")
     p.add_argument("--out", type=Path, default=Path("bench/out"))
     args = p.parse_args()
     sets = {path.stem: (path, None) for path in args.data} if args.data else DEV_SETS
-    report = {name: measure(name, path, until, args.first, args.stop, args.top_k)
+    report = {name: measure(name, path, until, args.first, args.stop, args.top_k, args.limit if args.data else None)
               for name, (path, until) in sets.items()}
-    write_json(args.out / "adaptive.json", report)
+    write_json(args.out / ("adaptive.json" if not args.data else "adaptive-" + "-".join(sets) + ".json"), report)
 
 
 if __name__ == "__main__":

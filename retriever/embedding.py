@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from spanqa.errors import InputError
-from spanqa.settings import EMBEDDER_PRECISIONS, Settings, default_embedder_path, resolve_precision
+from spanqa.settings import (
+    EMBEDDER_PRECISIONS,
+    Settings,
+    default_embedder_path,
+    limit_kernel_cache,
+    resolve_precision,
+)
 
 __all__ = ["Embedder", "PROBE_TEXT", "BUNDLED_EMBEDDER_NAME"]
 
@@ -29,6 +35,7 @@ def _load_sentence_transformer(location: str, precision: str):
     """Cached per process: every collection and browser session shares one copy of each model and precision."""
     with _MODELS_LOCK:
         if (location, precision) not in _MODELS:
+            limit_kernel_cache()
             import torch
             from sentence_transformers import SentenceTransformer
 

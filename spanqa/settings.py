@@ -15,7 +15,7 @@ from typing import Literal
 
 __all__ = [
     "PACKAGE_ROOT", "SEARCH_MODES", "SearchMode", "PRECISIONS", "EMBEDDER_PRECISIONS", "Precision",
-    "native_bf16", "resolve_precision", "DEFAULT_MAX_FILE_BYTES",
+    "native_bf16", "resolve_precision", "limit_kernel_cache", "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_PASSAGES", "CollectionLimits", "PostgresSettings", "LOOPBACK_HOSTS", "ServerSettings", "Settings",
     "cache_dir",
     "default_reader_path", "default_embedder_path", "default_collection_path", "default_router_path",
@@ -52,6 +52,17 @@ def resolve_precision(precision: str) -> str:
     if precision == "auto":
         return "bf16" if native_bf16() else "fp32"
     return precision
+
+
+# oneDNN (torch's CPU kernels for bf16) compiles and caches a kernel for every input shape it meets, up to 1,024
+# by default; questions of every length meet hundreds, and the cache grew a process by 230-410 MB over 200
+# questions. 16 kept it to 90 MB at the same speed (measured; docs/speed.md). A value already set is kept.
+ONEDNN_PRIMITIVE_CACHE_CAPACITY = 16
+
+
+def limit_kernel_cache() -> None:
+    """Cap oneDNN's kernel cache (see above); call before a model's first forward pass."""
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_PRIMITIVE_CACHE_CAPACITY))
 
 
 def cache_dir() -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from spanqa.errors import ModelLoadError
+from spanqa.settings import limit_kernel_cache
 
 __all__ = ["Intent", "IntentClassifier", "RouterConfig", "ROUTING_INTENTS", "OUT_OF_SCOPE", "softmax"]
 
@@ -92,6 +93,7 @@ class IntentClassifier:
     def warm_up(self) -> None:
         if self.model is not None:
             return
+        limit_kernel_cache()
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
