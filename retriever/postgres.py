@@ -22,6 +22,7 @@ document wholly old or wholly new, and concurrent writers from several replicas 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,6 +144,7 @@ class PostgresCollection(CollectionBase):
         self.chunking = check_manifest(self.manifest, self.embedder, self.location,
                                        f"re-embed it with `spanqa reindex --collection '{url}' --embedder "
                                        f"{self.embedder.location}`")
+        self._pool_lock = threading.Lock()
         self._pool = self._open_pool()
 
     # --- connecting ----------------------------------------------------------------------------------
@@ -187,6 +189,21 @@ class PostgresCollection(CollectionBase):
             raise self._unreachable(exc) from exc
         return pool
 
+    def _ready_pool(self):
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = self._open_pool()  # connects now, or fails within pg_connect_timeout_s
+            return self._pool
+
+    def _discard_pool(self, pool) -> None:
+        """Drop a pool that could not connect. It would retry on its own, but with a back-off that grows to
+        minutes, so the first requests after the server is back would still fail; the next request opens a
+        fresh pool, which connects at once."""
+        with self._pool_lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.close(timeout=0)
+
     @contextmanager
     def _connection(self, write: bool = False) -> Iterator:
         """A pooled connection inside one transaction; PostgreSQL's failures become CollectionErrors that say
@@ -194,12 +211,14 @@ class PostgresCollection(CollectionBase):
         import psycopg
         from psycopg_pool import PoolTimeout
 
+        pool = self._ready_pool()
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with pool.connection() as conn, conn.transaction():
                 if write:
                     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.where.schema,))
                 yield conn
         except PoolTimeout as exc:
+            self._discard_pool(pool)
             raise self._unreachable(exc) from exc
         except psycopg.errors.QueryCanceled as exc:
             raise CollectionError(f"PostgreSQL at {self.location} cancelled a statement after "
@@ -217,7 +236,10 @@ class PostgresCollection(CollectionBase):
                                     **{k: sql.Literal(v) for k, v in literals.items()})
 
     def close(self) -> None:
-        self._pool.close()
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     # --- schema ----------------------------------------------------------------------------------------
 
