@@ -12,6 +12,7 @@ The reader abstains when the best score is below `threshold`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -262,18 +263,18 @@ def release_freed_memory() -> None:
     during a read; glibc keeps the freed blocks in the process heap, so without this a 64-question read peaked
     178 MB above the loaded size (65 MB when trimmed after each forward pass) and stayed 100-250 MB larger after
     it, and 200 one-question reads grew it by 140 MB (measured)."""
-    global _LIBC
-    if _LIBC is None:
-        import ctypes
-        import ctypes.util
-
-        name = ctypes.util.find_library("c")
-        _LIBC = ctypes.CDLL(name) if name else False
-    if _LIBC and hasattr(_LIBC, "malloc_trim"):  # glibc only; other C libraries return memory by themselves
-        _LIBC.malloc_trim(0)
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):  # glibc only; other C libraries return memory themselves
+        libc.malloc_trim(0)
 
 
-_LIBC = None
+@functools.cache
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name) if name else None
 
 
 def combine_answers(answers: list[Answer], top_k: int) -> list[Answer]:
