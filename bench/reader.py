@@ -1,7 +1,8 @@
 """Reader benchmark: EM/F1 on gold passages of several SQuAD-format files, and speed and accuracy per
 precision (fp32, int8, bf16) at top-5 on this machine.
 
-    python -m bench.reader [--model DIR ...] [--limit 1000] [--sets NAME ...] [--no-speed] [--out bench/out]
+    python -m bench.reader [--model DIR ...] [--limit 1000] [--sets NAME ...] [--no-speed] [--split dev]
+                           [--out bench/out]
 
 Several --model values are measured one after another in the same run, on the same questions.
 """
@@ -27,25 +28,42 @@ DEFAULT_SETS = {
     "squadshifts-reddit": SHARED / "squadshifts" / "reddit_v1.0.json",
     "squadshifts-amazon": SHARED / "squadshifts" / "amazon_reviews_v1.0.json",
     "policyqa-dev": SHARED / "policyqa" / "dev.json",
+    # The technical development set and the technical training questions (python -m bench.techdocs.build):
+    # whole READMEs as gold passages, answerable questions only.
+    "techdocs": Path("bench/out/techdocs.json"),
+    "techtrain": Path("bench/out/techtrain.json"),
 }
 
 
-def accuracy(model: str, limit: int | None, sets: list[str]) -> dict:
-    reader = Reader(model, precision="fp32")
+def accuracy(model: str, limit: int | None, sets: list[str], split: str = "test", precision: str = "fp32") -> dict:
+    """Gold-passage EM/F1 per data set. `split="dev"` reads the development questions instead of the benchmark's:
+    new_wiki's selection questions, and for the other sets `limit` questions from outside the benchmark's sample,
+    so that a choice between models (e.g. an interpolation weight) is made without the questions that report it."""
+    reader = Reader(model, precision=precision)
     out = {}
     for name, path in DEFAULT_SETS.items():
         if name not in sets or not path.is_file():
             continue
-        examples = load_squad(path)
-        if name == "squadshifts-new_wiki":
-            # The first 1000 new_wiki questions chose the checkpoint and fitted the calibration: hold them out.
-            examples = examples[SELECTION_QUESTIONS:]
-        if limit and len(examples) > limit:
-            examples = random.Random(0).sample(examples, limit)
+        examples = _split(name, load_squad(path), limit, split)
         scores = evaluate_reader(reader, examples)
         out[name] = scores.to_dict()
         print(f"{name:24s} EM {scores.exact_match:6.2f}  F1 {scores.f1:6.2f}  ({scores.count} questions)", flush=True)
     return out
+
+
+def _split(name: str, examples: list, limit: int | None, split: str) -> list:
+    if name.startswith("tech"):
+        return [e for e in examples if not e.is_impossible]
+    if name == "squadshifts-new_wiki":
+        # The first 1000 new_wiki questions chose the checkpoint and fitted the calibration: hold them out.
+        selection, examples = examples[:SELECTION_QUESTIONS], examples[SELECTION_QUESTIONS:]
+        if split == "dev":
+            return selection[:limit]
+    if split == "dev":
+        benchmark = set(map(id, random.Random(0).sample(examples, limit))) if limit and len(examples) > limit else set()
+        rest = [e for e in examples if id(e) not in benchmark]
+        return random.Random(1).sample(rest, min(limit or len(rest), len(rest)))
+    return random.Random(0).sample(examples, limit) if limit and len(examples) > limit else examples
 
 
 def speed(model: str, questions: int = 100, top_k: int = 5) -> dict:
@@ -82,11 +100,14 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS), choices=list(DEFAULT_SETS))
     parser.add_argument("--speed-questions", type=int, default=100)
     parser.add_argument("--no-speed", action="store_true", help="accuracy only")
+    parser.add_argument("--split", choices=["test", "dev"], default="test",
+                        help="dev: development questions, never the benchmark's (for choosing between models)")
+    parser.add_argument("--precision", default="fp32", help="reader precision for the accuracy runs")
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     args = parser.parse_args()
     report = {"machine": machine(), "models": {}}
     for model in args.model:
-        acc = accuracy(model, args.limit, args.sets)
+        acc = accuracy(model, args.limit, args.sets, args.split, args.precision)
         spd = {} if args.no_speed else speed(model, args.speed_questions)
         report["models"][model] = {"accuracy": acc, "speed": spd}
         print(f"\n{model}")

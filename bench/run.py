@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> dict:
         raise SystemExit(f"--systems takes {', '.join(SYSTEMS)}, got {args.systems!r}")
     if "haystack" in systems:
         _check_haystack()
+    if "spanqa-previous" in systems and not (args.previous and (args.previous / "ranker.json").is_file()):
+        raise SystemExit("spanqa-previous needs --previous DIR holding reader/ and ranker.json, e.g. "
+                         "git archive HEAD~1 spanqa/models | tar -x --strip-components=2 -C DIR")
     if not args.data.is_file():
         raise SystemExit(f"SQuAD-format file not found: {args.data}")
     # Every model here is local; telemetry and hub lookups would only wait for a network that is not there.
@@ -90,7 +93,8 @@ def run(args: argparse.Namespace) -> dict:
                               "command": "spanqa bench " + shlex.join(args.argv)}}
     for name in systems:
         t = time.perf_counter()
-        results[name] = _in_own_process(measure_system, name, bench, reader, args.top_k, batch)
+        models = str(args.previous / "reader") if name == "spanqa-previous" else reader
+        results[name] = _in_own_process(measure_system, name, bench, models, args.top_k, batch)
         print(f"{name}: measured in {time.perf_counter() - t:.0f}s", flush=True)
     if "spanqa" in systems and args.clinc.is_file() and not args.no_router:
         t = time.perf_counter()
@@ -116,7 +120,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reader", help="reader model directory or HF id (default: the shipped reader)")
     p.add_argument("--systems", default="spanqa,haystack,baseline",
                    help="comma-separated; spanqa-margin is spanqa without its answer ranker (the order before it), "
-                        "spanqa-fp32 spanqa before adaptive reading and bf16")
+                        "spanqa-fp32 spanqa before adaptive reading and bf16, spanqa-previous spanqa with the models "
+                        "in --previous")
+    p.add_argument("--previous", type=Path,
+                   help="a folder with reader/ and ranker.json (models shipped earlier) for spanqa-previous")
     p.add_argument("--limit", type=int, help="sample this many questions (seeded); default all")
     p.add_argument("--skip", type=int, default=0,
                    help="leave out the file's first N questions (e.g. those that selected the reader checkpoint)")

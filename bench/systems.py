@@ -87,9 +87,14 @@ class SpanqaSystem:
         self.reader.warm_up()
         collection = LocalCollection(Path(self._tmp.name) / "collection",
                                      embedder=Embedder(precision=settings.embedder_precision))
-        self.assistant = Assistant(collection, reader=self.reader, rank=self.rank, settings=settings)
+        self.assistant = Assistant(collection, reader=self.reader, rank=self.rank, settings=settings,
+                                   ranker=self.ranker(reader_path))
         self.assistant.router.classify("warm up")  # loads (or trains, once per machine) the default router
         self.tokens = TokenCounter(self.reader.model)
+
+    def ranker(self, reader_path: str):
+        """The answer ranker to use; None: the shipped one."""
+        return None
 
     def index(self, bench: BenchSet) -> int:
         from spanqa.retriever.loaders import LoadReport
@@ -142,6 +147,18 @@ class SpanqaFp32System(SpanqaSystem):
     name = "spanqa-fp32"
     precision = "fp32"
     read_first = 0
+
+
+class SpanqaPreviousSystem(SpanqaSystem):
+    """spanqa with earlier models: the reader at `reader_path` and the ranker.json beside its folder
+    (`spanqa bench --previous DIR`), so that a new reader and ranker are compared with the old in one run."""
+
+    name = "spanqa-previous"
+
+    def ranker(self, reader_path: str):
+        from spanqa.plugin.engine.ranking import AnswerRanker
+
+        return AnswerRanker.load(Path(reader_path).parent / "ranker.json")
 
 
 class HaystackSystem:
@@ -291,6 +308,7 @@ class BaselineSystem:
 
 
 SYSTEMS = {"spanqa": SpanqaSystem, "spanqa-margin": SpanqaMarginSystem, "spanqa-fp32": SpanqaFp32System,
+           "spanqa-previous": SpanqaPreviousSystem,
            "haystack": HaystackSystem,
            "baseline": BaselineSystem}
 

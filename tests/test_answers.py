@@ -72,6 +72,21 @@ def test_shipped_ranker_loads_and_refuses_other_features(tmp_path):
         AnswerRanker.load(tmp_path / "old.json")
 
 
+def test_ranker_candidates_are_never_reused_for_another_reader(tmp_path):
+    """The candidate cache of `spanqa train-ranker` is keyed by the reader: retraining the reader in the same
+    folder, or reading in another precision, collects new candidates instead of fitting on stale ones."""
+    from types import SimpleNamespace
+
+    from spanqa.plugin.lab.ranker_training import _reader_identity
+
+    (tmp_path / "model.safetensors").write_bytes(b"version 1")
+    reader = SimpleNamespace(model_name=str(tmp_path), precision="bf16")
+    before = _reader_identity(reader)
+    (tmp_path / "model.safetensors").write_bytes(b"version 2, retrained")
+    assert _reader_identity(reader) != before
+    assert _reader_identity(SimpleNamespace(model_name=str(tmp_path), precision="fp32")) != _reader_identity(reader)
+
+
 def test_ranker_orders_by_probability():
     ranker = AnswerRanker(mean=(0.0,) * len(FEATURES), scale=(1.0,) * len(FEATURES),
                           weights=tuple(1.0 if f == "identifier_x_identifier" else 0.0 for f in FEATURES), bias=0.0)

@@ -131,3 +131,10 @@ def test_quick_side_by_side_run_writes_results_report_and_plots(tmp_path):
     assert "| metric | spanqa | haystack | baseline |" in report and "gold passage F1" in report
     for plot in ("latency.png", "reliability.png", "recall.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_previous_models_system_needs_their_folder(tmp_path):
+    from bench.run import main
+
+    with pytest.raises(SystemExit, match="--previous DIR holding reader/ and ranker.json"):
+        main(["--systems", "spanqa,spanqa-previous", "--previous", str(tmp_path), "--data", str(tmp_path / "x.json")])

@@ -24,7 +24,7 @@ import numpy as np
 from spanqa.plugin.engine.ranking import FEATURES, AnswerRanker, candidate_features
 from spanqa.plugin.lab.squad import CORRECT_F1, QAExample, f1_score, load_squad, max_over_ground_truths
 
-from spanqa.settings import cache_dir
+from spanqa.settings import Settings, cache_dir, default_reader_path
 
 __all__ = ["Candidates", "collect_candidates", "fit_ranker", "ranking_report", "open_domain_set",
            "open_domain_split"]
@@ -68,6 +68,17 @@ def open_domain_split(examples: list[QAExample], holdout: float, seed: int) -> t
     return kept, held_out
 
 
+def _reader_identity(reader) -> str:
+    """Which weights read the candidates: the reader's location and precision and, for a local model, its files'
+    sizes and times, so that a reader retrained in the same folder never reuses another reader's candidates."""
+    name = reader.model_name if reader is not None else str(default_reader_path())
+    precision = reader.precision if reader is not None else Settings.from_env().reader_precision
+    folder = Path(name)
+    listing = [f for f in folder.iterdir() if f.suffix != ".md"] if folder.is_dir() else []
+    files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in listing)
+    return f"{name}|{precision}|{files}"
+
+
 def _cache_path(path: Path, *settings) -> Path:
     key = f"{path.resolve()}|{path.stat().st_size}|{settings}|{','.join(FEATURES)}"
     return cache_dir() / "ranker-candidates" / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
@@ -79,7 +90,7 @@ def collect_candidates(path: Path, limit: int | None = None, skip: int = 0, unti
 
     The questions are the file's `skip`…`until` ones (all by default), `limit` of them sampled (seeded)."""
     path = Path(path)
-    cached = _cache_path(path, limit, skip, until, holdout, seed, top_k)
+    cached = _cache_path(path, limit, skip, until, holdout, seed, top_k, _reader_identity(reader))
     if cached.is_file():
         data = np.load(cached)
         return Candidates(data["features"], data["f1"], data["margin"], data["group"], data["answerable"])
