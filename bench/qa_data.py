@@ -80,7 +80,8 @@ def build_bench_set(path: Path, tokenizer, limit: int | None = None, skip: int =
     documents: dict[str, Document] = {}
     for e in examples:
         if e.context_id not in held_out and e.context_id not in documents:
-            documents[e.context_id] = Document(source=f"{e.title or 'context'} #{e.context_id}", text=e.context)
+            documents[e.context_id] = Document(source=f"{e.title or 'context'} #{e.context_id}", text=e.context,
+                                               title=e.title or "")
     chunker = Chunker(tokenizer, chunking or ChunkingSettings())
     passages: list[Passage] = []
     for document in documents.values():

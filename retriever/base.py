@@ -27,7 +27,8 @@ from spanqa.retriever.records import Document, Hit, Passage, SkippedFile
 from spanqa.errors import CollectionCorruptError, EmbeddingMismatchError
 from spanqa.settings import SEARCH_MODES, CollectionLimits, SearchMode, Settings
 
-__all__ = ["CollectionBase", "new_manifest", "check_manifest", "check_search_arguments", "EMBED_GROUP_PASSAGES"]
+__all__ = ["CollectionBase", "new_manifest", "check_manifest", "check_search_arguments", "embedding_text",
+           "EMBED_GROUP_PASSAGES"]
 
 MANIFEST_FORMAT = 1
 # Passages embedded per encode call across short documents (vectors are committed per document all the same).
@@ -36,10 +37,22 @@ EMBED_GROUP_PASSAGES = 256
 Ranked = dict[str, list[tuple[int, float]]]  # retriever name → (passage id, score), best first
 
 
+def embedding_text(passage: Passage, titled: bool) -> str:
+    """What a passage's vector is computed from. A passage alone often lacks the words that say what it is about
+    (the package a README section documents, the article a paragraph comes from); its document's title supplies
+    them, as Haystack's `meta_fields_to_embed` does. Measured recall@5 (hybrid) with the title vs without: technical
+    set 0.742 vs 0.688, COVID-QA 0.732 vs 0.718, new_wiki 0.956 vs 0.955. BM25 keeps the passage text alone (the
+    title added nothing there). `titled` comes from the collection's manifest: a collection built before keeps
+    its untitled vectors, consistent, until `spanqa reindex --embedder MODEL` re-embeds it."""
+    return f"{passage.title}\n{passage.text}" if titled and passage.title else passage.text
+
+
 def new_manifest(embedder: Embedder, chunking: ChunkingSettings) -> dict:
-    """What a collection records about how it was built: the embedder (with a probe vector) and the chunking."""
+    """What a collection records about how it was built: the embedder (with a probe vector), the chunking and
+    what a passage's vector is computed from."""
     return {
         "format": MANIFEST_FORMAT,
+        "embed_title": True,
         "embedding_model": embedder.name,
         "dimension": embedder.dimension,
         # Informational: vectors of either precision agree (the probe check below holds across them).
@@ -100,6 +113,7 @@ class CollectionBase:
     embedder: Embedder
     limits: CollectionLimits
     chunking: ChunkingSettings
+    manifest: dict  # how the collection was built (`new_manifest`): every backend stores and reloads it
 
     def __init__(self, embedder: Embedder | None, limits: CollectionLimits | None) -> None:
         self.embedder = embedder or Embedder()
@@ -183,12 +197,14 @@ class CollectionBase:
         with self._write_guard():
             pending = self._chunk_changed(loaded.documents, report)
             total, done = len(pending), 0
+            titled = bool(self.manifest.get("embed_title", False))
             for group in _embedding_groups(pending):
                 if progress:
                     first = Path(group[0][0].source).name
                     what = first if len(group) == 1 else f"{first} and {len(group) - 1} more"
                     progress(f"Embedding {what} ({sum(len(p) for _, p, _ in group)} passages)", done, total)
-                vectors = self.embedder.encode([p.text for _, passages, _ in group for p in passages])
+                texts = [embedding_text(p, titled) for _, passages, _ in group for p in passages]
+                vectors = self.embedder.encode(texts)
                 for (document, passages, replaced), own in zip(group, _split(vectors, group), strict=True):
                     self._commit(document, passages, own)  # one transaction: a crash leaves it old or new
                     (report.updated if replaced else report.added).append(document.source)

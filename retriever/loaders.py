@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import re
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
@@ -202,8 +203,17 @@ def load_bytes(source: str, data: bytes, max_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
 def _title_of(text: str, source: str) -> str:
-    first = text.lstrip().split("\n", 1)[0].strip().lstrip("#").strip()
-    return first[:120] if 0 < len(first) <= 120 else Path(source).name
+    """The document's first heading-like line: a Markdown heading or a reStructuredText title, else the first line
+    that reads as words. Badge rows (`|build| |pypi|`, `[![...](...)]`), directives and rule lines are skipped: the
+    title is embedded with every passage (see `retriever.base.embedding_text`), so it must say what the document is
+    about. Falls back to the file name."""
+    for raw in text.lstrip().splitlines()[:40]:
+        line = re.sub(r"\[?!\[[^\]]*\]\([^)]*\)(?:\]\([^)]*\))?", "", raw.strip().lstrip("#"))  # badge images
+        line = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line).strip()  # links keep their words
+        if not line or line.startswith(("|", "..", ":", "<")) or not re.search(r"[^\W_]", line):
+            continue
+        return line[:120]
+    return Path(source).name
 
 
 def _matches(path: Path, patterns: list[str]) -> bool:

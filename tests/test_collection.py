@@ -97,3 +97,25 @@ def test_a_collection_built_in_fp32_is_searched_and_extended_in_bf16(tmp_path, c
     (tmp_path / "more.txt").write_text("The harbour ferry leaves every twenty minutes from pier 4.")
     reopened.ingest([tmp_path / "more.txt"])
     assert reopened.search("When does the ferry leave?", k=1, mode="dense")[0].passage.source.endswith("more.txt")
+
+
+def test_titles_are_embedded_only_in_collections_built_with_them(tmp_path, embedder, monkeypatch):
+    """New collections embed each passage with its document's title; one built before that keeps untitled vectors
+    for everything it ingests, so its vectors stay comparable (`spanqa reindex --embedder` converts it)."""
+    encoded: list[str] = []
+    original = embedder.encode
+    monkeypatch.setattr(embedder, "encode", lambda texts, *a, **k: encoded.extend(texts) or original(texts, *a, **k))
+    new = LocalCollection(tmp_path / "new", embedder=embedder)
+    new.ingest_bytes([("guide.md", b"# Guide\n\nPress reset twice.")])
+    new.close()
+    assert "Guide\n# Guide\n\nPress reset twice." in encoded
+
+    manifest_path = tmp_path / "new" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["embed_title"]  # as written by spanqa before titled vectors
+    manifest_path.write_text(json.dumps(manifest))
+    encoded.clear()
+    old = LocalCollection(tmp_path / "new", embedder=embedder, create=False)
+    old.ingest_bytes([("other.md", b"# Other\n\nHold the button.")])
+    old.close()
+    assert "# Other\n\nHold the button." in encoded and not any(t.startswith("Other\n") for t in encoded)

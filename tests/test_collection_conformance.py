@@ -161,6 +161,20 @@ def test_uploads_are_ingested_from_bytes(collection):
     assert collection.search("where is the spare key", k=1)[0].passage.source == "notes.txt"
 
 
+def test_a_passage_is_found_by_what_its_document_is_about(collection):
+    """Two READMEs with the same installation sentence: the question names the package, which only the document's
+    title says. The title is embedded with each passage, so dense search tells them apart."""
+    sentence = b"Install it with pip, then import it in your code and call the main entry point."
+    history = b"Some history of the project.\n\n" * 60  # the heading and the sentence land in different passages
+    collection.ingest_bytes([("one.md", b"# Frobnicator\n\n" + history + sentence),
+                             ("two.md", b"# Quuxwidget\n\n" + history + sentence)])
+    for package, source in (("Quuxwidget", "two.md"), ("Frobnicator", "one.md")):
+        hits = collection.search(f"How do I install {package}?", k=2, mode="dense")
+        installing = [h for h in hits if "Install it with pip" in h.passage.text]
+        assert installing and "Frobnicator" not in installing[0].passage.text, "the sentence has its own passage"
+        assert installing[0].passage.source == source, package
+
+
 def test_pages_survive_the_round_trip(collection):
     from helpers import make_pdf
 

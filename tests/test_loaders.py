@@ -12,6 +12,18 @@ def test_text_and_markdown_keep_their_text():
     assert doc.pages[0].start == 0 and doc.pages[0].end == len(doc.text)
 
 
+@pytest.mark.parametrize(("text", "title"), [
+    ("==============\npytest-timeout\n==============\n\nText.", "pytest-timeout"),  # reStructuredText overline
+    ("|Logo|\n\ntqdm\n====\n\nText.", "tqdm"),  # a badge row first
+    ("# Thread-pool Controls [![Build](https://x/b.svg)](https://x)\n\nText.", "Thread-pool Controls"),
+    (".. image:: https://x/b.svg\n   :target: https://x\n\nbackoff\n=======\n", "backoff"),
+    ("|a| |b|\n\n.. |a| image:: https://x\n", "notes.rst"),  # nothing but badges: the file name
+])
+def test_the_title_says_what_the_document_is_about(text, title):
+    """The title is embedded with every passage, so badges, directives and rule lines never become one."""
+    assert load_bytes("notes.rst", text.encode()).title == title
+
+
 def test_html_keeps_visible_text_only():
     html = (b"<html><head><title>x</title><style>.a{}</style></head><body><h1>Guide</h1>"
             b"<p>Press <b>reset</b> twice.</p><script>alert('x')</script><noscript>no</noscript></body></html>")

@@ -1,34 +1,41 @@
-"""Ablation: retrieval recall@5 on the technical set, BM25 and hybrid, with and without code-identifier terms.
+"""Ablations of retrieval recall@5 (BM25, dense, hybrid): code-identifier terms in BM25, and the document title
+embedded with each passage.
 
-    python -m bench.techdocs.recall
+    python -m bench.techdocs.recall [--data FILE.json ...] [--limit N]
 
-A hit counts when one of the top 5 passages overlaps the gold answer span in its document.
+Default data: the technical development set. Each SQuAD context is one document titled with its article title,
+as the benchmark builds them. A hit counts when one of the top 5 passages overlaps the gold answer span.
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
+import spanqa.retriever.base as base
 import spanqa.retriever.indexes as indexes
+from spanqa.plugin.lab.squad import load_squad
 from spanqa.retriever.collection import LocalCollection
 from spanqa.retriever.loaders import LoadReport
 from spanqa.retriever.records import Document
 
-from bench.techdocs.build import build
+ABLATIONS = {  # name → (identifier terms in BM25, title embedded)
+    "before both": (False, False),
+    "identifier terms": (True, False),
+    "identifier terms + embedded title (spanqa)": (True, True),
+}
 
 
-def documents_and_questions() -> tuple[list[Document], list[tuple[str, str, int, int]]]:
-    documents, questions = [], []
-    for article in build()["data"]:
-        paragraph = article["paragraphs"][0]
-        source = f"{article['title']}.txt"
-        documents.append(Document(source=source, text=paragraph["context"], title=article["title"]))
-        for qa in paragraph["qas"]:
-            for answer in qa["answers"][:1]:
-                start = answer["answer_start"]
-                questions.append((qa["question"], source, start, start + len(answer["text"])))
-    return documents, questions
+def documents_and_questions(path: Path, limit: int | None) -> tuple[list[Document], list[tuple[str, str, int, int]]]:
+    examples = [e for e in load_squad(path) if not e.is_impossible][:limit]
+    documents: dict[str, Document] = {}
+    questions = []
+    for e in examples:
+        source = f"{e.title} #{e.context_id}"
+        documents.setdefault(e.context_id, Document(source=source, text=e.context, title=e.title))
+        questions.append((e.question, source, e.answers[0].start, e.answers[0].end))
+    return list(documents.values()), questions
 
 
 def recall_at_5(collection: LocalCollection, questions, mode: str) -> float:
@@ -40,16 +47,23 @@ def recall_at_5(collection: LocalCollection, questions, mode: str) -> float:
 
 
 def main() -> None:
-    documents, questions = documents_and_questions()
-    with_identifiers = indexes.identifier_terms
-    for label, terms in (("words only", lambda text: []), ("with identifier terms", with_identifiers)):
-        indexes.identifier_terms = terms
-        collection = LocalCollection(Path(tempfile.mkdtemp()) / "collection")
-        collection.add_documents(LoadReport(documents=documents))
-        for mode in ("bm25", "hybrid"):
-            print(f"{label:24s} {mode:6s} recall@5 {recall_at_5(collection, questions, mode):.3f} "
-                  f"({len(questions)} answerable questions)", flush=True)
-    indexes.identifier_terms = with_identifiers
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, nargs="+", default=[Path("bench/out/techdocs.json")])
+    parser.add_argument("--limit", type=int, help="first N answerable questions (and their contexts) per file")
+    args = parser.parse_args()
+    identifier_terms, embedding_text = indexes.identifier_terms, base.embedding_text
+    for path in args.data:
+        documents, questions = documents_and_questions(path, args.limit)
+        for label, (identifiers, titled) in ABLATIONS.items():
+            indexes.identifier_terms = identifier_terms if identifiers else (lambda text: [])
+            base.embedding_text = lambda passage, _, titled=titled: embedding_text(passage, titled)
+            collection = LocalCollection(Path(tempfile.mkdtemp()) / "collection")
+            collection.add_documents(LoadReport(documents=documents))
+            recalls = {mode: recall_at_5(collection, questions, mode) for mode in ("bm25", "dense", "hybrid")}
+            collection.close()
+            print(f"{path.name}: {label:44s} " + "  ".join(f"{m} {r:.3f}" for m, r in recalls.items())
+                  + f"  ({len(questions)} answerable questions)", flush=True)
+    indexes.identifier_terms, base.embedding_text = identifier_terms, embedding_text
 
 
 if __name__ == "__main__":
