@@ -23,6 +23,7 @@ from spanqa.settings import PRECISIONS, default_reader_path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SELECTION_QUESTIONS = 1000
+BENCHMARK_SAMPLE = 1000  # questions per set the benchmark reports (the default --limit)
 DEFAULT_SETS = {
     "squadshifts-new_wiki": SHARED / "squadshifts" / "new_wiki_v1.0.json",
     "squadshifts-reddit": SHARED / "squadshifts" / "reddit_v1.0.json",
@@ -59,10 +60,14 @@ def _split(name: str, examples: list, limit: int | None, split: str) -> list:
         selection, examples = examples[:SELECTION_QUESTIONS], examples[SELECTION_QUESTIONS:]
         if split == "dev":
             return selection[:limit]
-    if split == "dev":
-        benchmark = set(map(id, random.Random(0).sample(examples, limit))) if limit and len(examples) > limit else set()
+    if split == "dev":  # never a question of the benchmark's own sample, whatever the dev limit
+        benchmark = set(map(id, _sample(examples, BENCHMARK_SAMPLE)))
         rest = [e for e in examples if id(e) not in benchmark]
         return random.Random(1).sample(rest, min(limit or len(rest), len(rest)))
+    return _sample(examples, limit)
+
+
+def _sample(examples: list, limit: int | None) -> list:
     return random.Random(0).sample(examples, limit) if limit and len(examples) > limit else examples
 
 
@@ -96,7 +101,7 @@ def speed(model: str, questions: int = 100, top_k: int = 5) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", default=[str(default_reader_path())])
-    parser.add_argument("--limit", type=int, default=1000, help="questions per data set (random sample)")
+    parser.add_argument("--limit", type=int, default=BENCHMARK_SAMPLE, help="questions per data set (random sample)")
     parser.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS), choices=list(DEFAULT_SETS))
     parser.add_argument("--speed-questions", type=int, default=100)
     parser.add_argument("--no-speed", action="store_true", help="accuracy only")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 __all__ = ["ROWS", "comparison_rows", "markdown_report", "write_plots"]
 
-# spanqa-margin: spanqa before the ranker; spanqa-fp32: before adaptive reading and bf16
-SYSTEM_ORDER = ("spanqa", "spanqa-fp32", "spanqa-margin", "haystack", "baseline")
+# spanqa-margin: spanqa before the ranker; spanqa-fp32: before adaptive reading and bf16; spanqa-previous: with the
+# models of --previous
+SYSTEM_ORDER = ("spanqa", "spanqa-previous", "spanqa-fp32", "spanqa-margin", "haystack", "baseline")
 
 # (label, path into a system's section, digits)
 ROWS: list[tuple[str, tuple[str, ...], int]] = [

@@ -5,6 +5,8 @@
 # (shared normalisation, hard negatives from the same package) within a time budget. Checkpoint selection reads
 # the technical training questions (bench/techdocs/train.tsv, other packages than the development set) and
 # new_wiki's first 500 selection questions, so that prose is watched as closely as code.
+# Measured once (2026-11-29): worse than the shipped reader on new_wiki and on technical questions
+# (numbers in spanqa/plugin/lab/tech_synth.py); not shipped.
 # Compare before shipping:  .venv/bin/python -m bench.reader --model runs/reader-tech spanqa/models/reader --no-speed
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -117,6 +117,7 @@ def test_adaptive_reading_reads_the_rest_only_when_the_first_passages_leave_the_
     assert settled.timings["passages_read"] == 1
     assert unsettled.timings["passages_read"] == everything.timings["passages_read"] == 3
     assert settled.timings["reader_windows"] < everything.timings["reader_windows"]
-    # Read in two rounds or in one, the same candidates come out in the same order with the same scores.
-    assert [(a.text, a.passage_id, round(a.score, 4)) for a in unsettled.answers] == \
-        [(a.text, a.passage_id, round(a.score, 4)) for a in everything.answers]
+    # Read in two rounds or in one, the same candidates come out in the same order with the same scores (up to the
+    # rounding of bf16 matrix products, which differs with the batch's shape and padding).
+    assert [(a.text, a.passage_id) for a in unsettled.answers] == [(a.text, a.passage_id) for a in everything.answers]
+    assert [a.score for a in unsettled.answers] == pytest.approx([a.score for a in everything.answers], abs=2e-3)

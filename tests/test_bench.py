@@ -138,3 +138,16 @@ def test_previous_models_system_needs_their_folder(tmp_path):
 
     with pytest.raises(SystemExit, match="--previous DIR holding reader/ and ranker.json"):
         main(["--systems", "spanqa,spanqa-previous", "--previous", str(tmp_path), "--data", str(tmp_path / "x.json")])
+
+
+def test_development_questions_never_include_the_benchmark_sample():
+    from types import SimpleNamespace
+
+    from bench.reader import SELECTION_QUESTIONS, _split
+
+    examples = [SimpleNamespace(id=i, is_impossible=False) for i in range(3000)]
+    for name in ("squadshifts-reddit", "squadshifts-new_wiki"):
+        test = {e.id for e in _split(name, examples, 1000, "test")}
+        dev = {e.id for e in _split(name, examples, 500, "dev")}
+        assert len(test) == 1000 and len(dev) == 500 and not test & dev, name
+    assert {e.id for e in _split("squadshifts-new_wiki", examples, 500, "dev")} < set(range(SELECTION_QUESTIONS))
