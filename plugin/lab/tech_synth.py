@@ -7,7 +7,7 @@ is a verbatim span of the documentation:
 
 - a parameter list says which argument gives what, and the signature what it defaults to;
 - a docstring's first sentence says which function does what (and what that function does);
-- a "Raises" entry says which exception comes when; a "Returns" entry what comes back;
+- a "Raises" entry says which exception comes when;
 - a command-line option's help text says which flag does what (argparse, click and pytest option calls);
 - a README line ending in ":" above a one-line code block says how to do something.
 
@@ -113,10 +113,6 @@ def _lower_first(text: str) -> str:
     return text if sum(c.isupper() for c in first) > 1 or "_" in first else text[:1].lower() + text[1:]
 
 
-def _span(text: str, needle: str, after: int = 0) -> int:
-    return text.find(needle, after)
-
-
 def _predicate(description: str) -> tuple[str, str] | None:
     """A description as ('verb', rest) when it opens with a verb, ('np', phrase) when it is a noun phrase."""
     words = description.split()
@@ -158,7 +154,7 @@ def _parameter_questions(page: Page, rng: random.Random) -> Iterator[SynthQuesti
                 yield SynthQuestion(q, name, start)
             default = dict(page.defaults).get(name)
             if default is not None and len(default) <= 40:
-                at = _span(page.text, f"{name}={default}")
+                at = page.text.find(f"{name}={default}")
                 if at >= 0:
                     subject = shape[1] if shape and shape[0] == "np" and rng.random() < 0.5 else name
                     q = rng.choice([f"What is the default {subject}?", f"What does {name} default to?",
@@ -174,11 +170,10 @@ def _summary_questions(page: Page, rng: random.Random) -> Iterator[SynthQuestion
     if not verb or page.kind not in {"function", "method", "class"}:
         return
     rest = _lower_first(" ".join(words[1:]))
-    what = {"function": "function", "method": "method", "class": "class"}[page.kind]
-    q = rng.choice([f"Which {what} {third_person(verb)} {rest}?", f"What do I call to {verb} {rest}?",
-                    f"How do I {verb} {rest}?", f"Is there a {what} that {third_person(verb)} {rest}?"])
+    q = rng.choice([f"Which {page.kind} {third_person(verb)} {rest}?", f"What do I call to {verb} {rest}?",
+                    f"How do I {verb} {rest}?", f"Is there a {page.kind} that {third_person(verb)} {rest}?"])
     yield SynthQuestion(q, page.name, 0)
-    at = _span(page.text, words[0], len(page.text.split("\n", 1)[0]))
+    at = page.text.find(words[0], len(page.text.split("\n", 1)[0]))
     if at >= 0 and page.text[at:].startswith(" ".join(words[:3])):
         # The sentence as the page writes it (whitespace may differ when it wraps): recover the exact span.
         match = re.compile(r"\s+".join(map(re.escape, words))).match(page.text, at)
@@ -268,11 +263,14 @@ def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, tuple
     return text, tuple(d for d in defaults if re.fullmatch(r"[\w.'\" -]+", d[1]))
 
 
-def _api_pages(package: str, path: Path) -> Iterator[Page]:
+def _parsed(path: Path) -> ast.Module | None:
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        return ast.parse(path.read_text(encoding="utf-8"))
     except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
-        return
+        return None
+
+
+def _api_pages(package: str, tree: ast.Module) -> Iterator[Page]:
     for node in ast.walk(tree):
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) or node.name.startswith("_"):
             continue
@@ -289,12 +287,8 @@ def _api_pages(package: str, path: Path) -> Iterator[Page]:
         yield Page(package, node.name, kind, f"{node.name}({signature})\n\n{doc}", defaults)
 
 
-def _option_pages(package: str, path: Path) -> Iterator[Page]:
+def _option_pages(package: str, module: str, tree: ast.Module) -> Iterator[Page]:
     """Command-line options declared in a module, rendered as the `--help` text a user reads."""
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
-        return
     lines = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute | ast.Name)):
@@ -310,7 +304,7 @@ def _option_pages(package: str, path: Path) -> Iterator[Page]:
                          f"{' ' * max(2, 28 - len(long_flags[0]))}{' '.join(help_text.split())}")
     for i in range(0, len(lines), 12):  # a help screen's worth of options per page
         listing = "\n".join(lines[i : i + 12])
-        yield Page(package, path.stem, "option", f"usage: {path.stem} [options]\n\noptions:\n{listing}")
+        yield Page(package, module, "option", f"usage: {module} [options]\n\noptions:\n{listing}")
 
 
 def pages_of_distribution(dist: metadata.Distribution) -> Iterator[Page]:
@@ -323,8 +317,10 @@ def pages_of_distribution(dist: metadata.Distribution) -> Iterator[Page]:
     for file in dist.files or []:
         if file.suffix == ".py" and not re.search(r"(^|/)(tests?|testing|_vendor|vendored)(/|$)", str(file)):
             path = Path(str(file.locate()))
-            yield from _api_pages(package, path)
-            yield from _option_pages(package, path)
+            tree = _parsed(path)
+            if tree is not None:
+                yield from _api_pages(package, tree)
+                yield from _option_pages(package, path.stem, tree)
 
 
 def _normalise(name: str) -> str:
