@@ -4,7 +4,8 @@
     python -m bench.techdocs.build --questions bench/techdocs/train.tsv --out bench/out/techtrain.json
 
 `questions.tsv` is the development set (measured, never trained on); `train.tsv` asks about other packages'
-READMEs and only trains the answer ranker (`spanqa train-ranker`).
+READMEs (13 of them, 314 questions) and trains the answer ranker (`spanqa train-ranker`) and the reader's technical
+adaptation (`scripts/train_reader_techdocs.sh`, which holds three of its packages out for checkpoint selection).
 
 Each source is one document: the long description (README) of a package installed on this kind of machine,
 copied verbatim from its `*.dist-info/METADATA` (licences in `sources/LICENSES.md`); nobody in this project wrote

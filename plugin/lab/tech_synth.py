@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["Page", "SynthQuestion", "questions_for_page", "pages_of_distribution", "build_dataset"]
+__all__ = ["Page", "SynthQuestion", "questions_for_page", "pages_of_distribution", "build_dataset", "squad_sample"]
 
 # Verbs that open documentation sentences ("Return the…", "Creates a…"): enough to tell a verb from a noun.
 _VERB_WORDS = """accept add allow append apply assert attach build calculate call cancel check clean clear close
@@ -359,7 +359,7 @@ def build_dataset(exclude: set[str], per_package: int = 150, seed: int = 13) -> 
     return articles
 
 
-def _squad_sample(path: Path, questions: int, seed: int) -> list[dict]:
+def squad_sample(path: Path, questions: int, seed: int) -> list[dict]:
     """Whole SQuAD articles, in random order, until about `questions` questions (negatives stay in-article)."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
     random.Random(seed).shuffle(data)
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     articles = build_dataset(exclude, args.per_package, args.seed)
     synthetic = sum(len(p["qas"]) for a in articles for p in a["paragraphs"])
     if args.squad and args.squad_questions:
-        articles += _squad_sample(args.squad, args.squad_questions, args.seed)
+        articles += squad_sample(args.squad, args.squad_questions, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"version": "spanqa-techsynth-1", "data": articles}), encoding="utf-8")
     total = sum(len(p["qas"]) for a in articles for p in a["paragraphs"])
