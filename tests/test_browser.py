@@ -61,11 +61,11 @@ def test_question_answer_highlight_and_source_visible(server):
         page.goto(server)
         box = page.get_by_placeholder("Ask a question about your documents")
         box.wait_for(timeout=240_000)
-        box.fill("How many tokens is a passage at most?")
+        box.fill("How many tokens do neighbouring passages overlap by?")
         box.press("Enter")
         answer = page.locator("mark.spanqa-answer").first
         answer.wait_for(timeout=240_000)
-        assert answer.inner_text().strip()
+        assert answer.inner_text().strip() == "32"  # retrieval.md: "an overlap of 32 tokens"
         assert page.get_by_text("Source:").first.is_visible()
         page.screenshot(path=str(shots / "spanqa-browser.png"), full_page=True)
         browser.close()

@@ -33,7 +33,7 @@ def all_markdown(at: AppTest) -> str:
 
 
 def test_question_on_the_default_collection_gets_a_cited_answer(app):
-    ask(app, "How many tokens is a passage at most?")
+    ask(app, "How many tokens do neighbouring passages overlap by?")
     text = all_markdown(app)
     assert "spanqa-answer" in text  # the span is highlighted inside its passage
     assert any("Source:" in c.value and "page 1" in c.value for c in app.caption)
