@@ -19,18 +19,10 @@ mkdir -p runs/techmix
 [ -f bench/out/techtrain.json ] || .venv/bin/python -m bench.techdocs.build --questions bench/techdocs/train.tsv --out bench/out/techtrain.json
 .venv/bin/python - "$DATA" <<'PY'
 import json, sys
-def answerable(path, limit):
-    out, n = [], 0
-    for article in json.load(open(path))["data"]:
-        paragraphs = []
-        for p in article["paragraphs"]:
-            qas = [q for q in p["qas"] if q.get("answers") and n + len(paragraphs) < limit]
-            if qas:
-                paragraphs.append({"context": p["context"], "qas": qas}); n += len(qas)
-        if paragraphs:
-            out.append({"title": article["title"], "paragraphs": paragraphs})
-    return out
-data = answerable("bench/out/techtrain.json", 10**6) + answerable(sys.argv[1] + "/squadshifts/new_wiki_v1.0.json", 500)
+from pathlib import Path
+from spanqa.plugin.lab.tech_mix import answerable_head
+data = answerable_head(Path("bench/out/techtrain.json"), 10**6) + answerable_head(
+    Path(sys.argv[1]) / "squadshifts/new_wiki_v1.0.json", 500)
 json.dump({"version": "selection", "data": data}, open("runs/techmix/dev.json", "w"))
 PY
 RESUME=""
