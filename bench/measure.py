@@ -70,7 +70,7 @@ def _gold_reading(system, bench: BenchSet) -> dict:
 def _open_domain(system, bench: BenchSet, gflops: float) -> dict:
     config = system.reader.model.config
     system.tokens.take()
-    records, timings, flops, tokens, passages_read = [], {}, [], [], []
+    records, timings, flops, tokens, passages_read, technical = [], {}, [], [], [], []
     for q in bench.questions:
         prediction = system.answer(q.text)
         shapes = system.tokens.take()
@@ -78,6 +78,8 @@ def _open_domain(system, bench: BenchSet, gflops: float) -> dict:
         tokens.append(sum(b * n for b, n in shapes))
         if prediction.passages_read is not None:
             passages_read.append(prediction.passages_read)
+        if prediction.technical_reader is not None:
+            technical.append(prediction.technical_reader)
         for stage, ms in prediction.timings_ms.items():
             timings.setdefault(stage, []).append(ms)
         said = "" if prediction.abstained or prediction.text is None else prediction.text
@@ -108,6 +110,7 @@ def _open_domain(system, bench: BenchSet, gflops: float) -> dict:
         "calibration": reliability([r["score"] for r in scored],
                                    [r["answerable"] and r["top_f1"] >= CORRECT_F1 for r in scored]),
         "passages_read_per_question": float(np.mean(passages_read)) if passages_read else None,
+        "technical_reader_share": float(np.mean(technical)) if technical else None,
         "latency": {stage: percentiles(values) for stage, values in timings.items()},
         "latency_samples_ms": timings["end_to_end"],
         "reader_compute": {"tokens_per_question": float(np.mean(tokens)),

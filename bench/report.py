@@ -37,6 +37,7 @@ ROWS: list[tuple[str, tuple[str, ...], int]] = [
     ("latency read p50 ms", ("open_domain", "latency", "read", "p50_ms"), 1),
     ("latency read p95 ms", ("open_domain", "latency", "read", "p95_ms"), 1),
     ("passages read per question (adaptive reading)", ("open_domain", "passages_read_per_question"), 2),
+    ("questions read by the technical reader (share)", ("open_domain", "technical_reader_share"), 3),
     ("reader tokens per question", ("open_domain", "reader_compute", "tokens_per_question"), 0),
     ("reader GFLOP per question", ("open_domain", "reader_compute", "gflop_per_question"), 2),
     ("matmul GFLOP/s (this machine)", ("open_domain", "reader_compute", "machine_gflops"), 1),

@@ -39,14 +39,29 @@ class Prediction:
     timings_ms: dict[str, float] = field(default_factory=dict)
     candidates: list[str] = field(default_factory=list)  # every answer the system returns, best first
     passages_read: int | None = None  # of the retrieved ones, when the system reads adaptively
+    technical_reader: bool | None = None  # whether spanqa's technical reader read them (None: one reader only)
 
 
 class TokenCounter:
     """Counts what a QA model really computes: a forward pre-hook records each batch's shape (padding included)."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model=None) -> None:
         self.shapes: list[tuple[int, int]] = []
-        model.register_forward_pre_hook(self._record, with_kwargs=True)
+        if model is not None:
+            model.register_forward_pre_hook(self._record, with_kwargs=True)
+
+    def watch(self, reader) -> None:
+        """Count a spanqa Reader's model too, from whenever it loads (the technical reader loads on the first
+        question that needs it)."""
+        load = reader.warm_up
+
+        def warm_up() -> None:
+            hook = reader.model is None
+            load()
+            if hook:
+                reader.model.register_forward_pre_hook(self._record, with_kwargs=True)
+
+        reader.warm_up = warm_up
 
     def _record(self, _module, args, kwargs) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
@@ -85,12 +100,18 @@ class SpanqaSystem:
                                      read_first=self.read_first)
         self.reader = Reader(reader_path, precision=settings.reader_precision)
         self.reader.warm_up()
+        # The technical reader shipped beside the general one (models/reader-technical), where there is one; as
+        # in the product, it is loaded on the first question that needs it.
+        technical = Path(reader_path).parent / "reader-technical"
+        self.technical_reader = Reader(technical, precision=settings.reader_precision) if technical.is_dir() else None
         collection = LocalCollection(Path(self._tmp.name) / "collection",
                                      embedder=Embedder(precision=settings.embedder_precision))
         self.assistant = Assistant(collection, reader=self.reader, rank=self.rank, settings=settings,
-                                   ranker=self.ranker(reader_path))
+                                   ranker=self.ranker(reader_path), technical_reader=self.technical_reader)
         self.assistant.router.classify("warm up")  # loads (or trains, once per machine) the default router
         self.tokens = TokenCounter(self.reader.model)
+        if self.technical_reader is not None:
+            self.tokens.watch(self.technical_reader)
 
     def ranker(self, reader_path: str):
         """The answer ranker to use; None: the shipped one."""
@@ -107,7 +128,9 @@ class SpanqaSystem:
         return [(h.passage.document_id, h.passage.start, h.passage.end) for h in hits]
 
     def read(self, question: str, passage: Passage) -> str:
-        return _best_span(self.reader, question, passage)
+        from spanqa.retriever import Hit
+
+        return _best_span(self.assistant.reader_for([Hit(passage, 1.0)]), question, passage)
 
     def answer(self, question: str) -> Prediction:
         started = time.perf_counter()
@@ -119,7 +142,8 @@ class SpanqaSystem:
         return Prediction(answer.text if answer else None, answer.score if answer else None, response.abstained,
                           {"route": (routed - started) * 1000, "retrieve": response.timings["retrieve_ms"],
                            "read": response.timings["read_ms"], "end_to_end": (ended - started) * 1000},
-                          [a.text for a in response.answers], int(response.timings["passages_read"]))
+                          [a.text for a in response.answers], int(response.timings["passages_read"]),
+                          response.reader == "technical")
 
     def answer_batch(self, questions: list[str]) -> float:
         """The product's batch path, `Assistant.answer_many`: one embedding call and one FAISS call for all

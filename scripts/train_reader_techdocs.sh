@@ -7,7 +7,8 @@
 # Measured once (2026-11-29; MIX=runs/techpass2 OUT=runs/reader-techdocs2 REPEAT=4 SQUAD_QUESTIONS=4000: 5,163
 # questions, 419 steps, 20 min on 2 cores): technical set end-to-end F1 28.9 -> 34.3, but gold-passage F1 fell on
 # prose (new_wiki 82.40 -> 82.03, reddit 71.32 -> 69.93, amazon 72.17 -> 69.88) and new_wiki end-to-end F1
-# 72.9 -> 71.2, so it is not shipped (numbers and commands in the README).
+# 72.9 -> 71.2: it ships as the technical reader (spanqa/models/reader-technical), which spanqa uses only for
+# questions whose passages look technical (numbers and commands in the README and its model card).
 # Compare before shipping (development questions, never the selection ones):
 #   .venv/bin/python -m bench.reader --split dev --precision bf16 --limit 300 \
 #       --sets squadshifts-new_wiki techdocs --model spanqa/models/reader runs/reader-techdocs

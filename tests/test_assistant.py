@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from spanqa.plugin.engine.assistant import Assistant
 from spanqa.retriever import LocalCollection
@@ -121,3 +123,42 @@ def test_adaptive_reading_reads_the_rest_only_when_the_first_passages_leave_the_
     # rounding of bf16 matrix products, which differs with the batch's shape and padding).
     assert [(a.text, a.passage_id) for a in unsettled.answers] == [(a.text, a.passage_id) for a in everything.answers]
     assert [a.score for a in unsettled.answers] == pytest.approx([a.score for a in everything.answers], abs=2e-3)
+
+
+def test_each_question_is_read_by_the_reader_its_passages_need(assistant, tmp_path, embedder):
+    """Technical documentation goes to the technical reader, prose to the general one, in one batch too; the
+    response says which; `reader_domain` overrides; a caller's own reader reads everything."""
+    readme = Path(__file__).resolve().parents[1] / "bench" / "techdocs" / "sources" / "loguru.txt"
+    (tmp_path / "loguru.md").write_text(readme.read_text(encoding="utf-8"))
+    for name, text in FACTS.items():
+        (tmp_path / name).write_text(text)
+    collection = LocalCollection(tmp_path / "collection", embedder=embedder)
+    collection.ingest([tmp_path])
+    engine = Assistant(collection, router=assistant.router)
+    technical = "How do I make loguru rotate the log file once it gets too big?"
+    prose = "When was the Eiffel Tower completed?"
+
+    alone = [engine.respond(technical), engine.respond(prose)]
+    together = engine.respond_many([technical, prose])
+    assert [r.reader for r in alone] == [r.reader for r in together] == ["technical", "general"]
+    assert [r.to_json()["reader"] for r in together] == ["technical", "general"]
+    assert [[a.text for a in r.answers] for r in together] == [[a.text for a in r.answers] for r in alone]
+    best = together[0].answers[0]
+    assert best.source.endswith("loguru.md")
+    assert collection.document(best.document_id).text[best.document_start:best.document_end] == best.text
+    assert "1889" in together[1].best.text
+
+    general = Assistant(collection, router=assistant.router, settings=Settings(reader_domain="general"))
+    assert general.respond(technical).reader == "general"
+    forced = Assistant(collection, router=assistant.router, settings=Settings(reader_domain="technical"))
+    assert forced.respond(prose).reader == "technical"
+    own = Assistant(collection, reader=assistant.reader, router=assistant.router)
+    assert own.technical_reader is None and own.respond(technical).reader == "general"
+
+
+def test_the_technical_reader_loads_only_when_a_question_needs_it(assistant):
+    engine = Assistant(assistant.collection, router=assistant.router)
+    engine.warm_up()
+    assert engine.technical_reader.model is None  # warm, yet a prose collection never pays its memory
+    assert engine.respond("How long does the pump warranty last?").reader == "general"
+    assert engine.technical_reader.model is None

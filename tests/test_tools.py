@@ -61,7 +61,7 @@ def test_instructions_inside_documents_stay_quoted_data(tools):
     message = call(tools["document_qa"], {"question": "How long do refunds take?"})
     content = json.loads(message.content)
     assert set(content) == {"schema", "message", "intent", "route", "reply", "abstained", "answers", "passages",
-                            "timings"}
+                            "reader", "timings"}
     documents = {p["source"]: p["text"] for p in content["passages"]}
     for answer in content["answers"]:  # every answer is a verbatim span of its document, carried as a value
         assert answer["text"] in documents[answer["source"]]

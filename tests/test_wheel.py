@@ -68,6 +68,12 @@ def test_ask_on_the_bundled_default_collection_cites_a_document(app):
     assert data["schema"] == 1 and data["route"] == "documents" and data["answers"]
     assert data["answers"][0]["citation"].endswith("page 1") and data["answers"][0]["source"].endswith(".md")
 
+    # The technical reader travels in the wheel too (forced here: which one a question gets depends on its passages).
+    out = _run([str(bin_dir / "spanqa"), "ask", "How many tokens do neighbouring passages overlap by?",
+                "--reader-domain", "technical", "--json"], app_dir, env)
+    data = json.loads(out.stdout)
+    assert data["reader"] == "technical" and data["answers"]
+
 
 def test_ingest_and_ask_a_folder_of_ones_own(app, tmp_path):
     bin_dir, app_dir, env = app
@@ -76,8 +82,9 @@ def test_ingest_and_ask_a_folder_of_ones_own(app, tmp_path):
     _run([str(bin_dir / "spanqa"), "ingest", str(tmp_path / "notes.md"), "--collection", collection], app_dir, env)
     out = _run([str(bin_dir / "spanqa"), "ask", "When does the office open?", "--collection", collection, "--json"],
                app_dir, env)
-    best = json.loads(out.stdout)["answers"][0]
-    assert "8 am" in best["text"] and best["citation"] == "notes.md, page 1"
+    data = json.loads(out.stdout)
+    best = data["answers"][0]
+    assert "8 am" in best["text"] and best["citation"] == "notes.md, page 1" and data["reader"] == "general"
 
 
 def test_ui_serves(app):

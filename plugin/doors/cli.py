@@ -13,7 +13,15 @@ from pathlib import Path
 
 from spanqa import __version__
 from spanqa.errors import SpanqaError
-from spanqa.settings import PACKAGE_ROOT, PRECISIONS, SEARCH_MODES, ServerSettings, Settings, default_collection_path
+from spanqa.settings import (
+    PACKAGE_ROOT,
+    PRECISIONS,
+    READER_DOMAINS,
+    SEARCH_MODES,
+    ServerSettings,
+    Settings,
+    default_collection_path,
+)
 
 COMMANDS: dict[str, callable] = {}
 
@@ -310,10 +318,11 @@ def _ask(args) -> int:
     from spanqa.plugin.engine.reader import Reader
 
     settings = Settings.from_env(top_k=args.top_k, retrieval_mode=args.mode, reader_precision=args.precision,
-                                 answer_threshold=args.threshold)
+                                 answer_threshold=args.threshold, reader_domain=args.reader_domain)
     questions = _questions(args)
-    assistant = Assistant(_open_collection(args), reader=Reader(args.reader, precision=settings.reader_precision),
-                          settings=settings)
+    # A reader named here reads every question; without one, the shipped general and technical readers share them.
+    reader = Reader(args.reader, precision=settings.reader_precision) if args.reader else None
+    assistant = Assistant(_open_collection(args), reader=reader, settings=settings)
     status = 0
     for batch in _batches(questions, ASK_BATCH):
         valid = []
@@ -514,8 +523,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="?", help="the question; - reads one question per line from standard input")
     p.add_argument("--questions", help="a file with one question per line (- for standard input)")
     collection_args(p)
-    p.add_argument("--reader", help="reader model directory or HF id (default: the shipped reader, or "
-                                    "$SPANQA_READER)")
+    p.add_argument("--reader", help="reader model directory or HF id that reads every question (default: the "
+                                    "shipped general and technical readers, or $SPANQA_READER and "
+                                    "$SPANQA_TECHNICAL_READER)")
+    p.add_argument("--reader-domain", choices=READER_DOMAINS,
+                   help=f"which shipped reader reads a question ({_env_default('reader_domain')}: the technical one "
+                        "when its passages read like technical documentation)")
     p.add_argument("--top-k", type=int, help=f"passages to read ({_env_default('top_k')})")
     p.add_argument("--threshold", type=float,
                    help=f"answer confidence below which spanqa abstains ({_env_default('answer_threshold')})")

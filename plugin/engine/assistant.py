@@ -24,10 +24,11 @@ from spanqa.plugin.engine.ranking import CALIBRATION_SETTING, AnswerRanker, Scor
 from spanqa.plugin.engine.reader import Answer, Reader, combine_answers
 from spanqa.plugin.engine.response import Response, citation
 from spanqa.plugin.engine.router import Intent, IntentClassifier
+from spanqa.plugin.engine.text_kind import looks_technical
 from spanqa.retriever import Collection, Hit
 
 from spanqa.errors import InputError
-from spanqa.settings import SEARCH_MODES, Settings
+from spanqa.settings import SEARCH_MODES, Settings, default_technical_reader_path
 
 __all__ = ["Assistant", "Response", "ROUTES", "REPLIES", "CANDIDATES", "answer_settled", "passage_relevance"]
 
@@ -68,6 +69,7 @@ class Reading:
     answers: list[Answer] = field(default_factory=list)
     windows: int = 0
     passages: int = 0
+    reader: str = "general"  # which reader read them: "general" or "technical"
 
 
 def _readable(hits: list[Hit]) -> list[Hit]:
@@ -102,7 +104,10 @@ class Assistant:
             else the default collection.
         retriever: instead of a collection, any LangChain retriever (e.g. `vector_store.as_retriever()`): spanqa
             reads and cites what it returns (see spanqa.retriever.langchain_source).
-        reader: the extractive reader (default: the shipped one, at `settings.reader_precision`).
+        reader: the extractive reader (default: the shipped general one, at `settings.reader_precision`).
+        technical_reader: the reader for passages that read like technical documentation, chosen per question
+            by `settings.reader_domain` (default: the shipped technical one, loaded on first use; when `reader` is
+            given and this is not, `reader` reads everything).
         ranker: orders the reader's candidates across passages (default: the shipped one). `rank=False` keeps
             the reader's own margin order × passage relevance instead (spanqa before the ranker).
         router: the intent classifier (default: the default router, trained on first use).
@@ -114,7 +119,7 @@ class Assistant:
     def __init__(self, collection: Collection | str | Path | None = None, reader: Reader | None = None,
                  router: IntentClassifier | None = None, settings: Settings | None = None,
                  routes: dict[str, str] | None = None, ranker: AnswerRanker | None = None,
-                 rank: bool = True, retriever=None) -> None:
+                 rank: bool = True, retriever=None, technical_reader: Reader | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.routes = {**ROUTES, **(routes or {})}
         unknown = set(self.routes.values()) - HANDLERS
@@ -129,6 +134,9 @@ class Assistant:
         self._collection_arg = collection
         self._collection: Collection | None = collection if isinstance(collection, Collection) else None
         self.reader = reader or Reader(precision=self.settings.reader_precision)
+        if technical_reader is None and reader is None:
+            technical_reader = Reader(default_technical_reader_path(), precision=self.settings.reader_precision)
+        self.technical_reader = technical_reader
         self._router = router
         self.ranker = (ranker or AnswerRanker.load()) if rank else None
 
@@ -149,7 +157,8 @@ class Assistant:
         return self._router
 
     def warm_up(self) -> None:
-        """Load every model now rather than on the first message."""
+        """Load the models every message may need now rather than on the first message. The technical reader
+        loads on the first question whose passages need it (about a second, once): prose never pays its memory."""
         _ = self.collection
         self.router.warm_up()
         self.reader.warm_up()
@@ -253,7 +262,6 @@ class Assistant:
             return []
         for threshold in thresholds:
             self.check_options(top_k, threshold, mode)
-        self.reader.warm_up()  # model loading is not part of any stage's latency
         started = time.perf_counter()
         top_k = top_k if top_k is not None else self.settings.top_k
         mode = mode if mode is not None else self.settings.retrieval_mode
@@ -263,14 +271,17 @@ class Assistant:
                              "the sidebar, or run `spanqa ingest PATH`).", abstained=True)
                     for q, intent in zip(questions, intents, strict=True)]
         calibration = self.calibration() if self.ranker is not None else None  # one read per batch, not per question
+        readers = [self.reader_for(hits) for hits in found]
+        for reader in {id(r): r for r in readers}.values():
+            reader.warm_up()  # model loading is not part of any stage's latency
         retrieved = time.perf_counter()
-        read = self._read_and_rank(questions, found, top_k, calibration)
+        read = self._read_and_rank(questions, found, readers, top_k, calibration)
         done_reading = time.perf_counter()
         responses = []
         for question, intent, hits, reading, threshold in zip(questions, intents, found, read, thresholds, strict=True):
             answers = reading.answers
             abstained = not answers or answers[0].score < threshold
-            response = Response(question, intent, "documents", "", answers, hits, abstained)
+            response = Response(question, intent, "documents", "", answers, hits, abstained, reader=reading.reader)
             response.reply = self._abstention_text(hits) if abstained else self._answer_text(answers[0])
             response.timings.update({"retrieve_ms": (retrieved - started) * 1000,
                                      "read_ms": (done_reading - retrieved) * 1000,
@@ -279,19 +290,32 @@ class Assistant:
             responses.append(response)
         return responses
 
-    def _read_and_rank(self, questions: list[str], found: list[list[Hit]], top_k: int,
+    def reader_for(self, hits: list[Hit]) -> Reader:
+        """The reader for one question's retrieved passages (all of them, so that every round of adaptive
+        reading uses the same one): `settings.reader_domain`, where "auto" asks `looks_technical`, each passage
+        weighed by its relevance (an unrelated one has no say)."""
+        domain = self.settings.reader_domain
+        if self.technical_reader is None or domain == "general":
+            return self.reader
+        if domain == "technical" or looks_technical([h.passage.text for h in hits],
+                                                    [passage_relevance(h.dense_score) for h in hits]):
+            return self.technical_reader
+        return self.reader
+
+    def _read_and_rank(self, questions: list[str], found: list[list[Hit]], readers: list[Reader], top_k: int,
                        calibration: ScoreCalibration | None) -> list[Reading]:
-        """Each question's ranked answers and what was read for them. Adaptive reading: the first `read_first`
-        passages of every question are read in one shared pass, the rest only for the questions whose best
-        answer is not yet settled (`answer_settled`); 0 reads everything in one pass."""
+        """Each question's ranked answers and what was read for them, each question by its reader. Adaptive
+        reading: the first `read_first` passages of every question are read in one shared pass, the rest only
+        for the questions whose best answer is not yet settled (`answer_settled`); 0 reads everything at once."""
         first = self.settings.read_first
         rounds = ((0, first), (first, None)) if first else ((0, None),)
-        readings = [Reading() for _ in questions]
+        readings = [Reading(reader="general" if r is self.reader else "technical") for r in readers]
         candidates: list[list[Answer]] = [[] for _ in questions]
         pending = list(range(len(questions)))
         for low, high in rounds:
             pending = [i for i in pending if found[i][low:high]]
-            read = self._read_candidates_many([questions[i] for i in pending], [found[i][low:high] for i in pending])
+            read = self._read_candidates_many([questions[i] for i in pending], [found[i][low:high] for i in pending],
+                                              [readers[i] for i in pending])
             for i, (answers, windows) in zip(pending, read, strict=True):
                 candidates[i] = combine_answers(candidates[i] + answers, CANDIDATES)
                 readings[i].answers = self.rank(questions[i], candidates[i], found[i], top_k, calibration)
@@ -303,11 +327,18 @@ class Assistant:
     def read_candidates(self, question: str, hits: list[Hit]) -> tuple[list[Answer], int]:
         """The reader's candidate spans from the passages of `hits`, and the number of windows read. The ranker's
         training data comes from here too, so it learns from what it will see."""
-        return self._read_candidates_many([question], [hits])[0]
+        return self._read_candidates_many([question], [hits], [self.reader_for(hits)])[0]
 
-    def _read_candidates_many(self, questions: list[str], found: list[list[Hit]]) -> list[tuple[list[Answer], int]]:
+    def _read_candidates_many(self, questions: list[str], found: list[list[Hit]],
+                              readers: list[Reader]) -> list[tuple[list[Answer], int]]:
+        """Each question's candidates from its reader; the questions of one reader share its batches."""
         items = [(q, [h.passage for h in _readable(hits)]) for q, hits in zip(questions, found, strict=True)]
-        results = self.reader.read_many(items, top_k=CANDIDATES, threshold=0.0)
+        results: list = [None] * len(items)
+        for reader in {id(r): r for r in readers}.values():
+            mine = [i for i, r in enumerate(readers) if r is reader]
+            for i, result in zip(mine, reader.read_many([items[i] for i in mine], top_k=CANDIDATES, threshold=0.0),
+                                 strict=True):
+                results[i] = result
         # A document deleted while its passages were being read must not be cited.
         alive = self.collection.existing({a.passage_id for r in results for a in r.answers})
         return [([a for a in result.answers if a.passage_id in alive], result.windows) for result in results]

@@ -33,6 +33,7 @@ class Response:
     passages: list[Hit] = field(default_factory=list)
     abstained: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    reader: str = ""  # which reader read the passages: "general" or "technical" ("" when none was read)
 
     @property
     def best(self) -> Answer | None:
@@ -72,7 +73,7 @@ def response_json(response: Response, passage_chars: int | None = None) -> dict[
             "route": response.route, "reply": response.reply, "abstained": response.abstained,
             "answers": [answer_json(a) for a in response.answers],
             "passages": [hit_json(h, passage_chars) for h in response.passages],
-            "timings": {k: round(v, 3) for k, v in response.timings.items()}}
+            "reader": response.reader, "timings": {k: round(v, 3) for k, v in response.timings.items()}}
 
 
 def hits_json(query: str, hits: list[Hit], passage_chars: int | None = None) -> dict[str, Any]:

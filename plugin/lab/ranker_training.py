@@ -122,10 +122,14 @@ def open_domain_set(path: Path, where: Path, holdout: float = 0.15, seed: int = 
 
 def _collect(path: Path, limit, skip, until, holdout, seed, top_k, reader) -> Candidates:
     from spanqa.plugin.engine.assistant import Assistant
+    from spanqa.plugin.engine.reader import Reader
 
     features, f1s, margins, groups, answerable = [], [], [], [], []
     with tempfile.TemporaryDirectory(prefix="spanqa-ranker-") as tmp:
         collection, questions = open_domain_set(path, Path(tmp) / "collection", holdout, seed, skip, until, limit)
+        # The general reader's candidates only (a reader given explicitly reads every question): the technical
+        # reader was trained on the technical training questions, so its candidates on them would be overconfident.
+        reader = reader or Reader(precision=Settings.from_env().reader_precision)
         assistant = Assistant(collection, reader=reader, rank=False)
         for number, (question, truths) in enumerate(questions):
             hits = assistant.search(question, k=top_k)
