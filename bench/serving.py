@@ -5,6 +5,9 @@
 Builds one collection from the file's contexts, then starts `spanqa serve` twice on it (max_batch 16, then
 1 = one question per reader pass), each in its own process, one after the other; every client posts the same
 questions to /v1/ask. Reports p50/p95 latency and questions/s per concurrency, and the ratio batching on ÷ off.
+Then the same questions in this process, without HTTP: one `Assistant.respond` after another, and
+`respond_many` over batches of 16 — the most micro-batching can give on this machine, since a server adds work
+to both and takes none away.
 """
 
 from __future__ import annotations
@@ -96,6 +99,25 @@ def _load(url: str, questions: list[str], clients: int, path: str = "/v1/ask") -
             "p95_ms": float(np.percentile(latencies, 95)), "questions_per_s": len(latencies) / seconds}
 
 
+def _in_process(collection: Path, questions: list[str], batch: int = 16) -> dict:
+    """Questions/s of the engine itself, one question at a time and in batches of `batch` (no HTTP)."""
+    from spanqa.plugin.engine.assistant import Assistant
+
+    assistant = Assistant(collection)
+    assistant.warm_up()
+    assistant.respond_many(questions[:4])  # warm the caches and the first paths
+    started = time.perf_counter()
+    for q in questions:
+        assistant.respond(q)
+    one = time.perf_counter() - started
+    started = time.perf_counter()
+    for i in range(0, len(questions), batch):
+        assistant.respond_many(questions[i:i + batch])
+    many = time.perf_counter() - started
+    return {"batch": batch, "one_at_a_time_questions_per_s": len(questions) / one,
+            "batched_questions_per_s": len(questions) / many, "ratio": one / many}
+
+
 def run(args) -> dict:
     import httpx
 
@@ -116,6 +138,7 @@ def run(args) -> dict:
             finally:
                 process.terminate()
                 process.wait(timeout=60)
+        result["in_process"] = _in_process(where, questions)
         if args.hayhooks:
             process, url = _start_hayhooks(args.data)
             try:
@@ -150,7 +173,11 @@ def main() -> None:
         lines += [f"| {label} | {r['clients']} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
                   f"{r['questions_per_s']:.2f} |" for r in rows]
     ratios = ", ".join(f"{c} clients {r:.2f}×" for c, r in result["throughput_ratio_on_over_off"].items())
-    report = "\n".join(lines) + f"\n\nquestions/s, batching on ÷ off: {ratios}\n"
+    ceiling = result["in_process"]
+    report = "\n".join(lines) + (
+        f"\n\nquestions/s, batching on ÷ off: {ratios}\n"
+        f"in process, no HTTP: {ceiling['one_at_a_time_questions_per_s']:.2f} questions/s one at a time, "
+        f"{ceiling['batched_questions_per_s']:.2f} in batches of {ceiling['batch']} ({ceiling['ratio']:.2f}×)\n")
     (args.out / "report.md").write_text(report)
     print(report)
     print(json.dumps(result["throughput_ratio_on_over_off"]))
