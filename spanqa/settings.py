@@ -226,9 +226,9 @@ class ServerSettings:
     # Comma-separated origins allowed by CORS; empty = CORS off (browsers on other origins are refused).
     cors_origins: str = ""
     # Micro-batching: how long a question waits for others to share its batch (router pass, embedding call, search
-    # and reader passes), and how many may share one. On by default: on 2 cores it measured 0.90x / 1.08x / 1.52x
-    # the questions/s of one-at-a-time serving at 1 / 4 / 16 clients (python -m bench serving, README; the 1-client
-    # figure is within run-to-run noise, a lone request is never held back); 1 = off.
+    # and reader passes), and how many may share one. On by default: on 2 cores it measured 1.12x / 1.37x / 1.56x
+    # the questions/s of one-at-a-time serving at 1 / 4 / 16 clients (python -m bench serving, README; an earlier
+    # run gave 0.90x at 1 client: within run-to-run noise, a lone request is never held back); 1 = off.
     batch_window_ms: float = 5.0
     max_batch: int = 16
 
