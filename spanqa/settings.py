@@ -135,6 +135,10 @@ class Settings:
     # The embedder's precision, for passages (ingest) and questions alike; bf16 vectors agree with fp32 ones to a
     # cosine of 0.999+, so a collection built at one precision is searched at the other (docs/speed.md).
     embedder_precision: str = EMBEDDER_PRECISIONS[0]
+    # The intent router's precision. bf16 routed 2,211 messages (its own routing data, new_wiki, COVID-QA and the
+    # technical set) exactly as fp32 did (largest confidence change 0.02) in 8.0 instead of 10.9 ms at the median
+    # (docs/speed.md).
+    router_precision: str = EMBEDDER_PRECISIONS[0]
     # Adaptive reading: read each question's first `read_first` passages (retrieval order), and the rest only when
     # no answer from them scores `read_stop_score` or more; 0 reads every passage at once. Chosen on development
     # questions (`python -m bench.adaptive`, docs/speed.md): 2 / 0.7 stopped 53 % of new_wiki's 1,000 selection
@@ -156,9 +160,9 @@ class Settings:
             raise InputError(f"reader_precision must be one of {', '.join(PRECISIONS)}; got {self.reader_precision!r}")
         if self.reader_domain not in READER_DOMAINS:
             raise InputError(f"reader_domain must be one of {', '.join(READER_DOMAINS)}; got {self.reader_domain!r}")
-        if self.embedder_precision not in EMBEDDER_PRECISIONS:
-            raise InputError(f"embedder_precision must be one of {', '.join(EMBEDDER_PRECISIONS)}; "
-                             f"got {self.embedder_precision!r}")
+        for name in ("embedder_precision", "router_precision"):
+            if getattr(self, name) not in EMBEDDER_PRECISIONS:
+                raise InputError(f"{name} must be one of {', '.join(EMBEDDER_PRECISIONS)}; got {getattr(self, name)!r}")
         if not 0.0 <= self.answer_threshold <= 1.0:
             raise InputError(f"answer_threshold must be within [0, 1]; got {self.answer_threshold}")
         for name in ("max_question_chars", "max_file_mb", "max_passages_per_document", "max_results"):

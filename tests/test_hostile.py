@@ -4,6 +4,7 @@ and must lose nothing that was already there."""
 from __future__ import annotations
 
 import pytest
+from spanqa.plugin.engine.router import IntentClassifier
 from spanqa.retriever import Embedder, LocalCollection
 from spanqa.retriever.loaders import LoadError, load_bytes, load_paths
 
@@ -90,11 +91,14 @@ def test_limits_are_settings_read_from_the_environment(monkeypatch):
 def test_speed_settings_are_read_from_the_environment_and_checked(monkeypatch):
     monkeypatch.setenv("SPANQA_READ_FIRST", "3")
     monkeypatch.setenv("SPANQA_EMBEDDER_PRECISION", "fp32")
+    monkeypatch.setenv("SPANQA_ROUTER_PRECISION", "fp32")
     settings = Settings.from_env()
-    assert (settings.read_first, settings.embedder_precision) == (3, "fp32")
+    assert (settings.read_first, settings.embedder_precision, settings.router_precision) == (3, "fp32", "fp32")
     assert Embedder().precision == "fp32"  # the embedder reads the same setting
+    assert IntentClassifier("unused").precision == "fp32"  # and so does the router
     for name, value, error in [("SPANQA_READ_FIRST", "-1", "read_first"), ("SPANQA_READ_STOP_SCORE", "1.5", "read_stop"),
                                ("SPANQA_EMBEDDER_PRECISION", "int8", "embedder_precision"),
+                               ("SPANQA_ROUTER_PRECISION", "int8", "router_precision"),
                                ("SPANQA_READER_PRECISION", "fp8", "reader_precision")]:
         with monkeypatch.context() as m:
             m.setenv(name, value)

@@ -153,7 +153,7 @@ class Assistant:
         if self._router is None:
             from spanqa.plugin.engine.defaults import ensure_default_router
 
-            self._router = IntentClassifier(ensure_default_router())
+            self._router = IntentClassifier(ensure_default_router(), precision=self.settings.router_precision)
         return self._router
 
     def warm_up(self) -> None:

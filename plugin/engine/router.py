@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spanqa.errors import ModelLoadError
-from spanqa.settings import limit_kernel_cache
+from spanqa.errors import InputError, ModelLoadError
+from spanqa.settings import EMBEDDER_PRECISIONS, Settings, limit_kernel_cache, resolve_precision
 
 __all__ = ["Intent", "IntentClassifier", "RouterConfig", "ROUTING_INTENTS", "OUT_OF_SCOPE", "softmax"]
 
@@ -73,10 +73,17 @@ class IntentClassifier:
         model: a directory written by `spanqa train-intent`.
         batch_size: messages per forward pass.
         top_alternatives: how many alternative labels each prediction lists.
+        precision: "auto" (bf16 where the CPU has it natively, else fp32; see spanqa.settings), "fp32" or "bf16";
+            None reads Settings.router_precision (SPANQA_ROUTER_PRECISION).
     """
 
-    def __init__(self, model: str | Path, batch_size: int = 64, top_alternatives: int = 3) -> None:
+    def __init__(self, model: str | Path, batch_size: int = 64, top_alternatives: int = 3,
+                 precision: str | None = None) -> None:
+        precision = precision if precision is not None else Settings.from_env().router_precision
+        if precision not in EMBEDDER_PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(EMBEDDER_PRECISIONS)}; got {precision!r}")
         self.model_dir = Path(model)
+        self.precision = precision
         self.batch_size = batch_size
         self.top_alternatives = top_alternatives
         self.config: RouterConfig | None = None
@@ -104,6 +111,8 @@ class IntentClassifier:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"Could not load the intent model in {self.model_dir}: {exc}") from exc
         model.eval()
+        if resolve_precision(self.precision) == "bf16":
+            model = model.to(torch.bfloat16)
         self.config, self.tokenizer, self.model = config, tokenizer, model
 
     @property
