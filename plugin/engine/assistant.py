@@ -77,6 +77,11 @@ def _readable(hits: list[Hit]) -> list[Hit]:
     return [h for h in hits if passage_relevance(h.dense_score) > 0.0]
 
 
+def _distinct(readers: list[Reader]) -> list[Reader]:
+    """Each reader once, in first-use order (a batch's questions share at most two)."""
+    return list({id(r): r for r in readers}.values())
+
+
 def answer_settled(ranked: list[Answer], stop_score: float) -> bool:
     """Whether reading more passages is unlikely to change the answer: the best so far scores `stop_score` or
     more. A confident answer from the top-ranked passages is rarely beaten by a lower-ranked one; how rarely, and
@@ -272,7 +277,7 @@ class Assistant:
                     for q, intent in zip(questions, intents, strict=True)]
         calibration = self.calibration() if self.ranker is not None else None  # one read per batch, not per question
         readers = [self.reader_for(hits) for hits in found]
-        for reader in {id(r): r for r in readers}.values():
+        for reader in _distinct(readers):
             reader.warm_up()  # model loading is not part of any stage's latency
         retrieved = time.perf_counter()
         read = self._read_and_rank(questions, found, readers, top_k, calibration)
@@ -334,7 +339,7 @@ class Assistant:
         """Each question's candidates from its reader; the questions of one reader share its batches."""
         items = [(q, [h.passage for h in _readable(hits)]) for q, hits in zip(questions, found, strict=True)]
         results: list = [None] * len(items)
-        for reader in {id(r): r for r in readers}.values():
+        for reader in _distinct(readers):
             mine = [i for i, r in enumerate(readers) if r is reader]
             for i, result in zip(mine, reader.read_many([items[i] for i in mine], top_k=CANDIDATES, threshold=0.0),
                                  strict=True):
