@@ -21,6 +21,7 @@ from spanqa.retriever.chunking import Chunker, ChunkingSettings
 from spanqa.retriever.embedding import PROBE_TEXT, Embedder
 from spanqa.retriever.fusion import reciprocal_rank_fusion
 from spanqa.retriever.loaders import LoadError, LoadReport, load_bytes, load_paths, safe_source_name
+from spanqa.retriever.memory import release_freed_memory
 from spanqa.retriever.protocol import IngestReport, ProgressCallback
 from spanqa.retriever.records import Document, Hit, Passage, SkippedFile
 
@@ -205,6 +206,7 @@ class CollectionBase:
                     progress(f"Embedding {what} ({sum(len(p) for _, p, _ in group)} passages)", done, total)
                 texts = [embedding_text(p, titled) for _, passages, _ in group for p in passages]
                 vectors = self.embedder.encode(texts)
+                release_freed_memory()  # each group's activations, in its own shapes, would otherwise stay
                 for (document, passages, replaced), own in zip(group, _split(vectors, group), strict=True):
                     self._commit(document, passages, own)  # one transaction: a crash leaves it old or new
                     (report.updated if replaced else report.added).append(document.source)

@@ -61,13 +61,17 @@ def resolve_precision(precision: str) -> str:
 
 # oneDNN (torch's CPU kernels for bf16) compiles and caches a kernel for every input shape it meets, up to 1,024
 # by default; questions of every length meet hundreds, and the cache grew a process by 230-410 MB over 200
-# questions. 16 kept it to 90 MB at the same speed (measured; docs/speed.md). A value already set is kept.
-ONEDNN_PRIMITIVE_CACHE_CAPACITY = 16
+# questions. 16 kept it to 90 MB at the same speed (measured; docs/speed.md). ideep, torch's layer over oneDNN,
+# keeps a second such cache of its own (LRU_CACHE_CAPACITY, also 1,024): over 400 reads of 1-5 passages it held
+# 263 MB more, and nothing at 16. A value already set is kept.
+KERNEL_CACHE_CAPACITY = 16
 
 
 def limit_kernel_cache() -> None:
-    """Cap oneDNN's kernel cache (see above); call before a model's first forward pass."""
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_PRIMITIVE_CACHE_CAPACITY))
+    """Cap oneDNN's and ideep's kernel caches (see above); call before a model's first forward pass (both read
+    their capacity when first used)."""
+    for variable in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+        os.environ.setdefault(variable, str(KERNEL_CACHE_CAPACITY))
 
 
 def cache_dir() -> Path:

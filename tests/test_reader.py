@@ -140,6 +140,21 @@ def test_reader_rejects_bad_input(tokenizer):
         Reader(precision="fp8")
 
 
+def test_the_shipped_reader_runs_in_the_precision_asked_and_quotes_the_same_span():
+    """bf16 is loaded straight from the fp32 checkpoint (no fp32 copy in memory): its weights are bf16 and it
+    quotes what fp32 quotes."""
+    import torch
+
+    text = "The Eiffel Tower was completed in 1889 for the World's Fair. It is 330 metres tall."
+    answers = {}
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        reader = Reader(precision=precision)
+        reader.warm_up()
+        assert {p.dtype for p in reader.model.parameters()} == {dtype}
+        answers[precision] = reader.read("When was the Eiffel Tower completed?", [passage(text)]).best.text
+    assert answers["fp32"] == answers["bf16"] == "1889"
+
+
 def test_calibration_is_monotone_and_round_trips(tmp_path):
     calibration = Calibration(a=0.8, b=-2.0)
     assert calibration.probability(-5) < calibration.probability(0) < calibration.probability(5)

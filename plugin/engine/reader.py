@@ -12,7 +12,6 @@ The reader abstains when the best score is below `threshold`.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from spanqa.retriever.memory import release_freed_memory
 from spanqa.retriever.records import Passage
 
 from spanqa.errors import InputError, ModelLoadError
@@ -258,25 +258,6 @@ def pad_batch(rows: list[dict], pad_id: int, torch):
     return batch
 
 
-def release_freed_memory() -> None:
-    """Hand the memory freed by a long read back to the system. Activations of every window length come and go
-    during a read; glibc keeps the freed blocks in the process heap, so without this a 64-question read peaked
-    178 MB above the loaded size (65 MB when trimmed after each forward pass) and stayed 100-250 MB larger after
-    it, and 200 one-question reads grew it by 140 MB (measured)."""
-    libc = _libc()
-    if libc is not None and hasattr(libc, "malloc_trim"):  # glibc only; other C libraries return memory themselves
-        libc.malloc_trim(0)
-
-
-@functools.cache
-def _libc():
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    return ctypes.CDLL(name) if name else None
-
-
 def combine_answers(answers: list[Answer], top_k: int) -> list[Answer]:
     """The `top_k` best answers by margin, keeping the best of answers that overlap in the same document (the
     same span seen in two windows or in two overlapping passages). Answers read in several rounds combine here
@@ -366,23 +347,24 @@ class Reader:
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+        precision = resolve_precision(self.precision)
+        # Loaded straight in bf16 when it runs in bf16: the same weights as fp32 converted afterwards, without
+        # the fp32 copy's transient peak.
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-            model = AutoModelForQuestionAnswering.from_pretrained(self.model_name, dtype=torch.float32)
+            model = AutoModelForQuestionAnswering.from_pretrained(self.model_name, dtype=dtype)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"Could not load the reader model {self.model_name!r}: {exc}") from exc
         if not tokenizer.is_fast:
             raise ModelLoadError(f"The reader needs a fast tokenizer (offset mapping); {self.model_name} has none")
         model.eval()
-        precision = resolve_precision(self.precision)
         if precision == "int8":
             import warnings
 
             with warnings.catch_warnings():  # torch.ao is deprecated in favour of torchao, not yet installed here
                 warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated")
                 model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        elif precision == "bf16":
-            model = model.to(torch.bfloat16)
         if Path(self.model_name).is_dir():
             self.calibration = Calibration.load(Path(self.model_name))
         self.tokenizer, self.model = tokenizer, model

@@ -105,14 +105,13 @@ class IntentClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         config = RouterConfig.load(self.model_dir)
+        dtype = torch.bfloat16 if resolve_precision(self.precision) == "bf16" else torch.float32
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-            model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, dtype=torch.float32)
+            model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, dtype=dtype)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"Could not load the intent model in {self.model_dir}: {exc}") from exc
         model.eval()
-        if resolve_precision(self.precision) == "bf16":
-            model = model.to(torch.bfloat16)
         self.config, self.tokenizer, self.model = config, tokenizer, model
 
     @property
