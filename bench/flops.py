@@ -22,12 +22,12 @@ def encoder_flops(config, shapes: list[tuple[int, int]]) -> float:
     return total
 
 
-def matmul_gflops(size: int = 1024, seconds: float = 1.0) -> float:
-    """Sustained fp32 GFLOP/s of a square matmul with torch's current thread count (a best case for the GEMMs
-    that dominate the reader)."""
+def matmul_gflops(size: int = 1024, seconds: float = 1.0, dtype=None) -> float:
+    """Sustained GFLOP/s of a square matmul (fp32 unless `dtype` says otherwise) with torch's current thread count
+    (a best case for the GEMMs that dominate the reader)."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     for _ in range(3):
         a @ b
     runs, started = 0, time.perf_counter()
