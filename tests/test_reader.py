@@ -155,6 +155,48 @@ def test_the_shipped_reader_runs_in_the_precision_asked_and_quotes_the_same_span
     assert answers["fp32"] == answers["bf16"] == "1889"
 
 
+MEMORY_PROBE = """
+import random
+from spanqa.plugin.engine.reader import Reader
+from spanqa.retriever.memory import release_freed_memory
+from spanqa.retriever.records import Passage
+
+words = ("the tower was built in 1889 by engineers from the city and it stands 330 metres tall above the "
+         "river where ferries leave every twenty minutes for the old harbour on the northern side").split()
+rng = random.Random(0)
+reader = Reader()
+
+def read(i):
+    passages = [Passage(document_id="d", source="s", text=" ".join(rng.choice(words) for _ in range(rng.randint(20, 180))),
+                        start=0, end=1, id=j) for j in range(rng.randint(1, 5))]
+    reader.read("When was the tower built?", passages)
+
+def resident_mb():
+    release_freed_memory()
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+for i in range(20):
+    read(i)
+before = resident_mb()
+for i in range(150):
+    read(i)
+print(resident_mb() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads resident memory from /proc")
+def test_a_long_running_reader_does_not_grow_with_every_new_input_shape():
+    """Questions and passages come in every length, and the CPU kernels are compiled and cached per shape: the
+    caches are capped (spanqa.settings.limit_kernel_cache), so a server's memory stays flat. Uncapped, ideep's
+    cache alone grew such a process by about 94 MB per 100 reads (measured)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LRU_CACHE_CAPACITY", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")}
+    done = subprocess.run([sys.executable, "-c", MEMORY_PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    grown_mb = float(done.stdout.strip().splitlines()[-1])
+    assert grown_mb < 30, f"150 reads grew the process by {grown_mb:.0f} MB"
+
+
 def test_calibration_is_monotone_and_round_trips(tmp_path):
     calibration = Calibration(a=0.8, b=-2.0)
     assert calibration.probability(-5) < calibration.probability(0) < calibration.probability(5)
