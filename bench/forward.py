@@ -14,6 +14,7 @@ splits between the linear layers, attention and everything else (torch.profiler)
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -30,9 +31,14 @@ OP_GROUPS = {"linear layers": ("aten::addmm", "aten::mm", "aten::linear"),
              "attention": ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::bmm", "aten::_softmax")}
 
 
+@functools.cache
+def _selection_examples() -> list:
+    return load_squad(NEW_WIKI)[:1000]
+
+
 def inputs(reader: Reader, questions: int, low: int, high: int) -> list:
     """One encoding per question: its text against `high - low` consecutive contexts, as one read's windows."""
-    examples = load_squad(NEW_WIKI)[:1000]
+    examples = _selection_examples()
     contexts = list(dict.fromkeys(e.context for e in examples))
     out = []
     for i in range(questions):

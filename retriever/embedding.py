@@ -14,6 +14,7 @@ from spanqa.settings import (
     default_embedder_path,
     limit_kernel_cache,
     resolve_precision,
+    torch_dtype,
 )
 
 __all__ = ["Embedder", "PROBE_TEXT", "BUNDLED_EMBEDDER_NAME"]
@@ -36,11 +37,10 @@ def _load_sentence_transformer(location: str, precision: str):
     with _MODELS_LOCK:
         if (location, precision) not in _MODELS:
             limit_kernel_cache()
-            import torch
             from sentence_transformers import SentenceTransformer
 
-            dtype = torch.bfloat16 if precision == "bf16" else torch.float32  # loaded as it runs: no fp32 copy
-            _MODELS[location, precision] = SentenceTransformer(location, device="cpu", model_kwargs={"dtype": dtype})
+            _MODELS[location, precision] = SentenceTransformer(location, device="cpu",
+                                                               model_kwargs={"dtype": torch_dtype(precision)})
         return _MODELS[location, precision]
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 __all__ = [
     "PACKAGE_ROOT", "SEARCH_MODES", "SearchMode", "READER_DOMAINS", "PRECISIONS", "EMBEDDER_PRECISIONS", "Precision",
-    "native_bf16", "resolve_precision", "limit_kernel_cache", "DEFAULT_MAX_FILE_BYTES",
+    "native_bf16", "resolve_precision", "torch_dtype", "limit_kernel_cache", "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_PASSAGES", "CollectionLimits", "PostgresSettings", "LOOPBACK_HOSTS", "ServerSettings", "Settings",
     "cache_dir",
     "default_reader_path", "default_technical_reader_path", "default_embedder_path", "default_collection_path",
@@ -57,6 +57,14 @@ def resolve_precision(precision: str) -> str:
     if precision == "auto":
         return "bf16" if native_bf16() else "fp32"
     return precision
+
+
+def torch_dtype(precision: str):
+    """The dtype a model is loaded in for `precision`: bf16 when it runs in bf16 (loaded so, it never holds an fp32
+    copy: the same weights bit for bit), else fp32 (int8 quantizes an fp32 model)."""
+    import torch
+
+    return torch.bfloat16 if resolve_precision(precision) == "bf16" else torch.float32
 
 
 # oneDNN (torch's CPU kernels for bf16) compiles and caches a kernel for every input shape it meets, up to 1,024

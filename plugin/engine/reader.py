@@ -31,6 +31,7 @@ from spanqa.settings import (
     default_reader_path,
     limit_kernel_cache,
     resolve_precision,
+    torch_dtype,
 )
 
 _INLINE_CODE = re.compile(r"(`{1,2})([^`\n]+?)\1")
@@ -348,12 +349,9 @@ class Reader:
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
         precision = resolve_precision(self.precision)
-        # Loaded straight in bf16 when it runs in bf16: the same weights as fp32 converted afterwards, without
-        # the fp32 copy's transient peak.
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-            model = AutoModelForQuestionAnswering.from_pretrained(self.model_name, dtype=dtype)
+            model = AutoModelForQuestionAnswering.from_pretrained(self.model_name, dtype=torch_dtype(precision))
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"Could not load the reader model {self.model_name!r}: {exc}") from exc
         if not tokenizer.is_fast:

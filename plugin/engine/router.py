@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from spanqa.errors import InputError, ModelLoadError
-from spanqa.settings import EMBEDDER_PRECISIONS, Settings, limit_kernel_cache, resolve_precision
+from spanqa.settings import EMBEDDER_PRECISIONS, Settings, limit_kernel_cache, torch_dtype
 
 __all__ = ["Intent", "IntentClassifier", "RouterConfig", "ROUTING_INTENTS", "OUT_OF_SCOPE", "softmax"]
 
@@ -101,11 +101,10 @@ class IntentClassifier:
         if self.model is not None:
             return
         limit_kernel_cache()
-        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         config = RouterConfig.load(self.model_dir)
-        dtype = torch.bfloat16 if resolve_precision(self.precision) == "bf16" else torch.float32
+        dtype = torch_dtype(self.precision)
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
             model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, dtype=dtype)
