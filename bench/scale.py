@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import gc
 import os
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -303,13 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faiss-ef-construction", type=int, default=HNSW_EF_CONSTRUCTION,
                    help="the embedded HNSW's build beam (pgvector's: SPANQA_PG_HNSW_M, SPANQA_PG_HNSW_EF_CONSTRUCTION)")
     args = p.parse_args(argv)
-    from spanqa.plugin.lab.local_postgres import LocalPostgres
     from spanqa.retriever.embedding import Embedder
+
+    from tests.local_postgres import LocalPostgres
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sizes = [int(s) for s in args.sizes.split(",")]
-    with tempfile.TemporaryDirectory(prefix="spanqa-scale-") as tmp, \
-            LocalPostgres(Path(tmp) / "pg", settings={"shared_buffers": "4GB", "max_wal_size": "8GB"}) as server:
+    with LocalPostgres(settings={"shared_buffers": "4GB", "max_wal_size": "8GB"}) as server:
         url = server.create_database("scale")
         rows = scale_rows(sizes, args.queries, url, Embedder(), args.faiss_ef_construction)
         replicas = replica_rows(url, args.replica_questions) if args.replica_questions else None

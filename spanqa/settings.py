@@ -15,8 +15,9 @@ from typing import Literal
 
 __all__ = [
     "PACKAGE_ROOT", "SEARCH_MODES", "SearchMode", "READER_DOMAINS", "PRECISIONS", "EMBEDDER_PRECISIONS", "Precision",
-    "native_bf16", "resolve_precision", "torch_dtype", "limit_kernel_cache", "DEFAULT_MAX_FILE_BYTES",
-    "DEFAULT_MAX_PASSAGES", "CollectionLimits", "PostgresSettings", "LOOPBACK_HOSTS", "ServerSettings", "Settings",
+    "CPU_BF16_CHOICES", "cpu_flags", "native_bf16", "resolve_precision", "torch_dtype", "limit_kernel_cache",
+    "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PASSAGES", "CollectionLimits", "PostgresSettings", "LOOPBACK_HOSTS",
+    "ServerSettings", "Settings",
     "cache_dir",
     "default_reader_path", "default_technical_reader_path", "default_embedder_path", "default_collection_path",
     "default_router_path", "default_documents_path",
@@ -43,13 +44,35 @@ DEFAULT_MAX_FILE_BYTES = 50 * 2**20
 DEFAULT_MAX_PASSAGES = 20_000  # ≈ 3 M words: a very long book; far beyond is usually a data dump
 
 
-def native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (AMX or AVX-512 BF16)."""
+# What the bf16 detection answers: "auto" (the default) reads the CPU's flags; "no" answers as a CPU without AVX-512
+# BF16 or AMX does (so every "auto" precision becomes fp32), "yes" as one with them (bf16 is then emulated where the
+# CPU lacks it: slower, but the same results). The test suite runs under each (README, "Processors"), so both
+# precision paths are tested on whatever machine runs it.
+CPU_BF16_CHOICES: tuple[str, ...] = ("auto", "no", "yes")  # the first is the default
+
+
+def cpu_flags() -> frozenset[str]:
+    """The feature flags this CPU reports in /proc/cpuinfo (empty where there is no such file)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AMX or AVX-512 BF16), unless SPANQA_CPU_BF16 says otherwise."""
+    from spanqa.errors import InputError
+
+    choice = os.environ.get("SPANQA_CPU_BF16", CPU_BF16_CHOICES[0]).strip().lower()
+    if choice not in CPU_BF16_CHOICES:
+        raise InputError(f"SPANQA_CPU_BF16 must be one of {', '.join(CPU_BF16_CHOICES)}; got {choice!r}")
+    if choice != "auto":
+        return choice == "yes"
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
 def resolve_precision(precision: str) -> str:
@@ -129,9 +152,11 @@ class CollectionLimits:
     max_results: int = 1000
 
     def __post_init__(self) -> None:
+        from spanqa.errors import InputError
+
         for name in ("max_file_bytes", "max_passages_per_document", "max_results"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

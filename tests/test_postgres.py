@@ -41,14 +41,14 @@ def test_a_server_that_is_down_is_a_clear_error_not_a_hang(embedder):
     assert "s3cret" not in str(error.value) and "spanqa:***@" in str(error.value)
 
 
-def test_a_server_that_goes_down_and_comes_back(tmp_path, embedder):
-    from spanqa.plugin.lab.local_postgres import LocalPostgres
+def test_a_server_that_goes_down_and_comes_back(postgres_server, embedder):
+    # A server of its own, to take down; postgres_server only for its skip where this CPU cannot run pgvector.
+    from local_postgres import running_postgres
     from spanqa.retriever import PostgresCollection
 
     from spanqa.settings import PostgresSettings
 
-    server = LocalPostgres(tmp_path / "pg").start()
-    try:
+    with running_postgres() as server:
         collection = PostgresCollection(server.url() + "?collection=flaky", embedder=embedder,
                                         settings=PostgresSettings(pg_connect_timeout_s=2))
         collection.ingest_bytes([("tower.txt", CORPUS["tower.txt"].encode())])
@@ -60,8 +60,6 @@ def test_a_server_that_goes_down_and_comes_back(tmp_path, embedder):
         server.start()
         assert collection.search("How tall is the tower?", k=1)[0].passage.source == "tower.txt"
         collection.close()
-    finally:
-        server.stop()
 
 
 def test_bad_collection_names_are_refused_before_connecting():
