@@ -15,7 +15,7 @@ from pathlib import Path
 
 from spanqa.plugin.engine.assistant import Assistant
 from spanqa.plugin.engine.defaults import ensure_default_router
-from spanqa.plugin.engine.router import IntentClassifier
+from spanqa.plugin.engine.router import load_router
 from spanqa.plugin.lab.squad import load_squad
 
 from bench.techdocs.build import build
@@ -30,26 +30,25 @@ def unseen_questions(path: Path, count: int) -> list[str]:
     return [e.question for e in random.Random(1).sample(rest, min(count, len(rest)))]
 
 
-def routed_away(assistant: Assistant, questions: list[str]) -> list[tuple[str, str]]:
-    misses = []
-    for question in questions:
-        intent = assistant.router.classify(question)
-        if assistant.route_for(intent) not in ("documents", "fallback"):
-            misses.append((question, intent.label))
-    return misses
+def routed_away_by(router, questions: list[str]) -> list[tuple[str, str]]:
+    """(question, label) for each question `router` sends somewhere other than the documents or the fallback."""
+    assistant = Assistant(router=router)
+    return [(question, intent.label) for question, intent in zip(questions, router.classify_many(questions),
+                                                                 strict=True)
+            if assistant.route_for(intent) not in ("documents", "fallback")]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--router", type=Path, help="router directory (default: the default router)")
     args = parser.parse_args()
-    assistant = Assistant(router=IntentClassifier(args.router or ensure_default_router()))
+    router = load_router(args.router or ensure_default_router())
     sets = {"technical set": [qa["question"] for article in build()["data"] for p in article["paragraphs"]
                               for qa in p["qas"]],
             "new_wiki (unseen)": unseen_questions(SHARED / "squadshifts" / "new_wiki_v1.0.json", 1000),
             "COVID-QA (unseen)": unseen_questions(SHARED / "covid-qa" / "covid_qa_200423.json", 380)}
     for name, questions in sets.items():
-        misses = routed_away(assistant, questions)
+        misses = routed_away_by(router, questions)
         print(f"{name}: {len(misses)}/{len(questions)} routed away ({100 * len(misses) / len(questions):.1f} %)")
         for question, label in misses[:10]:
             print(f"    {label:14s} {question}")

@@ -25,7 +25,7 @@ from spanqa.retriever.memory import release_freed_memory
 from spanqa.retriever.protocol import IngestReport, ProgressCallback
 from spanqa.retriever.records import Document, Hit, Passage, SkippedFile
 
-from spanqa.errors import CollectionCorruptError, EmbeddingMismatchError
+from spanqa.errors import CollectionCorruptError, EmbeddingMismatchError, InputError
 from spanqa.settings import SEARCH_MODES, CollectionLimits, SearchMode, Settings
 
 __all__ = ["CollectionBase", "new_manifest", "check_manifest", "check_search_arguments", "embedding_text",
@@ -86,11 +86,11 @@ def check_manifest(manifest: dict, embedder: Embedder, location: str, reindex_hi
 def check_search_arguments(queries: list[str], k: int, mode: str, limits: CollectionLimits) -> None:
     """The refusals every backend's search gives, in the same words."""
     if mode not in SEARCH_MODES:
-        raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
+        raise InputError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
     if not 1 <= k <= limits.max_results:
-        raise ValueError(f"k must be between 1 and {limits.max_results:,} (the max_results limit), got {k}")
+        raise InputError(f"k must be between 1 and {limits.max_results:,} (the max_results limit), got {k}")
     if not queries or any(not q.strip() for q in queries):
-        raise ValueError("The query is empty")
+        raise InputError("The query is empty")
 
 
 def _embedding_groups(pending: list[tuple[Document, list[Passage], bool]], passages: int = EMBED_GROUP_PASSAGES):
@@ -273,7 +273,7 @@ class CollectionBase:
         the backend can, and one passage lookup. Each list of hits is what `search` returns for that query."""
         check_search_arguments(queries, k, mode, self.limits)
         pool = candidates if candidates is not None else max(4 * k, 20)
-        vectors = self.embedder.encode(list(queries)) if mode != "bm25" else None
+        vectors = self.embedder.encode_queries(list(queries)) if mode != "bm25" else None
         ranked = self._ranked_many(queries, vectors, mode, pool if mode == "hybrid" else k)
         fused = [reciprocal_rank_fusion(r, weights)[:k] for r in ranked]
         passages = self._passages(sorted({f.id for items in fused for f in items}))

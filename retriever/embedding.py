@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from spanqa.settings import (
     torch_dtype,
 )
 
-__all__ = ["Embedder", "PROBE_TEXT", "BUNDLED_EMBEDDER_NAME"]
+__all__ = ["Embedder", "PROBE_TEXT", "BUNDLED_EMBEDDER_NAME", "QUERY_CACHE_SIZE"]
 
 # Embedded once per collection and stored in its manifest: a later open compares the vector its embedder
 # gives for this text, which catches a different model behind the same name.
@@ -30,6 +31,11 @@ _MODELS_LOCK = threading.Lock()
 # its truncation/padding settings as state between "set" and "encode": measured here, 176 of 2,000 calls from
 # four threads came back truncated by another thread's settings. And one forward pass already uses every core.
 _ENCODE_LOCK = threading.Lock()
+# The vectors of the last questions, per model and precision: the router (a head over these vectors) and the
+# search embed the same message, and this makes that one encoder pass. Questions are short; 256 vectors of 384
+# floats are 0.4 MB.
+QUERY_CACHE_SIZE = 256
+_QUERY_VECTORS: dict[tuple[str, str], OrderedDict[str, np.ndarray]] = {}
 
 
 def _load_sentence_transformer(location: str, precision: str):
@@ -61,7 +67,7 @@ class Embedder:
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 16, precision: str | None = None) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
         precision = precision if precision is not None else Settings.from_env().embedder_precision
         if precision not in EMBEDDER_PRECISIONS:
             raise InputError(f"embedder precision must be one of {', '.join(EMBEDDER_PRECISIONS)}; got {precision!r}")
@@ -108,6 +114,25 @@ class Embedder:
         if self.precision != "fp32":  # normalised in bf16, the norms are off by up to 1e-2: unit rows again
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
+
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """`encode` for questions: a question embedded in the last QUERY_CACHE_SIZE calls is not embedded again."""
+        with _MODELS_LOCK:
+            cache = _QUERY_VECTORS.setdefault((self.location, self.precision), OrderedDict())
+            known = {text: cache[text] for text in texts if text in cache}
+        missing = list(dict.fromkeys(text for text in texts if text not in known))
+        if missing:
+            known.update(zip(missing, self.encode(missing), strict=True))
+        with _MODELS_LOCK:
+            for text in texts:
+                cache[text] = known[text]
+                cache.move_to_end(text)
+            while len(cache) > QUERY_CACHE_SIZE:
+                cache.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([known[text] for text in texts])
 
 
 def model_is_bundled(location: str) -> bool:

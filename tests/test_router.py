@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from spanqa.plugin.engine.router import IntentClassifier, softmax
+from spanqa.plugin.engine.router import EmbeddingRouter, IntentClassifier, load_router, softmax
 from spanqa.plugin.engine.router_eval import expected_calibration_error
 from spanqa.plugin.engine.router_training import (
     IntentTrainConfig,
@@ -17,7 +17,7 @@ from spanqa.plugin.engine.router_training import (
     train_intent_classifier,
 )
 
-from spanqa.errors import DataFileError
+from spanqa.errors import DataFileError, ModelLoadError
 
 TINY = {
     "weather": ["will it rain today", "is it sunny tomorrow", "what's the forecast", "how cold is it outside",
@@ -94,9 +94,10 @@ def test_threshold_sends_unseen_out_of_domain_text_to_out_of_scope():
 
 @pytest.mark.integration
 def test_default_router_routes_and_flags_unseen_text():
-    from spanqa.plugin.engine.defaults import ensure_default_router
+    from spanqa.plugin.engine.defaults import SHIPPED_ROUTER, ensure_default_router
 
-    classifier = IntentClassifier(ensure_default_router())
+    assert ensure_default_router() == SHIPPED_ROUTER  # shipped: nothing to train on a fresh install
+    classifier = load_router(ensure_default_router())
     got = {t: classifier.classify(t) for t in ["hello there!", "thanks a lot", "What does the lease say about pets?",
                                                "set an alarm for 6 am", "bye for now"]}
     assert [i.label for i in got.values()] == ["greeting", "thanks", "document_question", "out_of_scope", "goodbye"]
@@ -135,3 +136,59 @@ def test_csv_is_read(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text('text,label\n"hello, you",greet\nbye,leave\n')
     assert load_labelled(path) == (["hello, you", "bye"], ["greet", "leave"])
+
+
+def test_the_shipped_router_is_the_fit_of_todays_routing_data():
+    import hashlib
+
+    from spanqa.plugin.engine.defaults import ROUTING_DATA, SHIPPED_ROUTER
+
+    summary = json.loads((SHIPPED_ROUTER / "training_summary.json").read_text())
+    assert summary["data_sha256"] == hashlib.sha256(ROUTING_DATA.read_bytes()).hexdigest(), (
+        "plugin/engine/data/intents.jsonl changed: refit with `spanqa train-intent "
+        "plugin/engine/data/intents.jsonl --head --val-fraction 0.2 --out spanqa/models/router`")
+
+
+@pytest.mark.integration
+def test_a_routed_question_is_embedded_once_for_routing_and_search(tmp_path, embedder, monkeypatch):
+    from spanqa.plugin.engine.assistant import Assistant
+    from spanqa.plugin.engine.defaults import SHIPPED_ROUTER
+    from spanqa.retriever import LocalCollection
+    from spanqa.retriever.embedding import Embedder
+
+    collection = LocalCollection(tmp_path / "c", embedder=embedder)
+    collection.ingest_bytes([("pump.txt", b"The pump warranty lasts 24 months from delivery.")])
+    encoded: list[list[str]] = []
+    original = Embedder.encode
+    monkeypatch.setattr(Embedder, "encode", lambda self, texts, progress=False: (
+        encoded.append([texts] if isinstance(texts, str) else list(texts)), original(self, texts, progress))[1])
+    assistant = Assistant(collection, router=EmbeddingRouter(SHIPPED_ROUTER, embedder=embedder))
+    response = assistant.respond("How long does the pump warranty last, in months?")
+    assert response.route == "documents" and "24" in response.answers[0].text
+    assert encoded == [["How long does the pump warranty last, in months?"]]
+
+
+def test_a_head_fitted_on_other_vectors_is_refused(tmp_path):
+    import shutil
+
+    from spanqa.plugin.engine.defaults import SHIPPED_ROUTER
+
+    shutil.copytree(SHIPPED_ROUTER, tmp_path / "router")
+    head = json.loads((tmp_path / "router" / "head.json").read_text())
+    (tmp_path / "router" / "head.json").write_text(json.dumps({**head, "embedder": "another/model"}))
+    with pytest.raises(ModelLoadError, match="fitted on another/model vectors"):
+        load_router(tmp_path / "router").classify("hello")
+
+
+@pytest.mark.integration
+def test_routing_corrections_refit_the_shipped_head(monkeypatch):
+    from spanqa.plugin.engine.defaults import SHIPPED_ROUTER, add_routing_feedback, ensure_default_router
+
+    # What a user corrects with a thumbs-down: a document's jargon that reads like a greeting to the router.
+    message = "good morning routine"
+    assert load_router(SHIPPED_ROUTER).classify(message).label == "greeting"
+    add_routing_feedback([message, "good morning checklist", "morning routine steps", "the good morning procedure"])
+    refitted = ensure_default_router()
+    assert refitted != SHIPPED_ROUTER and (refitted / "head.json").is_file()
+    assert ensure_default_router() == refitted  # cached: the same corrections do not refit again
+    assert load_router(refitted).classify(message).label == "document_question"

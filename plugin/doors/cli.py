@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from spanqa import __version__
-from spanqa.errors import SpanqaError
+from spanqa.errors import InputError, SpanqaError
 from spanqa.settings import (
     PACKAGE_ROOT,
     PRECISIONS,
@@ -140,7 +140,7 @@ def _docs(args) -> int:
     collection = _open_collection(args)
     if args.action == "remove":
         if not args.document:
-            raise ValueError("give the document id or source to remove")
+            raise InputError("give the document id or source to remove")
         if not collection.delete(args.document):
             print(f"No document {args.document!r} in {collection.location}", file=sys.stderr)
             return 1
@@ -410,26 +410,27 @@ def _ui(args) -> int:
 
 @command("train-intent")
 def _train_intent(args) -> int:
-    from spanqa.plugin.engine.router_training import IntentTrainConfig, train_intent_classifier
+    from spanqa.plugin.engine.router_training import IntentTrainConfig, fit_router_head, train_intent_classifier
 
-    cfg = IntentTrainConfig(data=args.data, out=args.out, val=args.val, base=args.base, epochs=args.epochs,
-                            batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    summary = train_intent_classifier(cfg)
+    cfg = IntentTrainConfig(data=args.data, out=args.out, val=args.val, val_fraction=args.val_fraction,
+                            base=args.base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    summary = fit_router_head(cfg) if args.head else train_intent_classifier(cfg)
     from spanqa.plugin.engine.router_eval import IntentReport
 
     print(IntentReport(**summary["validation"]).to_text())
+    how = "a head over the embedder" if args.head else f"{summary['epochs_run']} epochs"
     print(f"\ntemperature {summary['temperature']:.3f}, threshold {summary['threshold']:.3f}, "
-          f"{summary['epochs_run']} epochs, {summary['seconds']:.0f}s → {args.out}")
+          f"{how}, {summary['seconds']:.0f}s → {args.out}")
     return 0
 
 
 @command("eval-intent")
 def _eval_intent(args) -> int:
-    from spanqa.plugin.engine.router import IntentClassifier, softmax
+    from spanqa.plugin.engine.router import load_router, softmax
     from spanqa.plugin.engine.router_eval import evaluate_intents, write_plots
     from spanqa.plugin.engine.router_training import load_labelled
 
-    classifier = IntentClassifier(args.model)
+    classifier = load_router(args.model)
     texts, labels = load_labelled(args.data)
     logits = classifier.logits(texts)
     report = evaluate_intents(classifier, texts, labels, uncalibrated_logits=logits)
@@ -452,9 +453,9 @@ def _eval_intent(args) -> int:
 def _classify(args) -> int:
     from spanqa.plugin.engine.defaults import ensure_default_router
     from spanqa.plugin.engine.response import SCHEMA_VERSION, intent_json
-    from spanqa.plugin.engine.router import IntentClassifier
+    from spanqa.plugin.engine.router import load_router
 
-    intent = IntentClassifier(args.model or ensure_default_router()).classify(_read_text_arg(args.text))
+    intent = load_router(args.model or ensure_default_router()).classify(_read_text_arg(args.text))
     if args.json:
         _print_json({"schema": SCHEMA_VERSION, "intent": intent_json(intent)})
     else:
@@ -609,15 +610,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also turn thumbs-down on non-document replies into routing data for the router")
     p.add_argument("--json", action="store_true", help="print the fit as JSON")
 
-    p = add("train-intent", "Fine-tune an intent classifier on text,label data (CSV or JSONL).")
+    from spanqa.plugin.engine.router_training import IntentTrainConfig as Intents
+
+    p = add("train-intent", "Fine-tune an intent classifier on text,label data (CSV or JSONL), or fit a head over "
+                            "the embedder (--head, as the shipped router is).")
     p.add_argument("data", help="labelled messages")
     p.add_argument("--out", required=True, help="output model directory")
+    p.add_argument("--head", action="store_true", help="fit a linear head over the embedder's vectors (seconds) "
+                                                       "instead of fine-tuning an encoder (minutes)")
     p.add_argument("--val", help="validation file (default: a stratified split of DATA)")
+    p.add_argument("--val-fraction", type=float, default=Intents.val_fraction, help="split held out without --val")
     p.add_argument("--base", help="HF id or path of the encoder (default: bundled MiniLM)")
-    p.add_argument("--epochs", type=int, default=15, help="passes over the data")
-    p.add_argument("--batch-size", type=int, default=32, help="messages per step")
-    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
-    p.add_argument("--seed", type=int, default=13, help="random seed")
+    p.add_argument("--epochs", type=int, default=Intents.epochs, help="passes over the data")
+    p.add_argument("--batch-size", type=int, default=Intents.batch_size, help="messages per step")
+    p.add_argument("--lr", type=float, default=Intents.lr, help="peak learning rate")
+    p.add_argument("--seed", type=int, default=Intents.seed, help="random seed")
 
     p = add("eval-intent", "Evaluation report of an intent model on labelled data.")
     p.add_argument("model", help="intent model directory")

@@ -1,1 +1,2 @@
-"""The engine: routing (IntentClassifier), reading (Reader), and the Assistant that answers a message."""
+"""The engine: routing (Router: the shipped head over the embedder, or a fine-tuned IntentClassifier), reading
+(Reader), and the Assistant that answers a message."""

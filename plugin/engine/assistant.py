@@ -23,7 +23,7 @@ from pathlib import Path
 from spanqa.plugin.engine.ranking import CALIBRATION_SETTING, AnswerRanker, ScoreCalibration
 from spanqa.plugin.engine.reader import Answer, Reader, combine_answers
 from spanqa.plugin.engine.response import Response, citation
-from spanqa.plugin.engine.router import Intent, IntentClassifier
+from spanqa.plugin.engine.router import Intent, Router, load_router
 from spanqa.plugin.engine.text_kind import looks_technical
 from spanqa.retriever import Collection, Hit
 
@@ -31,6 +31,8 @@ from spanqa.errors import InputError
 from spanqa.settings import SEARCH_MODES, Settings, default_technical_reader_path
 
 __all__ = ["Assistant", "Response", "ROUTES", "REPLIES", "CANDIDATES", "answer_settled", "passage_relevance"]
+
+UNCALIBRATED = ScoreCalibration()  # the ranker's own probabilities
 
 # intent → handler. A message the router is unsure about (below its threshold) takes the "fallback" route:
 # it tries the documents, but answers only when the answer clears a stricter bar (FALLBACK_THRESHOLD), because
@@ -122,17 +124,17 @@ class Assistant:
     """
 
     def __init__(self, collection: Collection | str | Path | None = None, reader: Reader | None = None,
-                 router: IntentClassifier | None = None, settings: Settings | None = None,
+                 router: Router | None = None, settings: Settings | None = None,
                  routes: dict[str, str] | None = None, ranker: AnswerRanker | None = None,
                  rank: bool = True, retriever=None, technical_reader: Reader | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.routes = {**ROUTES, **(routes or {})}
         unknown = set(self.routes.values()) - HANDLERS
         if unknown:
-            raise ValueError(f"unknown route handler(s) {sorted(unknown)}; choose from {sorted(HANDLERS)}")
+            raise InputError(f"unknown route handler(s) {sorted(unknown)}; choose from {sorted(HANDLERS)}")
         if retriever is not None:
             if collection is not None:
-                raise ValueError("give a collection or a retriever, not both")
+                raise InputError("give a collection or a retriever, not both")
             from spanqa.retriever.langchain_source import RetrieverCollection
 
             collection = RetrieverCollection(retriever, limits=self.settings.collection_limits())
@@ -154,11 +156,11 @@ class Assistant:
         return self._collection
 
     @property
-    def router(self) -> IntentClassifier:
+    def router(self) -> Router:
         if self._router is None:
             from spanqa.plugin.engine.defaults import ensure_default_router
 
-            self._router = IntentClassifier(ensure_default_router(), precision=self.settings.router_precision)
+            self._router = load_router(ensure_default_router(), precision=self.settings.router_precision)
         return self._router
 
     def warm_up(self) -> None:
@@ -188,6 +190,7 @@ class Assistant:
 
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
         query = self.check_message(query)
+        self.check_options(k, None, mode)  # this engine's limits, whatever the collection's own are
         k = k if k is not None else self.settings.top_k
         mode = mode if mode is not None else self.settings.retrieval_mode
         return self.collection.search(query, k=k, mode=mode)
@@ -323,10 +326,17 @@ class Assistant:
                                               [readers[i] for i in pending])
             for i, (answers, windows) in zip(pending, read, strict=True):
                 candidates[i] = combine_answers(candidates[i] + answers, CANDIDATES)
-                readings[i].answers = self.rank(questions[i], candidates[i], found[i], top_k, calibration)
+                # Uncalibrated here: the stop rule was chosen on the ranker's own scores, so a collection's
+                # calibration must not change how much is read (it did: a steep fit settled every question early).
+                readings[i].answers = self.rank(questions[i], candidates[i], found[i], top_k, UNCALIBRATED)
                 readings[i].windows += windows
                 readings[i].passages += len(_readable(found[i][low:high]))
             pending = [i for i in pending if not answer_settled(readings[i].answers, self.settings.read_stop_score)]
+        if self.ranker is not None:
+            calibration = calibration or self.calibration()
+            for reading in readings:
+                reading.answers = sorted((replace(a, score=calibration.probability(a.score)) for a in reading.answers),
+                                         key=lambda a: a.score, reverse=True)
         return readings
 
     def read_candidates(self, question: str, hits: list[Hit]) -> tuple[list[Answer], int]:

@@ -17,7 +17,8 @@ import numpy as np
 from spanqa.errors import InputError, ModelLoadError
 from spanqa.settings import EMBEDDER_PRECISIONS, Settings, limit_kernel_cache, torch_dtype
 
-__all__ = ["Intent", "IntentClassifier", "RouterConfig", "ROUTING_INTENTS", "OUT_OF_SCOPE", "softmax"]
+__all__ = ["Intent", "Router", "IntentClassifier", "EmbeddingRouter", "RouterHead", "load_router", "HEAD_FILE",
+           "RouterConfig", "CHAR_NGRAMS", "ROUTING_INTENTS", "OUT_OF_SCOPE", "softmax"]
 
 OUT_OF_SCOPE = "out_of_scope"
 ROUTING_INTENTS = ("document_question", "greeting", "thanks", "goodbye", "help", "smalltalk", OUT_OF_SCOPE)
@@ -62,8 +63,47 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-class IntentClassifier:
-    """Classify messages into intents with calibrated confidence.
+class Router:
+    """What every router shares: raw logits (`logits`, the subclass's job) → temperature-scaled confidence →
+    an Intent, out of scope below the threshold. The assistant, the batching engine and the evaluation only
+    use this interface."""
+
+    config: RouterConfig | None = None
+
+    def warm_up(self) -> None:
+        raise NotImplementedError
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def labels(self) -> list[str]:
+        self.warm_up()
+        return self.config.labels
+
+    def classify_many(self, texts: list[str]) -> list[Intent]:
+        self.warm_up()
+        probs = softmax(self.logits([t.strip() or "?" for t in texts]), self.config.temperature)
+        return [self._intent(row) for row in probs]
+
+    def classify(self, text: str) -> Intent:
+        return self.classify_many([text])[0]
+
+    def _intent(self, probs: np.ndarray) -> Intent:
+        order = np.argsort(probs)[::-1]
+        labels = self.config.labels
+        best = int(order[0])
+        confidence = float(probs[best])
+        below = confidence < self.config.threshold
+        alternatives = [(labels[int(i)], float(probs[int(i)])) for i in order[1 : 1 + self.top_alternatives]]
+        is_oos = labels[best] == self.config.oos_label or below
+        return Intent(labels[best], confidence, is_oos, alternatives, below)
+
+    top_alternatives: int = 3
+
+
+class IntentClassifier(Router):
+    """Classify messages into intents with calibrated confidence: a fine-tuned Transformer classifier.
 
     Usage:
         classifier = IntentClassifier("models/router")
@@ -113,11 +153,6 @@ class IntentClassifier:
         model.eval()
         self.config, self.tokenizer, self.model = config, tokenizer, model
 
-    @property
-    def labels(self) -> list[str]:
-        self.warm_up()
-        return self.config.labels
-
     def logits(self, texts: list[str]) -> np.ndarray:
         """Raw logits, (len(texts), n_labels)."""
         import torch
@@ -131,20 +166,110 @@ class IntentClassifier:
                 out.append(self.model(**batch).logits.float().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.config.labels)), dtype=np.float32)
 
-    def classify_many(self, texts: list[str]) -> list[Intent]:
+
+# The head's lexical half: character 2-4-grams within words, TF-IDF weighted. Greetings, thanks and goodbyes are
+# short and formulaic ("ty!", "cya", "tschüss"), and their spelling tells them apart where a sentence vector blurs
+# them: on the routing data's held-out split, vectors alone routed 86.5 % right, with the n-grams 90.1 %.
+CHAR_NGRAMS = (2, 4)
+
+
+def _char_vectorizer(vocabulary=None):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, sublinear_tf=True, min_df=2,
+                           vocabulary=vocabulary)
+
+
+@dataclass
+class RouterHead:
+    """A linear head over a message's sentence vector and its character n-grams: logits = [vector, weight *
+    tfidf(ngrams)] @ coef.T + intercept. `embedder` names the model whose vectors it was fitted on (Embedder.name);
+    other vectors would be meaningless to it."""
+
+    embedder: str
+    coef: np.ndarray  # (labels, dimension + len(ngrams))
+    intercept: np.ndarray  # (labels,)
+    ngrams: list[str]
+    idf: np.ndarray
+    ngram_weight: float
+    _vectorizer: object = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def features(cls, vectors: np.ndarray, texts: list[str], vectorizer, weight: float):
+        from scipy.sparse import csr_matrix, hstack
+
+        return hstack([csr_matrix(vectors), weight * vectorizer.transform(texts)]).tocsr()
+
+    def vectorizer(self):
+        if self._vectorizer is None:
+            vectorizer = _char_vectorizer({ngram: i for i, ngram in enumerate(self.ngrams)})
+            vectorizer.idf_ = self.idf
+            self._vectorizer = vectorizer
+        return self._vectorizer
+
+    def logits(self, vectors: np.ndarray, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.features(vectors, texts, self.vectorizer(), self.ngram_weight) @ self.coef.T) \
+            + self.intercept
+
+    def save(self, directory: Path) -> None:
+        (Path(directory) / HEAD_FILE).write_text(json.dumps({
+            "embedder": self.embedder, "ngram_weight": self.ngram_weight, "ngrams": self.ngrams,
+            "idf": np.round(self.idf, 5).tolist(), "intercept": np.round(self.intercept, 5).tolist(),
+            "coef": np.round(self.coef, 5).tolist()}, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, directory: Path) -> RouterHead:
+        raw = json.loads((Path(directory) / HEAD_FILE).read_text(encoding="utf-8"))
+        return cls(raw["embedder"], np.asarray(raw["coef"], dtype=np.float32),
+                   np.asarray(raw["intercept"], dtype=np.float32), list(raw["ngrams"]),
+                   np.asarray(raw["idf"], dtype=np.float64), float(raw["ngram_weight"]))
+
+
+HEAD_FILE = "head.json"
+
+
+class EmbeddingRouter(Router):
+    """Route with a linear head over the embedder's sentence vectors (the shipped router). The vector of a message
+    is the one retrieval searches with, so one encoder pass per question serves routing and retrieval (the
+    embedder keeps the last questions' vectors).
+
+    Args:
+        model: a directory with router.json and head.json (`fit_router_head`).
+        embedder: the Embedder to use; default the bundled one (its weights are shared process-wide).
+    """
+
+    def __init__(self, model: str | Path, embedder=None, top_alternatives: int = 3) -> None:
+        self.model_dir = Path(model)
+        self.top_alternatives = top_alternatives
+        self._embedder = embedder
+        self.head: RouterHead | None = None
+
+    def warm_up(self) -> None:
+        if self.head is not None:
+            return
+        from spanqa.retriever.embedding import Embedder
+
+        config = RouterConfig.load(self.model_dir)
+        try:
+            head = RouterHead.load(self.model_dir)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"Could not load the router head in {self.model_dir}: {exc}") from exc
+        embedder = self._embedder or Embedder()
+        if embedder.name != head.embedder:
+            raise ModelLoadError(f"The router in {self.model_dir} was fitted on {head.embedder} vectors, not "
+                                 f"{embedder.name}'s; fit one for this embedder (spanqa train-intent --head)")
+        self._embedder, self.config, self.head = embedder, config, head
+
+    def logits(self, texts: list[str]) -> np.ndarray:
         self.warm_up()
-        probs = softmax(self.logits([t.strip() or "?" for t in texts]), self.config.temperature)
-        return [self._intent(row) for row in probs]
+        if not texts:
+            return np.zeros((0, len(self.config.labels)), dtype=np.float32)
+        return self.head.logits(self._embedder.encode_queries(texts), texts)
 
-    def classify(self, text: str) -> Intent:
-        return self.classify_many([text])[0]
 
-    def _intent(self, probs: np.ndarray) -> Intent:
-        order = np.argsort(probs)[::-1]
-        labels = self.config.labels
-        best = int(order[0])
-        confidence = float(probs[best])
-        below = confidence < self.config.threshold
-        alternatives = [(labels[int(i)], float(probs[int(i)])) for i in order[1 : 1 + self.top_alternatives]]
-        is_oos = labels[best] == self.config.oos_label or below
-        return Intent(labels[best], confidence, is_oos, alternatives, below)
+def load_router(model: str | Path, precision: str | None = None, embedder=None) -> Router:
+    """The router saved in `model`: a head over the embedder where the directory holds head.json, else a
+    fine-tuned classifier."""
+    if (Path(model) / HEAD_FILE).is_file():
+        return EmbeddingRouter(model, embedder=embedder)
+    return IntentClassifier(model, precision=precision)

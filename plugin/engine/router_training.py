@@ -28,7 +28,8 @@ from spanqa.plugin.engine.training_utils import bf16_supported, seed_everything
 from spanqa.errors import DataFileError
 
 __all__ = ["IntentTrainConfig", "load_labelled", "stratified_split", "fit_temperature", "choose_threshold",
-           "train_intent_classifier", "OOS_LABELS"]
+           "calibrate_router", "train_intent_classifier", "fit_router_head", "HEAD_REGULARISATION",
+           "HEAD_NGRAM_WEIGHTS", "OOS_LABELS"]
 
 OOS_LABELS = ("oos", "out_of_scope")
 
@@ -132,6 +133,41 @@ def choose_threshold(confidences: np.ndarray, correct: np.ndarray, is_oos: np.nd
     return float(max(eligible, key=lambda s: (s[2], -s[0]))[0])
 
 
+def _train_and_validation(cfg: IntentTrainConfig) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
+    """(train texts, labels), (validation texts, labels): cfg.val when given, else a stratified split of cfg.data."""
+    texts, labels = load_labelled(cfg.data)
+    if cfg.val:
+        return (texts, labels), load_labelled(cfg.val)
+    train_idx, val_idx = stratified_split(labels, cfg.val_fraction, cfg.seed)
+    return (([texts[i] for i in train_idx], [labels[i] for i in train_idx]),
+            ([texts[i] for i in val_idx], [labels[i] for i in val_idx]))
+
+
+def _labels(train_labels: list[str], val_labels: list[str]) -> tuple[list[str], str | None]:
+    """The sorted label list and the out-of-scope label among them (None if the data has none)."""
+    label_list = sorted(set(train_labels))
+    unknown = set(val_labels) - set(label_list)
+    if unknown:
+        raise DataFileError(f"validation labels {sorted(unknown)} never occur in the training data")
+    return label_list, next((lab for lab in OOS_LABELS if lab in label_list), None)
+
+
+def calibrate_router(logits: np.ndarray, val_labels: list[str], label_list: list[str], oos_label: str | None,
+                     tolerance: float) -> tuple[float, float]:
+    """The temperature and the out-of-scope threshold of a router, from its validation logits (rules above)."""
+    index = {label: i for i, label in enumerate(label_list)}
+    targets = np.array([index[label] for label in val_labels])
+    temperature = fit_temperature(logits, targets)
+    probs = softmax(logits, temperature)
+    predicted = probs.argmax(axis=1)
+    is_oos = np.array([label == oos_label for label in val_labels]) if oos_label else None
+    correct = predicted == targets
+    if oos_label:
+        # an out-of-scope message is handled correctly when the model says so (label or low confidence)
+        correct = correct | (is_oos & (predicted == index[oos_label]))
+    return temperature, choose_threshold(probs.max(axis=1), correct, is_oos, tolerance)
+
+
 def _batches(n: int, batch_size: int, rng: random.Random, shuffle: bool) -> list[list[int]]:
     order = list(range(n))
     if shuffle:
@@ -150,19 +186,8 @@ def train_intent_classifier(cfg: IntentTrainConfig, progress: bool = True) -> di
 
     started = time.time()
     seed_everything(cfg.seed)
-    texts, labels = load_labelled(cfg.data)
-    if cfg.val:
-        val_texts, val_labels = load_labelled(cfg.val)
-        train_texts, train_labels = texts, labels
-    else:
-        train_idx, val_idx = stratified_split(labels, cfg.val_fraction, cfg.seed)
-        train_texts, train_labels = [texts[i] for i in train_idx], [labels[i] for i in train_idx]
-        val_texts, val_labels = [texts[i] for i in val_idx], [labels[i] for i in val_idx]
-    label_list = sorted(set(train_labels))
-    unknown = set(val_labels) - set(label_list)
-    if unknown:
-        raise DataFileError(f"validation labels {sorted(unknown)} never occur in the training data")
-    oos_label = next((lab for lab in OOS_LABELS if lab in label_list), None)
+    (train_texts, train_labels), (val_texts, val_labels) = _train_and_validation(cfg)
+    label_list, oos_label = _labels(train_labels, val_labels)
     index = {lab: i for i, lab in enumerate(label_list)}
 
     base = cfg.base or default_embedder_path()
@@ -228,15 +253,7 @@ def train_intent_classifier(cfg: IntentTrainConfig, progress: bool = True) -> di
     model.eval()
 
     logits = val_logits()
-    temperature = fit_temperature(logits, val_targets)
-    probs = softmax(logits, temperature)
-    predicted = probs.argmax(axis=1)
-    is_oos = np.array([lab == oos_label for lab in val_labels]) if oos_label else None
-    correct = predicted == val_targets
-    if oos_label:
-        # an out-of-scope message is handled correctly when the model says so (label or low confidence)
-        correct = correct | (is_oos & (predicted == index[oos_label]))
-    threshold = choose_threshold(probs.max(axis=1), correct, is_oos, cfg.accuracy_tolerance)
+    temperature, threshold = calibrate_router(logits, val_labels, label_list, oos_label, cfg.accuracy_tolerance)
     config = RouterConfig(labels=label_list, temperature=temperature, threshold=threshold, oos_label=oos_label,
                           max_length=cfg.max_length)
     out = Path(cfg.out)
@@ -250,5 +267,84 @@ def train_intent_classifier(cfg: IntentTrainConfig, progress: bool = True) -> di
                "temperature": temperature, "threshold": threshold, "epochs_run": len(history),
                "history": history, "seconds": time.time() - started, "device": device, "bf16": use_bf16,
                "validation": report.to_dict(), "config": asdict(cfg)}
+    (out / "training_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+# The head's choices, each pair scored by 5-fold cross-validated log-loss on the training part only (the
+# validation part stays for the temperature and the threshold): the inverse L2 strength of the logistic
+# regression, and the weight of the character n-grams beside the sentence vector.
+HEAD_REGULARISATION = (8.0, 32.0, 128.0)
+HEAD_NGRAM_WEIGHTS = (0.5, 1.0, 1.5)
+
+
+def _fit_head(vectors: np.ndarray, texts: list[str], labels: list[str], embedder_name: str,
+              validation: tuple[np.ndarray, list[str], list[str]] | None = None):
+    """The head with the best (n-gram weight, C): by 5-fold cross-validated log-loss on the training part, or, given
+    `validation` (vectors, texts, labels), by log-loss there (5x fewer fits, for large data such as CLINC150)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import cross_val_score
+    from spanqa.plugin.engine.router import RouterHead, _char_vectorizer
+
+    vectorizer = _char_vectorizer().fit(texts)
+    scores, models = {}, {}
+    for weight in HEAD_NGRAM_WEIGHTS:
+        features = RouterHead.features(vectors, texts, vectorizer, weight)
+        for c in HEAD_REGULARISATION:
+            if validation is None:
+                scores[weight, c] = cross_val_score(LogisticRegression(C=c, max_iter=5000), features, labels, cv=5,
+                                                    scoring="neg_log_loss").mean()
+                continue
+            model = models[weight, c] = LogisticRegression(C=c, max_iter=5000).fit(features, labels)
+            val_vectors, val_texts, val_labels = validation
+            probs = model.predict_proba(RouterHead.features(val_vectors, val_texts, vectorizer, weight))
+            scores[weight, c] = -log_loss(val_labels, probs, labels=model.classes_)
+    weight, c = max(scores, key=scores.get)
+    model = models.get((weight, c)) or LogisticRegression(C=c, max_iter=5000).fit(
+        RouterHead.features(vectors, texts, vectorizer, weight), labels)
+    ngrams = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)
+    head = RouterHead(embedder_name, model.coef_.astype(np.float32), model.intercept_.astype(np.float32), ngrams,
+                      vectorizer.idf_, weight)
+    return head, list(model.classes_), {"C": c, "ngram_weight": weight, "chosen_by": "validation" if validation
+                                        else "5-fold cross-validation"}
+
+
+def fit_router_head(cfg: IntentTrainConfig, embedder=None, progress: bool = True,
+                    choose_on_validation: bool = False) -> dict:
+    """A router that is a linear head over the embedder's sentence vectors and the message's character n-grams:
+    logistic regression on the training part (its regularisation and the n-grams' weight chosen by cross-validation
+    among HEAD_REGULARISATION x HEAD_NGRAM_WEIGHTS), then the temperature and the out-of-scope threshold on the
+    validation part (the rules above). Saves router.json and head.json in cfg.out; seconds on a CPU.
+    `choose_on_validation`: choose the weight and C on the validation part instead (large data)."""
+    from spanqa.plugin.engine.router import EmbeddingRouter
+    from spanqa.plugin.engine.router_eval import evaluate_intents
+    from spanqa.retriever.embedding import Embedder
+
+    started = time.time()
+    embedder = embedder or Embedder()
+    (train_texts, train_labels), (val_texts, val_labels) = _train_and_validation(cfg)
+    label_list, oos_label = _labels(train_labels, val_labels)
+    val_vectors = embedder.encode(val_texts)
+    head, classes, chosen = _fit_head(embedder.encode(train_texts, progress=progress), train_texts, train_labels,
+                                      embedder.name, (val_vectors, val_texts, val_labels) if choose_on_validation
+                                      else None)
+    assert classes == label_list
+    logits = head.logits(val_vectors, val_texts)
+    temperature, threshold = calibrate_router(logits, val_labels, label_list, oos_label, cfg.accuracy_tolerance)
+    config = RouterConfig(labels=label_list, temperature=temperature, threshold=threshold, oos_label=oos_label,
+                          max_length=cfg.max_length)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out)
+    head.save(out)
+    import hashlib
+
+    summary = {"kind": "head", "data_sha256": hashlib.sha256(Path(cfg.data).read_bytes()).hexdigest(),
+               "train_examples": len(train_texts), "val_examples": len(val_texts),
+               "labels": len(label_list), **chosen, "temperature": temperature, "threshold": threshold,
+               "seconds": time.time() - started, "config": asdict(cfg)}
+    router = EmbeddingRouter(out, embedder=embedder)
+    summary["validation"] = evaluate_intents(router, val_texts, val_labels, uncalibrated_logits=logits).to_dict()
     (out / "training_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
