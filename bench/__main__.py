@@ -1,5 +1,6 @@
 """python -m bench (= spanqa bench): the side-by-side benchmark (bench.run); `python -m bench scale`: the scale
-section (bench.scale); `python -m bench serving`: the serving section (bench.serving)."""
+section (bench.scale); `python -m bench serving`: the serving section (bench.serving); `python -m bench soak`: the
+server under 16 clients and hostile requests for ten minutes (bench.soak)."""
 
 import sys
 
@@ -12,6 +13,10 @@ if sys.argv[1:2] == ["serving"]:
 
     sys.argv = [f"{sys.argv[0]} serving", *sys.argv[2:]]
     sys.exit(main())
+if sys.argv[1:2] == ["soak"]:
+    from bench.soak import main
+
+    sys.exit(main(sys.argv[2:]))
 from bench.run import main
 
 sys.exit(main())

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spanqa.errors import InputError
+
 __all__ = ["FusedItem", "reciprocal_rank_fusion"]
 
 
@@ -27,7 +29,7 @@ def reciprocal_rank_fusion(
     Returns every id found, best fused score first; ties keep the order of first appearance.
     """
     if k < 0:
-        raise ValueError(f"k must be non-negative, got {k}")
+        raise InputError(f"k must be non-negative, got {k}")
     weights = weights or {}
     fused: dict[int, FusedItem] = {}
     for name, items in ranked.items():

@@ -288,7 +288,7 @@ class PostgresCollection(CollectionBase):
 
     def _commit(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
         if len(passages) != len(vectors):
-            raise ValueError("one vector per passage is required")
+            raise InputError("one vector per passage is required")
         pages = json.dumps([[p.number, p.start, p.end] for p in document.pages])
         with self._connection(write=True) as conn:
             removed = self._delete_rows(conn, document.id)

@@ -196,11 +196,52 @@ def app_client(collection_dir, tmp_path):
     copy = tmp_path / "collection"
     shutil.copytree(collection_dir, copy)
 
-    def make(max_file_mb: float | None = None, **server):
-        assistant = Assistant(LocalCollection(copy), settings=Settings.from_env(max_file_mb=max_file_mb))
+    def make(max_file_mb: float | None = None, max_results: int | None = None, **server):
+        engine = Settings.from_env(max_file_mb=max_file_mb, max_results=max_results,
+                                   top_k=min(max_results, Settings.top_k) if max_results else None)
+        assistant = Assistant(LocalCollection(copy), settings=engine)
         return TestClient(create_app(assistant, ServerSettings(**server)))
 
     return make
+
+
+def test_http_errors_name_the_field_speak_http_and_share_one_type_scheme(app_client):
+    import re
+
+    with app_client() as client:
+        misspelled = client.post("/v1/ask", json={"question": "When does the office open?", "mode": "nonsense"})
+        assert misspelled.status_code == 422
+        error = misspelled.json()["error"]
+        assert error["type"] == "invalid_request" and "mode: Extra inputs are not permitted" in error["message"]
+        assert "tool" not in error["message"] and "request" in error["message"]
+        assert client.post("/v1/search", json={"query": "office", "kk": 3}).status_code == 422
+        assert client.post("/v1/feedback", json={"message": "hi", "rating": 1, "stars": 5}).status_code == 422
+        refused = client.post("/v1/search", json={"query": "x" * 5000})
+        assert refused.status_code == 422
+        kinds = {misspelled.json()["error"]["type"], refused.json()["error"]["type"],
+                 client.get("/v1/nowhere").json()["error"]["type"],
+                 client.delete("/v1/documents/none").json()["error"]["type"]}
+    with app_client(max_results=3) as limited:
+        over = limited.post("/v1/search", json={"query": "office", "k": 10})
+        assert over.status_code == 400 and "max_results" in over.json()["error"]["message"]
+        kinds.add(over.json()["error"]["type"])
+    assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", kind) for kind in kinds), kinds
+
+
+def test_an_unexpected_failure_is_a_json_500_with_a_reference_not_a_trace(app_client, caplog, monkeypatch):
+    import re
+
+    with app_client() as client:
+        monkeypatch.setattr(Assistant, "respond_many", lambda *a, **k: 1 / 0)
+        from fastapi.testclient import TestClient
+
+        quiet = TestClient(client.app, raise_server_exceptions=False)
+        failed = quiet.post("/v1/ask", json={"question": "When does the office open?"})
+    assert failed.status_code == 500
+    error = failed.json()["error"]
+    assert error["type"] == "internal_error" and "ZeroDivision" not in error["message"]
+    reference = re.search(r"reference ([0-9a-f]{12})", error["message"]).group(1)
+    assert reference in caplog.text and "ZeroDivisionError" in caplog.text
 
 
 def test_off_loopback_needs_a_key_and_then_every_route_wants_it(app_client):

@@ -8,9 +8,11 @@
     /docs /openapi.json       the API, described
 
 Every request passes the same checks: the bearer API key when one is set (required off loopback), the upload
-limits of the settings, the argument models of plugin/doors/schemas.py. Every error is JSON,
-`{"error": {"type", "message"}}`, with the message the CLI would print. Concurrent questions share reader passes
-(plugin/engine/batching.py).
+limits of the settings, the argument models of plugin/doors/schemas.py (an unknown or misspelled field is refused
+by name). Every error is JSON, `{"error": {"type", "message"}}`: `type` is a snake_case name (`input_error`,
+`collection_error`, `invalid_request`, `not_found`, `internal_error`, ...), the message the CLI would print, and an
+unexpected failure answers 500 with a reference that the server's log holds beside the trace. Concurrent questions
+share reader passes (plugin/engine/batching.py).
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import logging
+import re
 import time
 import uuid
 from typing import Annotated, Literal
 
 import anyio
-from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from spanqa.plugin.doors.mcp_server import build_mcp_server
 from spanqa.plugin.doors.schemas import (
     MAX_QUESTION_CHARS,
@@ -34,11 +38,12 @@ from spanqa.plugin.doors.schemas import (
     DocumentQAInput,
     DocumentSearchInput,
     call_tool,
-    validation_message,
+    field_problems,
 )
 from spanqa.plugin.engine.batching import BatchingAssistant
 from spanqa.plugin.engine.response import SCHEMA_VERSION, documents_json, response_json
 from spanqa.retriever.records import Feedback
+from starlette.exceptions import HTTPException
 
 from spanqa import __version__
 from spanqa.errors import CollectionError, InputError, ModelLoadError, SpanqaError
@@ -51,8 +56,16 @@ _STATUS = {InputError: 400, CollectionError: 503, ModelLoadError: 500}
 _FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around an upload's bytes
 
 
+_LOG = logging.getLogger("spanqa.serve")
+
+
 def _error(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
+
+
+def error_type(exc: SpanqaError) -> str:
+    """The `type` of an engine error: its class name in snake_case (InputError → input_error)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 def _status_of(exc: SpanqaError) -> int:
@@ -72,6 +85,8 @@ class ChatRequest(BaseModel):
 
 
 class FeedbackInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     message: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the message that was answered")
     rating: Literal[0, 1] = Field(description="1 = helpful, 0 = not helpful")
     route: str = Field(default="documents", description="the response's route (documents, fallback, help, reply), "
@@ -149,17 +164,26 @@ def _install_guards(app: FastAPI, settings: ServerSettings, max_body: int) -> No
 
     @app.exception_handler(SpanqaError)
     async def spanqa_error(_request, exc: SpanqaError):
-        return _error(_status_of(exc), type(exc).__name__, str(exc))
+        return _error(_status_of(exc), error_type(exc), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request, exc: RequestValidationError):
-        return _error(422, "invalid_request", validation_message(ValidationError.from_exception_data(
-            "request", [{"type": e["type"], "loc": e["loc"][1:] or e["loc"], "input": e.get("input"),
-                         "ctx": e.get("ctx", {})} for e in exc.errors()])))
+        errors = [{**e, "loc": e["loc"][1:] or e["loc"]} for e in exc.errors()]  # drop the leading "body"
+        return _error(422, "invalid_request", f"Invalid request body — {field_problems(errors)}. Fix these fields "
+                                              "and send the request again (the API is described at /docs).")
 
     @app.exception_handler(HTTPException)
     async def http_error(_request, exc: HTTPException):
-        return _error(exc.status_code, "http_error", str(exc.detail))
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, kind, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        # Never a stack trace to the client: a reference it can quote, and the trace in the server's log.
+        reference = uuid.uuid4().hex[:12]
+        _LOG.error("unexpected error %s on %s %s", reference, request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal_error", f"Something went wrong on the server (reference {reference}); "
+                                             "its log has the details")
 
     if settings.origins:
         from fastapi.middleware.cors import CORSMiddleware

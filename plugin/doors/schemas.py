@@ -4,30 +4,41 @@ with these models, so a field has one name, one description and one limit everyw
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spanqa.settings import SEARCH_MODES, SearchMode, Settings
 
 __all__ = ["ClassifyIntentInput", "DocumentQAInput", "DocumentSearchInput", "PASSAGE_PREVIEW_CHARS",
-           "TOOL_DESCRIPTIONS", "TOOL_INPUTS", "call_tool", "validation_message"]
+           "TOOL_DESCRIPTIONS", "TOOL_INPUTS", "call_tool", "field_problems", "validation_message"]
 
 _SETTINGS = Settings.from_env()
 MAX_QUESTION_CHARS = _SETTINGS.max_question_chars
+
+
+def field_problems(errors: list[dict]) -> str:
+    """Each bad field, what is wrong with it and the limit it broke, in one line: "top_k: Input should be less
+    than or equal to 50 (le=50); mode: Extra inputs are not permitted"."""
+    problems = []
+    for item in errors:
+        where = ".".join(str(part) for part in item.get("loc", ())) or "input"
+        limits = ", ".join(f"{k}={v}" for k, v in (item.get("ctx") or {}).items())
+        problems.append(f"{where}: {item.get('msg', 'invalid')}" + (f" ({limits})" if limits else ""))
+    return "; ".join(problems)
 
 
 def validation_message(error: Exception) -> str:
     """A tool-argument error the agent can act on: each bad field, what is wrong and the limit."""
     if not isinstance(error, ValidationError):
         return f"Invalid tool input: {error}"
-    problems = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item.get("loc", ())) or "input"
-        limits = ", ".join(f"{k}={v}" for k, v in (item.get("ctx") or {}).items())
-        problems.append(f"{where}: {item.get('msg', 'invalid')}" + (f" ({limits})" if limits else ""))
-    return "Invalid tool input — " + "; ".join(problems) + ". Fix these arguments and call the tool again."
+    return f"Invalid tool input — {field_problems(error.errors())}. Fix these arguments and call the tool again."
 
 
-class DocumentQAInput(BaseModel):
+class _Arguments(BaseModel):
+    # A misspelled or unknown argument is refused with its name, never silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class DocumentQAInput(_Arguments):
     question: str = Field(description="The user's question, in natural language, to answer from their documents.",
                           min_length=1, max_length=MAX_QUESTION_CHARS)
     top_k: int | None = Field(default=None, ge=1, le=50,
@@ -39,7 +50,7 @@ class DocumentQAInput(BaseModel):
                                                 "would be costly.")
 
 
-class DocumentSearchInput(BaseModel):
+class DocumentSearchInput(_Arguments):
     query: str = Field(description="What to look for in the documents: keywords or a question.",
                        min_length=1, max_length=MAX_QUESTION_CHARS)
     k: int | None = Field(default=None, ge=1, le=50,
@@ -49,7 +60,7 @@ class DocumentSearchInput(BaseModel):
                                   "queries; bm25 for exact codes or names; dense for paraphrases.")
 
 
-class ClassifyIntentInput(BaseModel):
+class ClassifyIntentInput(_Arguments):
     message: str = Field(description="A user message to classify.", min_length=1, max_length=MAX_QUESTION_CHARS)
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from spanqa.errors import InputError
+
 __all__ = ["MicroBatcher", "BatchingAssistant"]
 
 
@@ -35,7 +37,7 @@ class MicroBatcher:
     def __init__(self, run_many: Callable[[Hashable, list], list], window_ms: float = 5.0,
                  max_batch: int = 16) -> None:
         if window_ms < 0 or max_batch < 1:
-            raise ValueError("window_ms must be >= 0 and max_batch >= 1")
+            raise InputError("window_ms must be >= 0 and max_batch >= 1")
         self.run_many = run_many
         self.window_s = window_ms / 1000
         self.max_batch = max_batch

@@ -311,11 +311,11 @@ class Reader:
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
         if not 0 <= stride < max_seq_len // 2:
-            raise ValueError(f"stride must be in [0, max_seq_len/2), got {stride} for max_seq_len {max_seq_len}")
+            raise InputError(f"stride must be in [0, max_seq_len/2), got {stride} for max_seq_len {max_seq_len}")
         if max_question_tokens >= max_seq_len - 16:
-            raise ValueError("max_question_tokens leaves no room for the passage in a window")
+            raise InputError("max_question_tokens leaves no room for the passage in a window")
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+            raise InputError(f"threshold must be within [0, 1], got {threshold}")
         self.model_name = str(model) if model is not None else str(default_reader_path())
         self.max_seq_len = max_seq_len
         self.stride = stride
@@ -383,10 +383,10 @@ class Reader:
         duplicates merged, and `abstained` set when the best score is below the threshold.
         """
         if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
+            raise InputError(f"top_k must be at least 1, got {top_k}")
         threshold = threshold if threshold is not None else self.threshold
         if any(not question.strip() for question, _ in items):
-            raise ValueError("The question is empty")
+            raise InputError("The question is empty")
         self.warm_up()
         results = [ReaderResult() for _ in items]
         with self._lock:
