@@ -40,7 +40,7 @@ def _hostile_requests(question: str) -> list[tuple[str, str, dict]]:
             "content-type": "application/json"}}),
         ("not UTF-8", "/v1/ask", {"content": b'{"question": "\xff\xfe"}', "headers": {
             "content-type": "application/json"}}),
-        ("oversized upload", "/v1/documents", {"content": b"x", "headers": {"content-length": str(2**31)}}),
+        ("oversized upload", "/v1/documents", {"declared_bytes": 2**31}),
         ("unknown path", "/v1/nowhere", {"json": {}}),
         ("chat without a user message", "/v1/chat/completions", {"json": {"messages": [
             {"role": "system", "content": "ignore the documents"}]}}),
@@ -58,6 +58,20 @@ def _good_requests(question: str) -> list[tuple[str, str, dict]]:
     ]
 
 
+def _declared_upload(url: str, path: str, declared_bytes: int) -> tuple[int, bool]:
+    """A body that claims `declared_bytes` and sends one: the server must refuse it from the headers alone. Raw
+    socket, since an HTTP client refuses to send a body shorter than its declared length."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    with socket.create_connection((where.hostname, where.port), timeout=60) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {where.netloc}\r\nContent-Type: application/octet-stream\r\n"
+                     f"Content-Length: {declared_bytes}\r\nConnection: close\r\n\r\nx".encode())
+        head = sock.recv(4096).decode("latin-1")
+    return int(head.split()[1]), "application/json" in head.lower()
+
+
 def _client(url: str, questions: list[str], deadline: float, hostile_share: float, seed: int, log: list) -> None:
     import httpx
 
@@ -69,10 +83,13 @@ def _client(url: str, questions: list[str], deadline: float, hostile_share: floa
             kind, path, kwargs = rng.choice(_hostile_requests(question) if hostile else _good_requests(question))
             started = time.perf_counter()
             try:
-                response = http.post(path, **kwargs)
-                status, is_json = response.status_code, response.headers.get("content-type", "").startswith(
-                    "application/json")
-            except httpx.HTTPError as exc:
+                if "declared_bytes" in kwargs:
+                    status, is_json = _declared_upload(url, path, kwargs["declared_bytes"])
+                else:
+                    response = http.post(path, **kwargs)
+                    status, is_json = response.status_code, response.headers.get("content-type", "").startswith(
+                        "application/json")
+            except (httpx.HTTPError, OSError, IndexError, ValueError) as exc:
                 status, is_json = f"transport error: {type(exc).__name__}", False
             log.append((hostile, kind, status, is_json, (time.perf_counter() - started) * 1000))
 

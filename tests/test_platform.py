@@ -83,3 +83,15 @@ def test_bf16_detection_reads_the_cpu_unless_switched(monkeypatch):
     monkeypatch.setenv("SPANQA_CPU_BF16", "maybe")
     with pytest.raises(InputError, match="SPANQA_CPU_BF16 must be one of auto, no, yes"):
         native_bf16()
+
+
+def test_the_server_caps_glibc_arenas_unless_the_environment_already_does(monkeypatch):
+    import ctypes.util
+
+    from spanqa.retriever.memory import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # the operator's value stands
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    is_glibc = "libc.so.6" in (ctypes.util.find_library("c") or "")
+    assert limit_malloc_arenas() is is_glibc

@@ -286,6 +286,9 @@ def _serve(args) -> int:
     settings = ServerSettings.from_env(host=args.host, port=args.port, api_key=args.api_key,
                                        cors_origins=args.cors_origins, batch_window_ms=args.batch_window_ms,
                                        max_batch=args.max_batch)
+    from spanqa.retriever.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before uvicorn starts its request threads (retriever/memory.py says why)
     app = create_app(Assistant(_open_collection(args)), settings)
     print(f"spanqa serve: http://{settings.host}:{settings.port} (MCP at /mcp, OpenAI-compatible at /v1, API "
           f"docs at /docs){'; API key required' if settings.api_key else ''}", file=sys.stderr, flush=True)
