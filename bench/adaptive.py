@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from spanqa.plugin.engine.assistant import CANDIDATES, answer_settled
 from spanqa.plugin.engine.reader import Answer, combine_answers
-from spanqa.plugin.lab.squad import f1_score, load_squad, max_over_ground_truths
+from spanqa.plugin.engine.squad import f1_score, load_squad, max_over_ground_truths
 from spanqa.retriever.records import Hit
 
 from bench.common import markdown_table, write_json

@@ -25,8 +25,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def _answer_all(path: Path, holdout: float, limit: int | None, skip: int, seed: int) -> list[dict]:
     from spanqa.plugin.engine.assistant import Assistant
+    from spanqa.plugin.engine.squad import CORRECT_F1, f1_score, max_over_ground_truths
     from spanqa.plugin.lab.ranker_training import open_domain_set
-    from spanqa.plugin.lab.squad import CORRECT_F1, f1_score, max_over_ground_truths
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="spanqa-calibration-") as tmp:
@@ -43,7 +43,7 @@ def _answer_all(path: Path, holdout: float, limit: int | None, skip: int, seed: 
 
 
 def _measure(rows: list[dict], scores: np.ndarray, threshold: float) -> dict:
-    from spanqa.plugin.lab.calibration import expected_calibration_error
+    from spanqa.plugin.engine.calibration import expected_calibration_error
 
     right = np.array([r["right"] for r in rows], dtype=float)
     answerable = np.array([bool(r["answers"]) for r in rows])
@@ -57,8 +57,8 @@ def _measure(rows: list[dict], scores: np.ndarray, threshold: float) -> dict:
 
 
 def run(args) -> dict:
+    from spanqa.plugin.engine.calibration import fit_platt
     from spanqa.plugin.engine.ranking import ScoreCalibration
-    from spanqa.plugin.lab.calibration import fit_platt
 
     from spanqa.settings import Settings
 

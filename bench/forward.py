@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from spanqa.plugin.engine.reader import Reader, tokenize_pairs
-from spanqa.plugin.lab.squad import load_squad
+from spanqa.plugin.engine.squad import load_squad
 
 from bench.common import machine, markdown_table, write_json
 from bench.flops import encoder_flops, matmul_gflops

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from spanqa.plugin.engine.router import IntentClassifier
-from spanqa.plugin.engine.router_eval import evaluate_intents, write_plots
-from spanqa.plugin.engine.router_training import IntentTrainConfig, train_intent_classifier
+from spanqa.plugin.lab.router_eval import evaluate_intents, write_plots
+from spanqa.plugin.lab.router_training import IntentTrainConfig, train_intent_classifier
 
 from bench.common import machine, markdown_table, write_json
 

@@ -11,7 +11,7 @@ import resource
 import time
 
 import numpy as np
-from spanqa.plugin.lab.squad import CORRECT_F1, exact_match_score, f1_score, max_over_ground_truths
+from spanqa.plugin.engine.squad import CORRECT_F1, exact_match_score, f1_score, max_over_ground_truths
 
 from bench.common import percentiles
 from bench.flops import encoder_flops, matmul_gflops
@@ -30,7 +30,7 @@ def _scores(prediction: str, truths: tuple[str, ...]) -> tuple[float, float]:
 
 def reliability(scores: list[float], correct: list[bool], bins: int = 10) -> dict:
     """Reliability diagram data and expected calibration error of answer scores (the ECE of `spanqa calibrate`)."""
-    from spanqa.plugin.lab.calibration import expected_calibration_error
+    from spanqa.plugin.engine.calibration import expected_calibration_error
 
     s, c = np.asarray(scores, dtype=float), np.asarray(correct, dtype=float)
     which = np.clip((s * bins).astype(int), 0, bins - 1)

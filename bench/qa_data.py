@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from spanqa.plugin.lab.squad import load_squad
+from spanqa.plugin.engine.squad import load_squad
 from spanqa.retriever import Document
 from spanqa.retriever.chunking import Chunker, ChunkingSettings
 from spanqa.retriever.records import Passage

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from spanqa.plugin.engine.reader import Reader
+from spanqa.plugin.engine.squad import load_squad
 from spanqa.plugin.lab.reader_eval import evaluate_reader, gold_passage
-from spanqa.plugin.lab.squad import load_squad
 
 from bench.common import machine, markdown_table, write_json
 from spanqa.settings import PRECISIONS, default_reader_path

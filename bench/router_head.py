@@ -18,13 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from spanqa.plugin.engine.defaults import ROUTING_DATA, router_train_config
+from spanqa.plugin.engine.defaults import ROUTING_DATA
 from spanqa.plugin.engine.router import EmbeddingRouter, IntentClassifier
-from spanqa.plugin.engine.router_eval import evaluate_intents
-from spanqa.plugin.engine.router_training import (
+from spanqa.plugin.lab.router_eval import evaluate_intents
+from spanqa.plugin.lab.router_training import (
     IntentTrainConfig,
     _train_and_validation,
     fit_router_head,
+    router_train_config,
     train_intent_classifier,
 )
 from spanqa.retriever.embedding import Embedder

@@ -16,7 +16,7 @@ from pathlib import Path
 from spanqa.plugin.engine.assistant import Assistant
 from spanqa.plugin.engine.defaults import ensure_default_router
 from spanqa.plugin.engine.router import load_router
-from spanqa.plugin.lab.squad import load_squad
+from spanqa.plugin.engine.squad import load_squad
 
 from bench.techdocs.build import build
 

@@ -285,9 +285,10 @@ class BaselineSystem:
         from sentence_transformers import SentenceTransformer
         from spanqa.plugin.engine.reader import Reader
 
-        from spanqa.settings import default_embedder_path
+        from spanqa.settings import Settings, default_embedder_path
 
         self.top_k = top_k
+        self.threshold = Settings.answer_threshold  # the reader's calibrated score, as spanqa's default threshold
         self.model = SentenceTransformer(default_embedder_path(), device="cpu")
         self.reader = Reader(reader_path)
         self.reader.warm_up()
@@ -319,7 +320,7 @@ class BaselineSystem:
         result = self.reader.read(question, passages, top_k=1)
         ended = time.perf_counter()
         best = result.best
-        return Prediction(best.text if best else None, best.score if best else None, result.abstained,
+        return Prediction(best.text if best else None, best.score if best else None, result.abstains(self.threshold),
                           {"retrieve": (retrieved - started) * 1000, "read": (ended - retrieved) * 1000,
                            "end_to_end": (ended - started) * 1000})
 

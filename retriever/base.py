@@ -229,7 +229,7 @@ class CollectionBase:
                 continue
             try:
                 passages = self.chunker.split(document)
-            except ValueError as exc:
+            except InputError as exc:
                 report.skipped.append(SkippedFile(document.source, str(exc)))
                 continue
             pending.append((document, passages, previous is not None))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from spanqa.retriever.records import Document, Passage
 
+from spanqa.errors import InputError
 from spanqa.settings import DEFAULT_MAX_PASSAGES
 
 __all__ = ["Chunker", "ChunkingSettings", "sentence_spans"]
@@ -29,9 +30,9 @@ class ChunkingSettings:
 
     def __post_init__(self) -> None:
         if self.max_tokens < 16:
-            raise ValueError(f"max_tokens must be at least 16, got {self.max_tokens}")
+            raise InputError(f"max_tokens must be at least 16, got {self.max_tokens}")
         if not 0 <= self.overlap_tokens < self.max_tokens // 2:
-            raise ValueError(f"overlap_tokens must be in [0, max_tokens/2), got {self.overlap_tokens}")
+            raise InputError(f"overlap_tokens must be in [0, max_tokens/2), got {self.overlap_tokens}")
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -58,7 +59,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
 class Chunker:
     """Greedy packing of whole sentences into passages of at most `max_tokens` tokens, each passage starting
     with about `overlap_tokens` tokens of the previous one. A sentence longer than a passage is split at
-    token boundaries. A document that would yield more than `max_passages` passages is refused (ValueError)
+    token boundaries. A document that would yield more than `max_passages` passages is refused (InputError)
     before anything is embedded: one pathological file must not stall an ingest for hours.
 
     Usage:
@@ -129,7 +130,7 @@ class Chunker:
                                         text=document.text[start:end], start=start, end=end,
                                         page=page.number, index=len(passages), title=document.title))
                 if len(passages) > self.max_passages:
-                    raise ValueError(
+                    raise InputError(
                         f"{document.source} yields more than {self.max_passages:,} passages (the "
                         "max_passages_per_document limit); raise that setting to ingest it")
                 if last + 1 >= len(units):

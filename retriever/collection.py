@@ -152,9 +152,21 @@ class LocalCollection(CollectionBase):
             self.lexical.save(self.index_dir, generation)
             self._generation = generation
 
+    def _check_present(self) -> None:
+        """Refuse to go on with a collection whose directory was deleted or moved while it was open: its database
+        file would still answer (an open SQLite file outlives its name), with documents the user removed."""
+        if not (self.path / "manifest.json").is_file():
+            raise CollectionError(f"The collection at {self.path} is gone (its directory was deleted or moved); "
+                                  "open another collection, or ingest the documents again")
+
+    def _write_guard(self):
+        self._check_present()
+        return super()._write_guard()
+
     def _refresh_if_changed_elsewhere(self) -> None:
         """Pick up writes made by another process or Collection object (e.g. `spanqa ingest` while the chat UI
         runs): the database generation moved on, so reload the index files, which that writer saved."""
+        self._check_present()
         if self.store.generation == self._generation:
             return
         if not self._write_lock.acquire(blocking=False):
@@ -244,9 +256,11 @@ class LocalCollection(CollectionBase):
         return self.store.feedback()
 
     def documents(self) -> list[DocumentInfo]:
+        self._check_present()
         return self.store.documents()
 
     def document(self, document_id: str) -> Document | None:
+        self._check_present()
         return self.store.document(document_id)
 
     def __len__(self) -> int:

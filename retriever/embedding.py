@@ -61,14 +61,14 @@ class Embedder:
         model: an HF id or a local directory; default the bundled all-MiniLM-L6-v2.
         batch_size: texts per forward pass. 16 embeds as fast as 32 on CPU and peaks lower: ingesting the COVID-QA
             benchmark's 2,915 passages peaked at about 850 instead of 955 MB, in the same 56-58 s (measured).
-        precision: "auto" (bf16 where the CPU has it natively, else fp32), "fp32" or "bf16"; None reads
-            Settings.embedder_precision (SPANQA_EMBEDDER_PRECISION). Vectors are float32 either way.
+        precision: "auto" (bf16 where the CPU has it natively, else fp32), "fp32" or "bf16" (a door passes
+            Settings.embedder_precision). Vectors are float32 either way.
     """
 
-    def __init__(self, model: str | Path | None = None, batch_size: int = 16, precision: str | None = None) -> None:
+    def __init__(self, model: str | Path | None = None, batch_size: int = 16,
+                 precision: str = Settings.embedder_precision) -> None:
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
-        precision = precision if precision is not None else Settings.from_env().embedder_precision
         if precision not in EMBEDDER_PRECISIONS:
             raise InputError(f"embedder precision must be one of {', '.join(EMBEDDER_PRECISIONS)}; got {precision!r}")
         self.location = str(model) if model is not None else default_embedder_path()

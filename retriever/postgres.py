@@ -120,7 +120,7 @@ class PostgresCollection(CollectionBase):
         chunking: passage size and overlap, used when the collection is created.
         create: create the collection (schema, tables, indexes) if it does not exist.
         limits: file size, passages per document and results per query.
-        settings: pool size, timeouts and HNSW parameters (default: PostgresSettings.from_env()).
+        settings: pool size, timeouts and HNSW parameters (default: the defaults; a door passes its Settings.postgres).
     """
 
     def __init__(self, url: str, embedder: Embedder | None = None, chunking: ChunkingSettings | None = None,
@@ -134,7 +134,7 @@ class PostgresCollection(CollectionBase):
                                   f"({exc})") from exc
         super().__init__(embedder, limits)
         self.where = PostgresLocation(url)
-        self.settings = settings or PostgresSettings.from_env()
+        self.settings = settings or PostgresSettings()
         self._connect_kwargs = {
             "connect_timeout": max(1, round(self.settings.pg_connect_timeout_s)),
             "options": f"-c statement_timeout={self.settings.pg_statement_timeout_ms}",
@@ -451,7 +451,7 @@ def migrate(url: str, settings: PostgresSettings | None = None) -> tuple[int, in
     from psycopg import sql
 
     where = PostgresLocation(url)
-    settings = settings or PostgresSettings.from_env()
+    settings = settings or PostgresSettings()
     try:
         conn = psycopg.connect(where.conninfo, connect_timeout=max(1, round(settings.pg_connect_timeout_s)))
     except psycopg.Error as exc:
@@ -506,7 +506,7 @@ def _read_documents(where: PostgresLocation, settings: PostgresSettings | None) 
     import psycopg
     from psycopg import sql
 
-    settings = settings or PostgresSettings.from_env()
+    settings = settings or PostgresSettings()
     try:
         with psycopg.connect(where.conninfo, connect_timeout=max(1, round(settings.pg_connect_timeout_s))) as conn:
             rows = conn.execute(sql.SQL("SELECT id, source, title, hash, text, pages FROM {s}.documents "

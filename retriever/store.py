@@ -190,7 +190,7 @@ class Store:
         """Insert or replace a document and its passages in one transaction; returns the new passage ids
         and sets them on `passages`. Old passages of the document are deleted in the same transaction."""
         if len(passages) != len(vectors):
-            raise ValueError("one vector per passage is required")
+            raise CollectionError("one vector per passage is required (a bug: please report it)")
         pages = json.dumps([[p.number, p.start, p.end] for p in document.pages])
         with self._transaction() as conn:
             conn.execute("DELETE FROM documents WHERE id=?", (document.id,))

@@ -1,9 +1,11 @@
 """spanqa: intent-routed, extractive question answering over your own documents.
 
-    from spanqa import Assistant
-    print(Assistant("my-docs").respond("What is the notice period?").reply)                  # a directory
-    print(Assistant("postgresql://db/spanqa?collection=docs").respond("...").reply)        # PostgreSQL + pgvector
-    print(Assistant(retriever=vector_store.as_retriever()).respond("...").reply)          # any LangChain store
+    from spanqa import Service
+    service = Service.open("my-docs")                            # or "postgresql://db/spanqa?collection=docs"
+    print(service.ask("What is the notice period?").data["reply"])   # the versioned response JSON
+
+    from spanqa import Assistant, Settings                       # the engine, with settings the caller resolved
+    print(Assistant(retriever=vector_store.as_retriever(), settings=Settings.from_env()).respond("...").reply)
 
 The folders `plugin/`, `retriever/` and `ui/` of the source tree are the subpackages `spanqa.plugin`,
 `spanqa.retriever` and `spanqa.ui`. Names resolve lazily so that `import spanqa` (and `spanqa --help`) does not
@@ -29,6 +31,8 @@ _EXPORTS = {
     "RetrieverCollection": "spanqa.retriever.langchain_source",
     "open_collection": "spanqa.plugin.engine.collections",
     "Settings": "spanqa.settings",
+    "Service": "spanqa.plugin.doors.service",
+    "Engine": "spanqa.plugin.engine.protocol",
     "SpanqaError": "spanqa.errors",
     "SpanqaToolkit": "spanqa.plugin.doors.langchain_tools",
     "SpanqaRetriever": "spanqa.plugin.doors.langchain_tools",

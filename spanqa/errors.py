@@ -4,8 +4,8 @@ servers) catches `SpanqaError` and shows its message. Each message says what wen
 from __future__ import annotations
 
 __all__ = [
-    "SpanqaError", "ModelLoadError", "DataFileError", "InputError", "CollectionError", "CollectionCorruptError",
-    "EmbeddingMismatchError",
+    "SpanqaError", "ModelLoadError", "DataFileError", "InputError", "InvalidRequest", "NotFound",
+    "CollectionError", "CollectionCorruptError", "EmbeddingMismatchError",
 ]
 
 
@@ -23,6 +23,14 @@ class DataFileError(SpanqaError, ValueError):
 
 class InputError(SpanqaError, ValueError):
     """A question, a setting or a tool argument is out of bounds."""
+
+
+class InvalidRequest(InputError):
+    """A request's arguments do not fit its schema: a missing, unknown or out-of-range field (each is named)."""
+
+
+class NotFound(InputError):
+    """What was asked for (a document, a tool) does not exist."""
 
 
 class CollectionError(SpanqaError):

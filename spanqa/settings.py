@@ -9,7 +9,7 @@ given", so it never hides an environment variable.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -182,11 +182,16 @@ class Settings:
     # questions and 23 % of the technical training set early, reading 32 % fewer passages at no F1 change on either.
     read_first: int = 2
     read_stop_score: float = 0.7
-    # Resource bounds: each refusal names the limit it hit.
+    # Resource bounds, the same at every door: each refusal names the limit it hit.
     max_question_chars: int = 2000
     max_file_mb: float = DEFAULT_MAX_FILE_BYTES / 2**20
     max_passages_per_document: int = DEFAULT_MAX_PASSAGES
+    # Passages one search may return (`k`), and passages one question may read (`top_k`): reading costs a reader
+    # pass per passage (tens of ms each on 2 cores), returning one costs a row.
     max_results: int = 1000
+    max_top_k: int = 50
+    # How a PostgreSQL collection connects and searches (its own SPANQA_PG_* variables).
+    postgres: PostgresSettings = field(default_factory=lambda: PostgresSettings())
 
     def __post_init__(self) -> None:
         from spanqa.errors import InputError
@@ -202,18 +207,21 @@ class Settings:
                 raise InputError(f"{name} must be one of {', '.join(EMBEDDER_PRECISIONS)}; got {getattr(self, name)!r}")
         if not 0.0 <= self.answer_threshold <= 1.0:
             raise InputError(f"answer_threshold must be within [0, 1]; got {self.answer_threshold}")
-        for name in ("max_question_chars", "max_file_mb", "max_passages_per_document", "max_results"):
+        for name in ("max_question_chars", "max_file_mb", "max_passages_per_document", "max_results", "max_top_k"):
             if getattr(self, name) <= 0:
                 raise InputError(f"{name} must be positive; got {getattr(self, name)}")
         if self.read_first < 0 or not 0.0 <= self.read_stop_score <= 1.0:
             raise InputError(f"read_first must be >= 0 and read_stop_score within [0, 1]; got {self.read_first} "
                              f"and {self.read_stop_score}")
-        if not 1 <= self.top_k <= self.max_results:
-            raise InputError(f"top_k must be between 1 and max_results ({self.max_results}); got {self.top_k}")
+        if not 1 <= self.top_k <= self.max_top_k:
+            raise InputError(f"top_k must be between 1 and {self.max_top_k} (the max_top_k limit); got {self.top_k}")
 
     @classmethod
     def from_env(cls, **given) -> Settings:
-        """Defaults, then SPANQA_<FIELD> environment variables, then `given` (None values mean "not given")."""
+        """Defaults, then SPANQA_<FIELD> environment variables, then `given` (None values mean "not given").
+        Only doors call this: the engine and the retriever are handed the result."""
+        given.setdefault("postgres", None)
+        given["postgres"] = given["postgres"] or PostgresSettings.from_env()
         return _from_env(cls, given)
 
     def collection_limits(self) -> CollectionLimits:
@@ -299,6 +307,8 @@ def _from_env(cls, given: dict):
 
     values = {}
     for f in fields(cls):
+        if f.default is MISSING:  # a nested group of settings (Settings.postgres): its own variables
+            continue
         raw = os.environ.get(f"SPANQA_{f.name.upper()}")
         if raw is not None:
             kind = type(getattr(cls, f.name))

@@ -88,3 +88,16 @@ def wait_until_ready(process: subprocess.Popen, base: str, seconds: float = 300)
         time.sleep(0.5)
     process.kill()
     pytest.fail("spanqa serve did not become ready")
+
+
+class SpanqaEmbeddings:
+    """LangChain `Embeddings` over spanqa's bundled embedder, so the tests' stores need no model download."""
+
+    def __init__(self, embedder) -> None:
+        self.embedder = embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder.encode(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embedder.encode(text)[0].tolist()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from spanqa.plugin.doors.cli import main as cli
 from spanqa.plugin.engine.assistant import Assistant
+from spanqa.plugin.engine.calibration import calibrate_collection, load_labels, routing_corrections
 from spanqa.plugin.engine.defaults import add_routing_feedback, router_fingerprint, routing_feedback_path
 from spanqa.plugin.engine.ranking import (
     CALIBRATION_SETTING,
@@ -18,7 +19,6 @@ from spanqa.plugin.engine.ranking import (
     candidate_features,
 )
 from spanqa.plugin.engine.reader import Answer, snap_span
-from spanqa.plugin.lab.calibration import calibrate_collection, load_labels, routing_corrections
 from spanqa.retriever import LocalCollection
 from spanqa.retriever.records import Feedback, Hit, Passage
 
@@ -129,7 +129,7 @@ def test_thumbs_down_on_a_routed_reply_becomes_routing_data(tmp_path, embedder):
     assert add_routing_feedback(routing_corrections(collection)) == 0  # recorded once
     row = json.loads(routing_feedback_path().read_text())
     assert row == {"text": "minimum system requirements", "label": "document_question"}
-    assert router_fingerprint() != before  # the router retrains with it on its next use
+    assert router_fingerprint() != before  # the refitted router no longer matches: `spanqa setup` fits it again
 
 
 @pytest.mark.integration

@@ -1,7 +1,8 @@
 """The `Collection` protocol's conformance suite: every writable backend runs these same tests, with the real
-bundled embedder — the embedded one (SQLite + FAISS + BM25) and PostgreSQL + pgvector on a real server.
+bundled embedder — the embedded one (SQLite + FAISS + BM25) and PostgreSQL + pgvector on a real server. The
+read-only half (searching) runs on every backend that reads, the LangChain retriever source too.
 
-A new backend joins by adding itself to `BACKENDS`.
+A new backend joins by adding itself to `BACKENDS` (writable) or `READABLE` (searches only).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import pytest
 from helpers import CORPUS, write_corpus
 from spanqa.retriever import Collection, Embedder, Feedback
 
-from spanqa.errors import CollectionError, EmbeddingMismatchError
+from spanqa.errors import CollectionError, EmbeddingMismatchError, InputError
 
 pytestmark = pytest.mark.integration
 BACKENDS = ["local", pytest.param("postgres", marks=pytest.mark.postgres)]
+READABLE = [*BACKENDS, "langchain"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -50,6 +52,32 @@ def collection(open_at, tmp_path):
     return c
 
 
+@pytest.fixture(params=READABLE)
+def readable(request, tmp_path, embedder) -> Collection:
+    """A collection holding CORPUS, of every backend that can be searched: a LangChain in-memory vector store (the
+    same embedder) behind RetrieverCollection as well as the writable backends."""
+    if request.param == "langchain":
+        from helpers import SpanqaEmbeddings
+        from langchain_core.documents import Document
+        from langchain_core.vectorstores import InMemoryVectorStore
+        from spanqa.retriever.langchain_source import RetrieverCollection
+
+        store = InMemoryVectorStore(SpanqaEmbeddings(embedder))
+        store.add_documents([Document(page_content=text, metadata={"source": name}) for name, text in CORPUS.items()])
+        return RetrieverCollection(store.as_retriever(search_kwargs={"k": len(CORPUS)}), embedder=embedder)
+    from spanqa.plugin.engine.collections import open_collection
+
+    location = request.getfixturevalue("postgres_url") if request.param == "postgres" else str(tmp_path / "c")
+    collection = open_collection(location, embedder=embedder, create=True)
+    request.addfinalizer(collection.close)
+    collection.ingest([write_corpus(tmp_path / "docs", CORPUS)])
+    return collection
+
+
+def test_every_readable_backend_is_a_collection(readable):
+    assert isinstance(readable, Collection) and readable.location
+
+
 def test_it_is_a_collection(collection):
     assert isinstance(collection, Collection)
     assert collection.location and len(collection) == len(CORPUS)
@@ -64,8 +92,8 @@ def test_it_is_a_collection(collection):
         ("When should I request an e-visa before my trip?", "visa.txt"),
     ],
 )
-def test_paraphrased_queries_find_the_right_passage_first(collection, query, expected):
-    hits = collection.search(query, k=3, mode="dense")
+def test_paraphrased_queries_find_the_right_passage_first(readable, query, expected):
+    hits = readable.search(query, k=3, mode="dense")
     assert Path(hits[0].passage.source).name == expected
     assert hits[0].dense_score > 0.3
 
@@ -99,15 +127,15 @@ def test_hybrid_is_right_where_either_single_mode_fails(collection):
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
-def test_search_many_answers_each_query_as_search_does(collection, mode):
+def test_search_many_answers_each_query_as_search_does(readable, mode):
     queries = ["How tall is the Eiffel Tower?", "pump shows E-4711", "sourdough yeast", "visa before departure"]
-    together = collection.search_many(queries, k=3, mode=mode)
-    alone = [collection.search(q, k=3, mode=mode) for q in queries]
+    together = readable.search_many(queries, k=3, mode=mode)
+    alone = [readable.search(q, k=3, mode=mode) for q in queries]
     key = lambda hits: [(h.passage.id, round(h.score, 6), h.dense_score and round(h.dense_score, 5))  # noqa: E731
                         for h in hits]
     assert [key(h) for h in together] == [key(h) for h in alone]
-    with pytest.raises(ValueError, match="empty"):
-        collection.search_many(["fine", "  "])
+    with pytest.raises(InputError, match="empty"):
+        readable.search_many(["fine", "  "])
 
 
 def test_reopened_it_answers_the_same(collection, open_at):
@@ -206,13 +234,21 @@ def test_opening_a_missing_collection_without_create_is_refused(open_at):
         open_at(create=False)
 
 
-def test_bad_search_arguments(collection):
-    with pytest.raises(ValueError, match="mode must be one of"):
-        collection.search("x", mode="fuzzy")
-    with pytest.raises(ValueError, match="k must be between"):
-        collection.search("x", k=0)
-    with pytest.raises(ValueError, match="empty"):
-        collection.search("   ")
+def test_bad_search_arguments(readable):
+    with pytest.raises(InputError, match="mode must be one of"):
+        readable.search("x", mode="fuzzy")
+    with pytest.raises(InputError, match="k must be between"):
+        readable.search("x", k=0)
+    with pytest.raises(InputError, match="empty"):
+        readable.search("   ")
+
+
+def test_feedback_and_settings_are_kept(readable):
+    """What the engine stores with any collection: a thumbs and the answer calibration."""
+    number = readable.add_feedback(Feedback("When was it built?", "1889", "tower.txt", 1, None, 0.8, "documents"))
+    assert number >= 1 and readable.feedback()[-1].answer == "1889"
+    readable.put_setting("answer-calibration", {"a": 2.0, "b": -1.0})
+    assert readable.get_setting("answer-calibration") == {"a": 2.0, "b": -1.0}
 
 
 def test_empty_collection_searches_to_nothing(open_at):

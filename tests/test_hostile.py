@@ -9,7 +9,7 @@ from spanqa.retriever import Embedder, LocalCollection
 from spanqa.retriever.loaders import LoadError, load_bytes, load_paths
 
 from spanqa.errors import InputError
-from spanqa.settings import CollectionLimits, Settings
+from spanqa.settings import CollectionLimits, Settings, resolve_precision
 
 
 def tree(root) -> dict[str, bytes]:
@@ -88,14 +88,19 @@ def test_limits_are_settings_read_from_the_environment(monkeypatch):
         Settings.from_env()
 
 
-def test_speed_settings_are_read_from_the_environment_and_checked(monkeypatch):
+def test_speed_settings_are_read_from_the_environment_and_checked(monkeypatch, tmp_path):
+    from spanqa.plugin.doors.service import Service
+
     monkeypatch.setenv("SPANQA_READ_FIRST", "3")
     monkeypatch.setenv("SPANQA_EMBEDDER_PRECISION", "fp32")
     monkeypatch.setenv("SPANQA_ROUTER_PRECISION", "fp32")
     settings = Settings.from_env()
     assert (settings.read_first, settings.embedder_precision, settings.router_precision) == (3, "fp32", "fp32")
-    assert Embedder().precision == "fp32"  # the embedder reads the same setting
-    assert IntentClassifier("unused").precision == "fp32"  # and so does the router
+    # Only a door reads the environment: the engine it opens is handed those settings, and models built without
+    # them take the defaults, whatever the environment says.
+    assert Service.open(tmp_path / "c").engine.settings == settings
+    assert IntentClassifier("unused").precision == "auto"
+    assert Embedder().precision == resolve_precision("auto")
     for name, value, error in [("SPANQA_READ_FIRST", "-1", "read_first"), ("SPANQA_READ_STOP_SCORE", "1.5", "read_stop"),
                                ("SPANQA_EMBEDDER_PRECISION", "int8", "embedder_precision"),
                                ("SPANQA_ROUTER_PRECISION", "int8", "router_precision"),

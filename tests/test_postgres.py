@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import CORPUS, wait_until_ready
+from helpers import CORPUS, SpanqaEmbeddings, wait_until_ready
 
 from spanqa.errors import CollectionError, InputError
 
@@ -148,19 +148,6 @@ def test_two_replicas_share_one_collection(postgres_url, tmp_path, embedder):
             process.wait(timeout=30)
 
 
-class _SpanqaEmbeddings:
-    """LangChain `Embeddings` over spanqa's bundled embedder, so the tests' stores need no model download."""
-
-    def __init__(self, embedder) -> None:
-        self.embedder = embedder
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embedder.encode(texts).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embedder.encode(text)[0].tolist()
-
-
 def _langchain_documents():
     from langchain_core.documents import Document
 
@@ -194,7 +181,7 @@ def test_langchain_pgvector_store_as_the_passage_source(postgres_server, embedde
     from langchain_postgres import PGVector
 
     url = postgres_server.url("spanqa").replace("postgresql://", "postgresql+psycopg://")
-    store = PGVector(embeddings=_SpanqaEmbeddings(embedder), collection_name="manuals", connection=url,
+    store = PGVector(embeddings=SpanqaEmbeddings(embedder), collection_name="manuals", connection=url,
                      use_jsonb=True)
     store.add_documents(_langchain_documents())
     _check_answers_from(store, embedder, reader)
@@ -203,6 +190,6 @@ def test_langchain_pgvector_store_as_the_passage_source(postgres_server, embedde
 def test_langchain_in_memory_store_as_the_passage_source(embedder, reader):
     from langchain_core.vectorstores import InMemoryVectorStore
 
-    store = InMemoryVectorStore(_SpanqaEmbeddings(embedder))
+    store = InMemoryVectorStore(SpanqaEmbeddings(embedder))
     store.add_documents(_langchain_documents())
     _check_answers_from(store, embedder, reader)

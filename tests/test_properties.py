@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from spanqa.plugin.doors.langchain_tools import DocumentQAInput, DocumentSearchInput
+from spanqa.plugin.doors.service import request_models
 from spanqa.plugin.engine.assistant import Assistant
 from spanqa.plugin.engine.reader import Reader, decode_window
 from spanqa.retriever.chunking import Chunker, ChunkingSettings, sentence_spans
@@ -17,6 +17,7 @@ from spanqa.retriever.records import Document, Passage
 from spanqa.ui.render import escape_markdown, highlighted_passage
 
 from spanqa.errors import InputError
+from spanqa.settings import Settings as SpanqaSettings
 
 # Examples per property: about 13,000 generated cases in all, in about a minute.
 MANY = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -117,13 +118,16 @@ def test_reader_answers_are_substrings_at_their_offsets(tokenizer, text, questio
         assert (answer.document_start, answer.document_end) == (offset + answer.start, offset + answer.end)
 
 
+INPUTS = request_models(SpanqaSettings())  # the default limits: 2,000 characters, top_k up to 50
+
+
 @MANY
 @given(question=st.one_of(st.text(max_size=2100), st.integers(), st.none()),
        top_k=st.one_of(st.integers(-5, 60), st.none(), st.text(max_size=3)),
        min_score=st.one_of(st.floats(-1, 2, allow_nan=False), st.none()))
 def test_tool_arguments_validate_or_refuse(question, top_k, min_score):
     try:
-        parsed = DocumentQAInput(question=question, top_k=top_k, min_score=min_score)
+        parsed = INPUTS.answer(question=question, top_k=top_k, min_score=min_score)
     except ValidationError:
         return
     assert isinstance(parsed.question, str) and 1 <= len(parsed.question) <= 2000
@@ -134,8 +138,9 @@ def test_tool_arguments_validate_or_refuse(question, top_k, min_score):
 @FAST
 @given(k=st.integers(-10, 100), mode=st.text(max_size=8))
 def test_search_arguments_validate_or_refuse(k, mode):
+    limits = SpanqaSettings(max_results=50)
     try:
-        parsed = DocumentSearchInput(query="q", k=k, mode=mode)
+        parsed = request_models(limits).search(query="q", k=k, mode=mode)
     except ValidationError:
         assert not (1 <= k <= 50 and mode in ("hybrid", "dense", "bm25"))
     else:

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 from spanqa.plugin.engine.router import EmbeddingRouter, IntentClassifier, load_router, softmax
-from spanqa.plugin.engine.router_eval import expected_calibration_error
-from spanqa.plugin.engine.router_training import (
+from spanqa.plugin.lab.router_eval import expected_calibration_error
+from spanqa.plugin.lab.router_training import (
     IntentTrainConfig,
     choose_threshold,
     fit_temperature,
@@ -183,12 +183,16 @@ def test_a_head_fitted_on_other_vectors_is_refused(tmp_path):
 @pytest.mark.integration
 def test_routing_corrections_refit_the_shipped_head(monkeypatch):
     from spanqa.plugin.engine.defaults import SHIPPED_ROUTER, add_routing_feedback, ensure_default_router
+    from spanqa.plugin.lab.router_training import refit_default_router
 
     # What a user corrects with a thumbs-down: a document's jargon that reads like a greeting to the router.
     message = "good morning routine"
     assert load_router(SHIPPED_ROUTER).classify(message).label == "greeting"
     add_routing_feedback([message, "good morning checklist", "morning routine steps", "the good morning procedure"])
-    refitted = ensure_default_router()
+    assert ensure_default_router() == SHIPPED_ROUTER  # answering never trains: the shipped router until refitted
+    refitted = refit_default_router()
     assert refitted != SHIPPED_ROUTER and (refitted / "head.json").is_file()
-    assert ensure_default_router() == refitted  # cached: the same corrections do not refit again
+    assert ensure_default_router() == refitted
+    stamp = (refitted / "head.json").stat().st_mtime_ns
+    assert refit_default_router() == refitted and (refitted / "head.json").stat().st_mtime_ns == stamp  # not again
     assert load_router(refitted).classify(message).label == "document_question"

@@ -209,11 +209,11 @@ def test_http_errors_name_the_field_speak_http_and_share_one_type_scheme(app_cli
     import re
 
     with app_client() as client:
-        misspelled = client.post("/v1/ask", json={"question": "When does the office open?", "mode": "nonsense"})
+        misspelled = client.post("/v1/ask", json={"question": "When does the office open?", "topk": 3})
         assert misspelled.status_code == 422
         error = misspelled.json()["error"]
-        assert error["type"] == "invalid_request" and "mode: Extra inputs are not permitted" in error["message"]
-        assert "tool" not in error["message"] and "request" in error["message"]
+        assert error["type"] == "invalid_request" and "topk: Extra inputs are not permitted" in error["message"]
+        assert "tool" not in error["message"] and "arguments" in error["message"]
         assert client.post("/v1/search", json={"query": "office", "kk": 3}).status_code == 422
         assert client.post("/v1/feedback", json={"message": "hi", "rating": 1, "stars": 5}).status_code == 422
         refused = client.post("/v1/search", json={"query": "x" * 5000})
@@ -222,8 +222,8 @@ def test_http_errors_name_the_field_speak_http_and_share_one_type_scheme(app_cli
                  client.get("/v1/nowhere").json()["error"]["type"],
                  client.delete("/v1/documents/none").json()["error"]["type"]}
     with app_client(max_results=3) as limited:
-        over = limited.post("/v1/search", json={"query": "office", "k": 10})
-        assert over.status_code == 400 and "max_results" in over.json()["error"]["message"]
+        over = limited.post("/v1/search", json={"query": "office", "k": 10})  # refused by the limit, not a 500
+        assert over.status_code == 422 and "(le=3, the max_results setting)" in over.json()["error"]["message"]
         kinds.add(over.json()["error"]["type"])
     assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", kind) for kind in kinds), kinds
 

@@ -1,7 +1,7 @@
-"""spanqa chat UI (`spanqa ui`): a thin door onto the engine's Assistant.
+"""spanqa chat UI (`spanqa ui`): a thin door onto the service layer (plugin/doors/service.py).
 
 Every reply is rendered from the versioned response JSON (spanqa.plugin.engine.response), the same shape the CLI,
-the tools and the servers return; every spanqa error is shown as a message, never as a traceback.
+the tools and the servers return; every spanqa error is shown as its message, never as a traceback.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import re
 from pathlib import Path
 
 import streamlit as st
+from spanqa.plugin.doors.service import Service
 from spanqa.plugin.engine.assistant import Assistant
 from spanqa.plugin.engine.collections import ensure_default_collection, open_collection, resolve_location
 from spanqa.retriever.postgres import PostgresLocation, is_postgres_location
-from spanqa.retriever.records import Feedback
 from spanqa.ui.render import escape_markdown, highlighted_passage, intent_badge
 
 from spanqa.errors import SpanqaError
@@ -36,17 +36,16 @@ def collections_root() -> Path:
 
 @st.cache_resource(show_spinner="Loading models and the collection… (the very first time, spanqa also trains its "
                                 "intent router: 1-2 minutes on 2 CPU cores)")
-def engine(name: str) -> Assistant:
-    """One engine per collection, shared by every browser session (the engine's parts lock what they must)."""
-    settings = Settings.from_env()
-    limits = settings.collection_limits()
+def engine(name: str, settings: Settings) -> Service:
+    """One engine per collection and settings, shared by every browser session (the engine's parts lock what they
+    must), all of them on one set of model weights (plugin/engine/models.py)."""
     # A name is the bundled default, $SPANQA_COLLECTION (a directory or a PostgreSQL URL), or a local collection.
     location = name if name == resolve_location(None) else collections_root() / name
-    collection = (ensure_default_collection(limits=limits) if name == DEFAULT
-                  else open_collection(location, create=True, limits=limits))
+    collection = (ensure_default_collection(settings=settings) if name == DEFAULT
+                  else open_collection(location, create=True, settings=settings))
     assistant = Assistant(collection, settings=settings)
     assistant.warm_up()
-    return assistant
+    return Service(assistant)
 
 
 # --- sidebar: collection, documents, settings ---------------------------------------------------------------
@@ -68,16 +67,12 @@ with st.sidebar:
             st.stop()
         choice = new_name
     try:
-        assistant = engine(choice)
-    except (SpanqaError, OSError) as exc:
+        service = engine(choice, Settings.from_env())  # the door resolves the environment; the engine is handed it
+        documents = service.call("documents").value
+    except SpanqaError as exc:  # a damaged or vanished collection: say so, keep the page
         st.error(f"Could not open collection {choice!r}: {exc}")
         st.stop()
-    collection = assistant.collection
-    try:
-        documents = collection.documents()
-    except SpanqaError as exc:  # a damaged or vanished collection: say so, keep the page
-        st.error(str(exc))
-        st.stop()
+    settings = service.settings
 
     with st.expander("Documents", expanded=False):
         uploads = st.file_uploader("Add documents", accept_multiple_files=True, key="uploader",
@@ -85,8 +80,8 @@ with st.sidebar:
         if uploads and st.button("Ingest", type="primary"):
             with st.status(f"Ingesting {len(uploads)} file(s)…", expanded=True) as status:
                 try:
-                    report = collection.ingest_bytes([(u.name, u.getvalue()) for u in uploads],
-                                                     progress=lambda message, done, total: status.write(message))
+                    report = service.ingest([(u.name, u.getvalue()) for u in uploads],
+                                            progress=lambda message, done, total: status.write(message)).value
                 except SpanqaError as exc:
                     status.update(label=str(exc), state="error")
                     st.stop()
@@ -94,7 +89,7 @@ with st.sidebar:
                     st.warning(f"Skipped: {skipped.reason}")
                 status.update(label=report.summary(), state="error" if report.skipped and not
                               (report.added or report.updated or report.unchanged) else "complete")
-            documents = collection.documents()
+            documents = service.call("documents").value
         if not documents:
             st.caption("No documents yet.")
         for doc in documents:
@@ -102,18 +97,18 @@ with st.sidebar:
             left.caption(f"{Path(doc.source).name} · {doc.passages} passages")
             if right.button("🗑", key=f"del-{doc.id}", help=f"Delete {Path(doc.source).name}"):
                 try:
-                    collection.delete(doc.id)
+                    service.remove(doc.id)
                 except SpanqaError as exc:
                     st.error(str(exc))
                 else:
                     st.rerun()
 
     with st.expander("Settings", expanded=False):
-        defaults = Settings.from_env()
-        top_k = st.slider("Passages to read (top-k)", 1, 20, defaults.top_k, key="top_k")
-        threshold = st.slider("Answer threshold", 0.0, 1.0, defaults.answer_threshold, 0.05, key="threshold",
+        top_k = st.slider("Passages to read (top-k)", 1, settings.max_top_k, settings.top_k, key="top_k",
+                          help=f"At most {settings.max_top_k} (the max_top_k setting).")
+        threshold = st.slider("Answer threshold", 0.0, 1.0, settings.answer_threshold, 0.05, key="threshold",
                               help="Answers with a lower confidence are withheld; the closest passages are shown.")
-        mode = st.radio("Retrieval", SEARCH_MODES, index=SEARCH_MODES.index(defaults.retrieval_mode), key="mode",
+        mode = st.radio("Retrieval", SEARCH_MODES, index=SEARCH_MODES.index(settings.retrieval_mode), key="mode",
                         horizontal=True)
     if st.button("Clear chat"):
         st.session_state.messages = []
@@ -148,7 +143,7 @@ def show_response(index: int, data: dict) -> None:
     saved = st.session_state.setdefault("feedback_saved", set())
     if rating is not None and index not in saved:
         try:
-            collection.add_feedback(feedback_record(data, int(rating)))
+            service.call("feedback", feedback_arguments(data, int(rating)))
         except SpanqaError as exc:
             st.error(str(exc))
         else:
@@ -156,14 +151,14 @@ def show_response(index: int, data: dict) -> None:
             st.toast("Thanks for the feedback!")
 
 
-def feedback_record(data: dict, rating: int) -> Feedback:
+def feedback_arguments(data: dict, rating: int) -> dict:
     """What a thumbs-up/down on one response says: about its answer, its abstention or its routing."""
     if data["route"] in ("documents", "fallback") and not data["abstained"] and data["answers"]:
         top = data["answers"][0]
-        return Feedback(data["message"], top["text"], top["source"], rating, top["passage_id"], top["score"],
-                        data["route"])
+        return {"message": data["message"], "answer": top["text"], "source": top["source"], "rating": rating,
+                "passage_id": top["passage_id"], "score": top["score"], "route": data["route"]}
     route = "abstained" if data["route"] in ("documents", "fallback") else data["route"]
-    return Feedback(data["message"], data["reply"], "", rating, None, None, route)
+    return {"message": data["message"], "answer": data["reply"], "rating": rating, "route": route}
 
 
 st.session_state.setdefault("messages", [])
@@ -185,11 +180,10 @@ if prompt := st.chat_input("Ask a question about your documents"):
     with st.chat_message("assistant"):
         try:
             with st.spinner("Reading…"):
-                response = assistant.respond(prompt, top_k=top_k, threshold=threshold, mode=mode)
+                data = service.ask(prompt, top_k=top_k, min_score=threshold, mode=mode).data
         except SpanqaError as exc:
             st.session_state.messages.append({"role": "assistant", "content": str(exc)})
             st.error(str(exc))
         else:
-            data = response.to_json()
             st.session_state.messages.append({"role": "assistant", "response": data})
             show_response(len(st.session_state.messages) - 1, data)

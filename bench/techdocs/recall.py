@@ -15,7 +15,7 @@ from pathlib import Path
 
 import spanqa.retriever.base as base
 import spanqa.retriever.indexes as indexes
-from spanqa.plugin.lab.squad import load_squad
+from spanqa.plugin.engine.squad import load_squad
 from spanqa.retriever.collection import LocalCollection
 from spanqa.retriever.loaders import LoadReport
 from spanqa.retriever.records import Document

@@ -40,10 +40,20 @@ def _print_json(obj) -> None:
 
 # --- collection -------------------------------------------------------------------------------------
 
-def _open_collection(args, create: bool = False):
+def _open_collection(args, settings: Settings, create: bool = False):
     from spanqa.plugin.engine.collections import open_collection
 
-    return open_collection(args.collection, embedder=getattr(args, "embedder", None), create=create)
+    return open_collection(args.collection, embedder=getattr(args, "embedder", None), create=create,
+                           settings=settings)
+
+
+def _service(args, settings: Settings | None = None, **engine):
+    """The service layer over an engine on the command's collection; settings from the environment, once."""
+    from spanqa.plugin.doors.service import Service
+    from spanqa.plugin.engine.assistant import Assistant
+
+    settings = settings or Settings.from_env()
+    return Service(Assistant(_open_collection(args, settings), settings=settings, **engine))
 
 
 def _quiet_parsers() -> None:
@@ -84,8 +94,8 @@ def _ingest(args) -> int:
     from spanqa.errors import CollectionError
 
     _quiet_parsers()
-    limits = Settings.from_env(max_file_mb=args.max_file_mb,
-                               max_passages_per_document=args.max_passages_per_document).collection_limits()
+    settings = Settings.from_env(max_file_mb=args.max_file_mb, max_passages_per_document=args.max_passages_per_document)
+    limits = settings.collection_limits()
     loaded = load_paths(args.paths, args.include, args.exclude, limits.max_file_bytes)
     for skipped in loaded.skipped:
         print(f"spanqa ingest: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
@@ -93,7 +103,7 @@ def _ingest(args) -> int:
     location = resolve_location(args.collection) or default_collection_path()
     try:  # a collection is created by its first document, never by a run that adds nothing
         collection = open_collection(location, embedder=args.embedder, create=bool(loaded.documents),
-                                     limits=limits, chunking=chunking)
+                                     settings=settings, chunking=chunking)
     except CollectionError:
         if loaded.documents:
             raise
@@ -113,18 +123,15 @@ def _ingest(args) -> int:
 
 @command("search")
 def _search(args) -> int:
-    from spanqa.plugin.engine.response import hits_json
-
-    settings = Settings.from_env(top_k=args.k, retrieval_mode=args.mode)
-    collection = _open_collection(args)
-    query = _read_text_arg(args.query)
-    hits = collection.search(query, k=settings.top_k, mode=settings.retrieval_mode)
+    service = _service(args)
+    result = service.search(_read_text_arg(args.query), k=args.k, mode=args.mode)
     if args.json:
-        _print_json(hits_json(query, hits))
+        _print_json(result.data)
         return 0
+    hits = result.value
     if not hits:
-        print("No passages found." if len(collection) else "The collection is empty: add documents with "
-              "`spanqa ingest PATH`.")
+        print("No passages found." if len(service.engine.collection) else "The collection is empty: add documents "
+              "with `spanqa ingest PATH`.")
     for rank, hit in enumerate(hits, start=1):
         p = hit.passage
         dense = f"{hit.dense_score:.3f}" if hit.dense_score is not None else "-"
@@ -137,24 +144,21 @@ def _search(args) -> int:
 
 @command("docs")
 def _docs(args) -> int:
-    collection = _open_collection(args)
+    service = _service(args)
+    location = service.engine.collection.location
     if args.action == "remove":
         if not args.document:
             raise InputError("give the document id or source to remove")
-        if not collection.delete(args.document):
-            print(f"No document {args.document!r} in {collection.location}", file=sys.stderr)
-            return 1
+        service.remove(args.document)
         print(f"Removed {args.document}")
         return 0
-    documents = collection.documents()
+    result = service.call("documents")
     if args.json:
-        from spanqa.plugin.engine.response import documents_json
-
-        _print_json(documents_json(documents))
+        _print_json(result.data)
         return 0
-    for d in documents:
+    for d in result.value:
         print(f"{d.id}  {d.passages:5d} passages  {d.characters:8d} chars  {d.source}")
-    print(f"{len(documents)} documents in {collection.location}")
+    print(f"{len(result.value)} documents in {location}")
     return 0
 
 
@@ -205,8 +209,8 @@ def _train_reader(args) -> int:
 @command("eval-reader")
 def _eval_reader(args) -> int:
     from spanqa.plugin.engine.reader import Reader
+    from spanqa.plugin.engine.squad import load_squad
     from spanqa.plugin.lab.reader_eval import evaluate_reader
-    from spanqa.plugin.lab.squad import load_squad
 
     precision = Settings.from_env(reader_precision=args.precision).reader_precision
     reader = Reader(args.model, max_seq_len=args.max_seq_len, stride=args.stride, precision=precision)
@@ -224,7 +228,7 @@ def _train_ranker(args) -> int:
     from spanqa.plugin.engine.reader import Reader
     from spanqa.plugin.lab.ranker_training import Candidates, collect_candidates, fit_ranker, ranking_report
 
-    reader = Reader(args.reader) if args.reader else None
+    reader = Reader(args.reader, precision=Settings.from_env().reader_precision) if args.reader else None
     parts = [collect_candidates(Path(path), limit=args.limit, until=args.until, holdout=args.holdout, reader=reader)
              for path in args.data]
     candidates = Candidates.concatenate(parts)
@@ -239,14 +243,17 @@ def _train_ranker(args) -> int:
 @command("calibrate")
 def _calibrate(args) -> int:
     from spanqa.plugin.engine.assistant import Assistant
+    from spanqa.plugin.engine.calibration import calibrate_collection, load_labels, routing_corrections
     from spanqa.plugin.engine.defaults import add_routing_feedback
-    from spanqa.plugin.lab.calibration import calibrate_collection, load_labels, routing_corrections
+    from spanqa.plugin.lab.router_training import refit_default_router
 
-    assistant = Assistant(_open_collection(args))
+    settings = Settings.from_env()
+    assistant = Assistant(_open_collection(args, settings), settings=settings)
     if args.routing:
         added = add_routing_feedback(routing_corrections(assistant.collection))
-        print(f"routing: {added} new document question(s) from thumbs-down on replies; the router retrains with "
-              "them on its next use (or `spanqa setup`)", file=sys.stderr)
+        refit_default_router()
+        print(f"routing: {added} new document question(s) from thumbs-down on replies; the router is refitted with "
+              "them", file=sys.stderr)
     if args.routing and not args.labels:
         return 0
     labels = load_labels(args.labels) if args.labels else None
@@ -266,12 +273,11 @@ def _calibrate(args) -> int:
 def _mcp(args) -> int:
     import anyio
     from spanqa.plugin.doors.mcp_server import serve_stdio
-    from spanqa.plugin.engine.assistant import Assistant
 
-    assistant = Assistant(_open_collection(args))
-    assistant.warm_up()  # before the client's first call, and any first-use notice goes to stderr
-    print(f"spanqa mcp: serving {assistant.collection.location} over stdio", file=sys.stderr, flush=True)
-    anyio.run(serve_stdio, assistant)
+    service = _service(args)
+    service.engine.warm_up()  # before the client's first call, and any first-use notice goes to stderr
+    print(f"spanqa mcp: serving {service.engine.collection.location} over stdio", file=sys.stderr, flush=True)
+    anyio.run(serve_stdio, service)
     return 0
 
 
@@ -279,9 +285,6 @@ def _mcp(args) -> int:
 def _serve(args) -> int:
     import uvicorn
     from spanqa.plugin.doors.http_server import create_app
-    from spanqa.plugin.engine.assistant import Assistant
-
-    from spanqa.settings import ServerSettings
 
     settings = ServerSettings.from_env(host=args.host, port=args.port, api_key=args.api_key,
                                        cors_origins=args.cors_origins, batch_window_ms=args.batch_window_ms,
@@ -289,7 +292,7 @@ def _serve(args) -> int:
     from spanqa.retriever.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before uvicorn starts its request threads (retriever/memory.py says why)
-    app = create_app(Assistant(_open_collection(args)), settings)
+    app = create_app(_service(args).engine, settings)
     print(f"spanqa serve: http://{settings.host}:{settings.port} (MCP at /mcp, OpenAI-compatible at /v1, API "
           f"docs at /docs){'; API key required' if settings.api_key else ''}", file=sys.stderr, flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
@@ -304,46 +307,53 @@ def _read_text_arg(value: str) -> str:
 
 
 def _questions(args) -> list[str]:
+    if args.questions == "-":
+        return [line.strip() for line in sys.stdin if line.strip()]
     if args.questions:
-        source = sys.stdin if args.questions == "-" else open(args.questions, encoding="utf-8")  # noqa: SIM115
-        with source:
-            return [line.strip() for line in source if line.strip()]
+        try:
+            text = Path(args.questions).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"Cannot read the questions file {args.questions}: {exc}") from exc
+        return [line.strip() for line in text.splitlines() if line.strip()]
     if args.question == "-":
         return [line.strip() for line in sys.stdin if line.strip()]
-    if args.question:
+    if args.question is not None:  # an empty one is refused by the service, as at every door
         return [args.question]
-    raise SpanqaError("give a question, `-` to read questions from standard input, or --questions FILE")
+    raise InputError("give a question, `-` to read questions from standard input, or --questions FILE")
 
 
 @command("ask")
 def _ask(args) -> int:
-    from spanqa.plugin.engine.assistant import Assistant
     from spanqa.plugin.engine.reader import Reader
 
-    settings = Settings.from_env(top_k=args.top_k, retrieval_mode=args.mode, reader_precision=args.precision,
-                                 answer_threshold=args.threshold, reader_domain=args.reader_domain)
+    settings = Settings.from_env(reader_precision=args.precision, reader_domain=args.reader_domain)
     questions = _questions(args)
     # A reader named here reads every question; without one, the shipped general and technical readers share them.
     reader = Reader(args.reader, precision=settings.reader_precision) if args.reader else None
-    assistant = Assistant(_open_collection(args), reader=reader, settings=settings)
+    service = _service(args, settings, reader=reader)
+    options = {"top_k": args.top_k, "min_score": args.threshold, "mode": args.mode}
     status = 0
     for batch in _batches(questions, ASK_BATCH):
         valid = []
         for question in batch:  # a bad line is reported and skipped; the others are still answered
             try:
-                valid.append(assistant.check_message(question))
+                valid.append(service.parse("ask", {"question": question, **_given(options)}).question)
             except SpanqaError as exc:
                 print(f"spanqa ask: error: {exc}", file=sys.stderr)
                 status = 2
         try:
-            responses = assistant.respond_many(valid) if valid else []
+            results = service.ask_many(valid, **options) if valid else []
         except SpanqaError as exc:
             print(f"spanqa ask: error: {exc}", file=sys.stderr)
             status = 2
             continue
-        for response in responses:
-            _print_response(response, args.json)
+        for result in results:
+            _print_response(result.value, args.json)
     return status
+
+
+def _given(options: dict) -> dict:
+    return {k: v for k, v in options.items() if v is not None}
 
 
 # Questions from a file are answered this many at a time: one router pass, one embedding call and shared reader
@@ -377,10 +387,11 @@ def _print_response(response, as_json: bool) -> None:
 def _setup(args) -> int:
     from spanqa.plugin.engine.collections import ensure_default_collection
     from spanqa.plugin.engine.defaults import ensure_default_router
+    from spanqa.plugin.lab.router_training import refit_default_router
 
-    router = ensure_default_router()
-    print(f"default router: {router}")
-    collection = ensure_default_collection()
+    refit_default_router(progress=True)  # with the user's routing corrections, if there are any
+    print(f"default router: {ensure_default_router()}")
+    collection = ensure_default_collection(settings=Settings.from_env())
     print(f"default collection: {collection.location} ({len(collection.documents())} documents)")
     return 0
 
@@ -413,12 +424,12 @@ def _ui(args) -> int:
 
 @command("train-intent")
 def _train_intent(args) -> int:
-    from spanqa.plugin.engine.router_training import IntentTrainConfig, fit_router_head, train_intent_classifier
+    from spanqa.plugin.lab.router_training import IntentTrainConfig, fit_router_head, train_intent_classifier
 
     cfg = IntentTrainConfig(data=args.data, out=args.out, val=args.val, val_fraction=args.val_fraction,
                             base=args.base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     summary = fit_router_head(cfg) if args.head else train_intent_classifier(cfg)
-    from spanqa.plugin.engine.router_eval import IntentReport
+    from spanqa.plugin.lab.router_eval import IntentReport
 
     print(IntentReport(**summary["validation"]).to_text())
     how = "a head over the embedder" if args.head else f"{summary['epochs_run']} epochs"
@@ -430,8 +441,8 @@ def _train_intent(args) -> int:
 @command("eval-intent")
 def _eval_intent(args) -> int:
     from spanqa.plugin.engine.router import load_router, softmax
-    from spanqa.plugin.engine.router_eval import evaluate_intents, write_plots
-    from spanqa.plugin.engine.router_training import load_labelled
+    from spanqa.plugin.lab.router_eval import evaluate_intents, write_plots
+    from spanqa.plugin.lab.router_training import load_labelled
 
     classifier = load_router(args.model)
     texts, labels = load_labelled(args.data)
@@ -442,7 +453,7 @@ def _eval_intent(args) -> int:
     else:
         print(report.to_text())
     if args.plots:
-        from spanqa.plugin.engine.router_eval import reliability_bins
+        from spanqa.plugin.lab.router_eval import reliability_bins
 
         raw = softmax(logits, 1.0)
         correct = raw.argmax(1) == [classifier.labels.index(lab) if lab in classifier.labels else -1 for lab in labels]
@@ -454,13 +465,17 @@ def _eval_intent(args) -> int:
 
 @command("classify")
 def _classify(args) -> int:
-    from spanqa.plugin.engine.defaults import ensure_default_router
-    from spanqa.plugin.engine.response import SCHEMA_VERSION, intent_json
+    from spanqa.plugin.doors.service import Service
+    from spanqa.plugin.engine.assistant import Assistant
     from spanqa.plugin.engine.router import load_router
 
-    intent = load_router(args.model or ensure_default_router()).classify(_read_text_arg(args.text))
+    settings = Settings.from_env()
+    # The engine opens its collection on first use: classifying never does.
+    router = load_router(args.model, precision=settings.router_precision) if args.model else None
+    result = Service(Assistant(settings=settings, router=router)).classify(_read_text_arg(args.text))
+    intent = result.value
     if args.json:
-        _print_json({"schema": SCHEMA_VERSION, "intent": intent_json(intent)})
+        _print_json(result.data)
     else:
         flag = "  (out of scope)" if intent.out_of_scope else ""
         print(f"{intent.label}  {intent.confidence:.3f}{flag}")
@@ -484,6 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, summary: str):
         return sub.add_parser(name, help=summary, description=summary, formatter_class=shown)
 
+    def mode_option(p):
+        # Checked by the service, not argparse, so that a bad mode is refused in the words every door uses.
+        p.add_argument("--mode", metavar="{" + ",".join(SEARCH_MODES) + "}",
+                       help=f"retrieval mode ({_env_default('retrieval_mode')})")
+
     def collection_args(p, embedder: bool = True):
         p.add_argument("--collection", help="collection directory, or PostgreSQL URL "
                                             "postgresql://user@host/db?collection=name (default: $SPANQA_COLLECTION, "
@@ -492,13 +512,20 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--embedder", help="embedding model id or path (default: bundled all-MiniLM-L6-v2, or "
                                               "$SPANQA_EMBEDDER)")
 
+    from spanqa.plugin.lab.reader_training import OBJECTIVES
+    from spanqa.plugin.lab.reader_training import ReaderTrainConfig as Training
+    from spanqa.plugin.lab.router_training import IntentTrainConfig as Intents
+    from spanqa.retriever.chunking import ChunkingSettings as Chunking
+
     p = add("ingest", "Add files and folders to a collection (created on the first document added).")
     p.add_argument("paths", nargs="+", help="files and folders to read")
     collection_args(p)
     p.add_argument("--include", action="append", help="glob of files to take (repeatable)")
     p.add_argument("--exclude", action="append", help="glob of files to leave out (repeatable)")
-    p.add_argument("--chunk-tokens", type=int, default=192, help="passage size in tokens (new collections)")
-    p.add_argument("--overlap-tokens", type=int, default=32, help="passage overlap in tokens (new collections)")
+    p.add_argument("--chunk-tokens", type=int, default=Chunking.max_tokens, help="passage size in tokens (new "
+                                                                                  "collections)")
+    p.add_argument("--overlap-tokens", type=int, default=Chunking.overlap_tokens,
+                   help="passage overlap in tokens (new collections)")
     p.add_argument("--max-file-mb", type=float, help=f"skip larger files ({_env_default('max_file_mb')})")
     p.add_argument("--max-passages-per-document", type=int,
                    help=f"refuse documents yielding more passages ({_env_default('max_passages_per_document')})")
@@ -508,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", help="the query; - reads it from standard input")
     collection_args(p)
     p.add_argument("-k", type=int, help=f"passages to return ({_env_default('top_k')})")
-    p.add_argument("--mode", choices=SEARCH_MODES, help=f"retrieval mode ({_env_default('retrieval_mode')})")
+    mode_option(p)
     p.add_argument("--json", action="store_true", help="print the versioned response JSON (docs/response.md)")
 
     p = add("docs", "List or remove the documents of a collection.")
@@ -536,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help=f"passages to read ({_env_default('top_k')})")
     p.add_argument("--threshold", type=float,
                    help=f"answer confidence below which spanqa abstains ({_env_default('answer_threshold')})")
-    p.add_argument("--mode", choices=SEARCH_MODES, help=f"retrieval mode ({_env_default('retrieval_mode')})")
+    mode_option(p)
     p.add_argument("--precision", choices=PRECISIONS, help=f"reader precision ({_env_default('reader_precision')})")
     p.add_argument("--json", action="store_true", help="print one versioned response JSON per question")
 
@@ -570,20 +597,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", help="SQuAD-format JSON for checkpoint selection and calibration")
     p.add_argument("--out", required=True, help="output model directory")
     p.add_argument("--base", help="HF id or path of the encoder to start from (default: bundled MiniLM)")
-    p.add_argument("--max-seq-len", type=int, default=256, help="window length in tokens")
-    p.add_argument("--stride", type=int, default=64, help="window overlap in tokens")
-    p.add_argument("--batch-size", type=int, default=32, help="windows per step")
-    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
-    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training data")
+    p.add_argument("--max-seq-len", type=int, default=Training.max_seq_len, help="window length in tokens")
+    p.add_argument("--stride", type=int, default=Training.stride, help="window overlap in tokens")
+    p.add_argument("--batch-size", type=int, default=Training.batch_size, help="windows per step")
+    p.add_argument("--lr", type=float, default=Training.lr, help="peak learning rate")
+    p.add_argument("--epochs", type=float, default=Training.epochs, help="passes over the training data")
     p.add_argument("--max-hours", type=float, help="time budget; the learning-rate decay ends inside it")
-    p.add_argument("--negative-ratio", type=float, default=0.25, help="unanswerable questions per question")
-    p.add_argument("--objective", choices=["shared_norm", "window"], default="shared_norm",
+    p.add_argument("--negative-ratio", type=float, default=Training.negative_ratio,
+                   help="unanswerable questions per question")
+    p.add_argument("--objective", choices=OBJECTIVES, default=Training.objective,
                    help="normalise over all passages of a question, or per window")
-    p.add_argument("--negatives-per-question", type=int, default=3, help="hard negative passages per question")
-    p.add_argument("--dev-limit", type=int, default=1000, help="dev questions used for selection")
-    p.add_argument("--eval-minutes", type=float, default=20.0, help="minutes between dev evaluations")
-    p.add_argument("--checkpoint-minutes", type=float, default=15.0, help="minutes between checkpoints")
-    p.add_argument("--seed", type=int, default=42, help="random seed")
+    p.add_argument("--negatives-per-question", type=int, default=Training.negatives_per_question,
+                   help="hard negative passages per question")
+    p.add_argument("--dev-limit", type=int, default=Training.dev_limit, help="dev questions used for selection")
+    p.add_argument("--eval-minutes", type=float, default=Training.eval_minutes, help="minutes between dev evaluations")
+    p.add_argument("--checkpoint-minutes", type=float, default=Training.checkpoint_minutes,
+                   help="minutes between checkpoints")
+    p.add_argument("--seed", type=int, default=Training.seed, help="random seed")
     p.add_argument("--limit", type=int, help="train on the first N questions only")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint/state.pt")
 
@@ -612,8 +642,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--routing", action="store_true",
                    help="also turn thumbs-down on non-document replies into routing data for the router")
     p.add_argument("--json", action="store_true", help="print the fit as JSON")
-
-    from spanqa.plugin.engine.router_training import IntentTrainConfig as Intents
 
     p = add("train-intent", "Fine-tune an intent classifier on text,label data (CSV or JSONL), or fit a head over "
                             "the embedder (--head, as the shipped router is).")
@@ -675,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()  # "Loading weights" bars on every command are noise
     try:
         return COMMANDS[args.command](args)
-    except (SpanqaError, OSError, ValueError) as exc:
+    except SpanqaError as exc:
         print(f"spanqa {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

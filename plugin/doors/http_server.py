@@ -3,16 +3,18 @@
     /mcp                      MCP over streamable HTTP (the same tools and resources as `spanqa mcp`)
     /v1/chat/completions      OpenAI-compatible chat (streaming and not): the routed reply, citations as data
     /v1/models                the one model, "spanqa"
-    /v1/ask /v1/search /v1/classify, /v1/documents (list, upload, delete), /v1/feedback     REST
+    /v1/ask (routed) /v1/answer (unrouted) /v1/search /v1/classify, /v1/documents (list, read, upload, delete),
+    /v1/feedback              REST
     /healthz /readyz          liveness, and readiness (models loaded)
     /docs /openapi.json       the API, described
 
-Every request passes the same checks: the bearer API key when one is set (required off loopback), the upload
-limits of the settings, the argument models of plugin/doors/schemas.py (an unknown or misspelled field is refused
-by name). Every error is JSON, `{"error": {"type", "message"}}`: `type` is a snake_case name (`input_error`,
-`collection_error`, `invalid_request`, `not_found`, `internal_error`, ...), the message the CLI would print, and an
-unexpected failure answers 500 with a reference that the server's log holds beside the trace. Concurrent questions
-share reader passes (plugin/engine/batching.py).
+Every route is a few lines over the service layer (plugin/doors/service.py): the same argument models as the
+tools (an unknown or misspelled field is refused by name), the same response JSON and the same errors. Every error
+is JSON, `{"error": {"type", "message"}}`: `type` is a snake_case name (`invalid_request` 422, `input_error` 400,
+`not_found` 404, `collection_error` 503, ...), the message every door gives, and an unexpected failure answers 500
+with a reference that the server's log holds beside the trace. Before any of that: the bearer API key when one is
+set (required off loopback) and the upload limit. Concurrent questions share reader passes
+(plugin/engine/batching.py).
 """
 
 from __future__ import annotations
@@ -21,38 +23,29 @@ import contextlib
 import hmac
 import json
 import logging
-import re
 import time
 import uuid
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated
 
 import anyio
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from spanqa.plugin.doors.mcp_server import build_mcp_server
-from spanqa.plugin.doors.schemas import (
-    MAX_QUESTION_CHARS,
-    ClassifyIntentInput,
-    DocumentQAInput,
-    DocumentSearchInput,
-    call_tool,
-    field_problems,
-)
+from spanqa.plugin.doors.service import Result, Service, error_json, http_status, invalid_request
 from spanqa.plugin.engine.batching import BatchingAssistant
-from spanqa.plugin.engine.response import SCHEMA_VERSION, documents_json, response_json
-from spanqa.retriever.records import Feedback
+from spanqa.plugin.engine.response import SCHEMA_VERSION
 from starlette.exceptions import HTTPException
 
 from spanqa import __version__
-from spanqa.errors import CollectionError, InputError, ModelLoadError, SpanqaError
+from spanqa.errors import InputError, SpanqaError
 from spanqa.settings import ServerSettings
 
 __all__ = ["MODEL_ID", "create_app"]
 
 MODEL_ID = "spanqa"
-_STATUS = {InputError: 400, CollectionError: 503, ModelLoadError: 500}
 _FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around an upload's bytes
 
 
@@ -61,15 +54,6 @@ _LOG = logging.getLogger("spanqa.serve")
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
-
-
-def error_type(exc: SpanqaError) -> str:
-    """The `type` of an engine error: its class name in snake_case (InputError → input_error)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
-
-
-def _status_of(exc: SpanqaError) -> int:
-    return next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
 
 
 class ChatMessage(BaseModel):
@@ -84,19 +68,6 @@ class ChatRequest(BaseModel):
     stream: bool = Field(default=False, description="server-sent events, as OpenAI streams")
 
 
-class FeedbackInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    message: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="the message that was answered")
-    rating: Literal[0, 1] = Field(description="1 = helpful, 0 = not helpful")
-    route: str = Field(default="documents", description="the response's route (documents, fallback, help, reply), "
-                                                        "or abstained")
-    answer: str = Field(default="", description="the answer text rated")
-    source: str = Field(default="", description="its source")
-    passage_id: int | None = Field(default=None, description="its passage id")
-    score: float | None = Field(default=None, ge=0.0, le=1.0, description="its score as shown")
-
-
 def _last_user_text(messages: list[ChatMessage]) -> str:
     for message in reversed(messages):
         if message.role == "user":
@@ -106,12 +77,13 @@ def _last_user_text(messages: list[ChatMessage]) -> str:
     raise InputError("messages: no user message to answer")
 
 
-def create_app(assistant, settings: ServerSettings | None = None) -> FastAPI:
-    """The app around `assistant` (micro-batched across requests unless `settings.max_batch` is 1)."""
-    settings = settings or ServerSettings.from_env()
-    if settings.max_batch > 1 and not isinstance(assistant, BatchingAssistant):
-        assistant = BatchingAssistant(assistant, settings.batch_window_ms, settings.max_batch)
-    mcp = build_mcp_server(assistant)
+def create_app(engine, settings: ServerSettings | None = None) -> FastAPI:
+    """The app around `engine` (micro-batched across requests unless `settings.max_batch` is 1)."""
+    settings = settings or ServerSettings()
+    if settings.max_batch > 1 and not isinstance(engine, BatchingAssistant):
+        engine = BatchingAssistant(engine, settings.batch_window_ms, settings.max_batch)
+    service = Service(engine)
+    mcp = build_mcp_server(service)
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
     sessions = StreamableHTTPSessionManager(app=mcp, stateless=True)
@@ -119,7 +91,7 @@ def create_app(assistant, settings: ServerSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
-        await anyio.to_thread.run_sync(assistant.warm_up)
+        await anyio.to_thread.run_sync(engine.warm_up)
         state["ready"] = True
         async with sessions.run():
             yield
@@ -127,14 +99,14 @@ def create_app(assistant, settings: ServerSettings | None = None) -> FastAPI:
     app = FastAPI(title="spanqa", version=__version__, lifespan=lifespan,
                   description="Extractive, cited question answering over your documents. Every response carries "
                               f"the versioned response JSON (schema {SCHEMA_VERSION}).")
-    _install_guards(app, settings, assistant.settings.collection_limits().max_file_bytes + _FORM_OVERHEAD)
+    _install_guards(app, settings, service.settings.collection_limits().max_file_bytes + _FORM_OVERHEAD)
 
     async def mcp_endpoint(scope, receive, send):
         await sessions.handle_request(scope, receive, send)
 
     app.mount("/mcp", mcp_endpoint)
-    _add_rest(app, assistant, state)
-    _add_openai(app, assistant)
+    _add_rest(app, service, state)
+    _add_openai(app, service)
     return app
 
 
@@ -164,17 +136,17 @@ def _install_guards(app: FastAPI, settings: ServerSettings, max_body: int) -> No
 
     @app.exception_handler(SpanqaError)
     async def spanqa_error(_request, exc: SpanqaError):
-        return _error(_status_of(exc), error_type(exc), str(exc))
+        return JSONResponse({"error": error_json(exc)}, status_code=http_status(exc))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request, exc: RequestValidationError):
-        errors = [{**e, "loc": e["loc"][1:] or e["loc"]} for e in exc.errors()]  # drop the leading "body"
-        return _error(422, "invalid_request", f"Invalid request body — {field_problems(errors)}. Fix these fields "
-                                              "and send the request again (the API is described at /docs).")
+        # The body failed its model before the service saw it: the service's own refusal, word for word.
+        refusal = invalid_request([{**e, "loc": e["loc"][1:] or e["loc"]} for e in exc.errors()])  # drop "body"
+        return JSONResponse({"error": error_json(refusal)}, status_code=http_status(refusal))
 
     @app.exception_handler(HTTPException)
     async def http_error(_request, exc: HTTPException):
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")  # as NotFound
         return _error(exc.status_code, kind, str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -192,8 +164,19 @@ def _install_guards(app: FastAPI, settings: ServerSettings, max_body: int) -> No
                            allow_headers=["*"])
 
 
-def _add_rest(app: FastAPI, assistant, state: dict) -> None:
-    limit = assistant.settings.collection_limits().max_file_bytes
+def _json_route(app: FastAPI, path: str, model: type[BaseModel], run: Callable[[dict], Result], doc: str,
+                tags: list[str]) -> None:
+    """POST `path`: a body of `model` (validated, and described at /docs), answered with `run`'s JSON."""
+    def endpoint(body) -> dict:
+        return run(body.model_dump(exclude_none=True)).data
+
+    endpoint.__annotations__ = {"body": model, "return": dict}  # the model is built at run time from the settings
+    endpoint.__doc__ = doc
+    app.post(path, tags=tags, name=path.rsplit("/", 1)[-1])(endpoint)
+
+
+def _add_rest(app: FastAPI, service: Service, state: dict) -> None:
+    limit = service.settings.collection_limits().max_file_bytes
 
     @app.get("/healthz", tags=["service"])
     def health() -> dict:
@@ -203,52 +186,40 @@ def _add_rest(app: FastAPI, assistant, state: dict) -> None:
     def ready():
         if not state["ready"]:
             return _error(503, "not_ready", "Models are still loading")
-        return {"status": "ready", "documents": len(assistant.collection)}
+        return {"status": "ready", "documents": len(service.engine.collection)}
 
-    @app.post("/v1/ask", tags=["answers"])
-    def ask(body: DocumentQAInput) -> dict:
-        """Route the message and answer it: from the documents, or in kind (a greeting gets a greeting)."""
-        return response_json(assistant.respond(body.question, top_k=body.top_k, threshold=body.min_score))
-
-    @app.post("/v1/search", tags=["answers"])
-    def search(body: DocumentSearchInput) -> dict:
-        return call_tool(assistant, "document_search", body.model_dump(exclude_none=True))[0]
-
-    @app.post("/v1/classify", tags=["answers"])
-    def classify(body: ClassifyIntentInput) -> dict:
-        return call_tool(assistant, "classify_intent", body.model_dump())[0]
+    for operation, doc in (
+            ("ask", "Route the message and answer it: from the documents, or in kind (a greeting gets a greeting)."),
+            ("answer", "Answer from the documents without routing (what the document_qa tool does)."),
+            ("search", "The passages most relevant to a query, with their sources."),
+            ("classify", "The message's intent, with a calibrated confidence."),
+            ("feedback", "Record a thumbs-up (1) or thumbs-down (0) on a response.")):
+        tags = ["documents"] if operation == "feedback" else ["answers"]
+        _json_route(app, f"/v1/{operation}", getattr(service.inputs, operation),
+                    lambda arguments, operation=operation: service.call(operation, arguments), doc, tags)
 
     @app.get("/v1/documents", tags=["documents"])
     def documents() -> dict:
-        return documents_json(assistant.collection.documents())
+        return service.call("documents").data
+
+    @app.get("/v1/documents/{document_id}", tags=["documents"])
+    def document(document_id: str) -> dict:
+        return service.call("document", {"document_id": document_id}).data
 
     @app.post("/v1/documents", tags=["documents"])
     async def upload(files: Annotated[list[UploadFile], File(description="documents to add")]) -> dict:
         """Add documents (multipart, field `files`). Names are labels only: nothing is written outside the
         collection."""
-        payload = []
-        for f in files:
-            data = await f.read(limit + 1)
-            if len(data) > limit:
-                raise InputError(f"{f.filename} is larger than {limit:,} bytes (max_file_mb); nothing was added")
-            payload.append((f.filename or "upload", data))
-        report = await anyio.to_thread.run_sync(assistant.collection.ingest_bytes, payload)
-        return {"schema": SCHEMA_VERSION, **report.to_dict()}
+        payload = [(f.filename or "upload", await f.read(limit + 1)) for f in files]
+        return (await anyio.to_thread.run_sync(service.ingest, payload)).data
 
     @app.delete("/v1/documents/{document_id}", tags=["documents"])
     def delete(document_id: str):
-        if not assistant.collection.delete(document_id):
-            return _error(404, "not_found", f"No document {document_id!r} in this collection")
+        service.remove(document_id)
         return Response(status_code=204)
 
-    @app.post("/v1/feedback", tags=["answers"])
-    def feedback(body: FeedbackInput) -> dict:
-        record = Feedback(body.message, body.answer, body.source, body.rating, body.passage_id, body.score,
-                          body.route)
-        return {"schema": SCHEMA_VERSION, "id": assistant.collection.add_feedback(record)}
 
-
-def _add_openai(app: FastAPI, assistant) -> None:
+def _add_openai(app: FastAPI, service: Service) -> None:
     @app.get("/v1/models", tags=["openai"])
     def models() -> dict:
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "spanqa"}]}
@@ -257,8 +228,7 @@ def _add_openai(app: FastAPI, assistant) -> None:
     def chat(body: ChatRequest):
         """The routed reply as the assistant message; the full response JSON (answers, citations, passages)
         travels beside it under `spanqa`."""
-        message = _last_user_text(body.messages)
-        response = response_json(assistant.respond(message))
+        response = service.ask(_last_user_text(body.messages)).data
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if not body.stream:
             return {"id": completion_id, "object": "chat.completion", "created": created, "model": MODEL_ID,

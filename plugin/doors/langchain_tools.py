@@ -18,101 +18,92 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import BaseTool, BaseToolkit, ToolException
-from pydantic import BaseModel, ConfigDict, Field
-from spanqa.plugin.doors.schemas import (
-    TOOL_DESCRIPTIONS,
-    ClassifyIntentInput,
-    DocumentQAInput,
-    DocumentSearchInput,
-    call_tool,
-    validation_message,
-)
-from spanqa.plugin.engine.response import Response, hit_json
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from spanqa.plugin.doors.service import TOOLS, Service, invalid_request
+from spanqa.plugin.engine.response import hit_json
 
 from spanqa.errors import SpanqaError
-from spanqa.settings import SearchMode, Settings
 
 __all__ = ["DocumentQATool", "DocumentSearchTool", "ClassifyIntentTool", "SpanqaToolkit", "SpanqaRetriever"]
 
 
-
-def _call(assistant, name: str, **arguments) -> tuple[str, Any]:
-    """Run tool `name` on the engine (the same code as the MCP and HTTP doors): (JSON content, typed artifact);
-    every expected failure becomes a ToolException the agent can act on."""
-    try:
-        data, artifact = call_tool(assistant, name, {k: v for k, v in arguments.items() if v is not None})
-        return json.dumps(data, ensure_ascii=False), artifact
-    except (SpanqaError, ValueError) as exc:
-        raise ToolException(f"{exc} Rephrase the request or change the arguments, then try again.") from exc
-    except FileNotFoundError as exc:
-        raise ToolException(f"A model or collection file is missing ({exc}). Tell the user to check the "
-                            "spanqa installation.") from exc
+def _refusal(error: ValidationError) -> str:
+    """A bad tool call, in the words every door uses (the agent reads them and calls again)."""
+    return str(invalid_request(error.errors()))
 
 
-class _EngineTool(BaseTool):
+class _ServiceTool(BaseTool):
+    """One of TOOLS, run through the service layer: the same arguments, JSON and refusals as MCP and HTTP."""
+
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    assistant: Any = Field(exclude=True)
+    service: Any = Field(exclude=True)
     response_format: Literal["content_and_artifact"] = "content_and_artifact"
     handle_tool_error: bool = True
-    handle_validation_error: Any = Field(default_factory=lambda: validation_message)
+    handle_validation_error: Any = Field(default_factory=lambda: _refusal)
 
-    async def _arun(self, *args: Any, run_manager: Any = None, **kwargs: Any):
+    def __init__(self, service: Service, **kwargs: Any) -> None:
+        name = type(self).model_fields["name"].default
+        super().__init__(service=service, description=TOOLS[name][1], args_schema=service.tool_schema(name), **kwargs)
+
+    def _run(self, run_manager: Any = None, **arguments: Any) -> tuple[str, Any]:
+        """(JSON content, typed artifact); a refusal becomes a ToolException the agent can act on."""
+        try:
+            result = self.service.tool(self.name, arguments)
+        except SpanqaError as exc:
+            raise ToolException(str(exc)) from exc
+        return json.dumps(result.data, ensure_ascii=False), result.value
+
+    async def _arun(self, run_manager: Any = None, **arguments: Any):
         # The engine is CPU-bound and releases the GIL inside torch/FAISS: a worker thread keeps the event
         # loop free, and both paths share one implementation.
-        return await asyncio.to_thread(self._run, *args, **kwargs)
+        return await asyncio.to_thread(self._run, **arguments)
 
 
-class DocumentQATool(_EngineTool):
+class DocumentQATool(_ServiceTool):
     name: str = "document_qa"
-    description: str = TOOL_DESCRIPTIONS["document_qa"]
-    args_schema: type[BaseModel] = DocumentQAInput
-
-    def _run(self, question: str, top_k: int | None = None, min_score: float | None = None,
-             run_manager: Any = None) -> tuple[str, Response]:
-        return _call(self.assistant, self.name, question=question, top_k=top_k, min_score=min_score)
+    description: str = TOOLS["document_qa"][1]
+    args_schema: type[BaseModel] | None = None
 
 
-class DocumentSearchTool(_EngineTool):
+class DocumentSearchTool(_ServiceTool):
     name: str = "document_search"
-    description: str = TOOL_DESCRIPTIONS["document_search"]
-    args_schema: type[BaseModel] = DocumentSearchInput
-
-    def _run(self, query: str, k: int | None = None, mode: str | None = None, run_manager: Any = None):
-        return _call(self.assistant, self.name, query=query, k=k, mode=mode)
+    description: str = TOOLS["document_search"][1]
+    args_schema: type[BaseModel] | None = None
 
 
-class ClassifyIntentTool(_EngineTool):
+class ClassifyIntentTool(_ServiceTool):
     name: str = "classify_intent"
-    description: str = TOOL_DESCRIPTIONS["classify_intent"]
-    args_schema: type[BaseModel] = ClassifyIntentInput
-
-    def _run(self, message: str, run_manager: Any = None):
-        return _call(self.assistant, self.name, message=message)
+    description: str = TOOLS["classify_intent"][1]
+    args_schema: type[BaseModel] | None = None
 
 
 class SpanqaToolkit(BaseToolkit):
-    """The spanqa tools, all sharing one engine (one copy of each model)."""
+    """The spanqa tools, all sharing one engine (one copy of each model).
+
+    `SpanqaToolkit(assistant=Assistant(collection, settings=Settings.from_env()))`, or `service=` a Service."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    assistant: Any = Field(exclude=True)
+    assistant: Any = Field(default=None, exclude=True)
+    service: Any = Field(default=None, exclude=True)
 
     def get_tools(self) -> list[BaseTool]:
-        return [DocumentQATool(assistant=self.assistant), DocumentSearchTool(assistant=self.assistant),
-                ClassifyIntentTool(assistant=self.assistant)]
+        service = self.service or Service(self.assistant)
+        return [DocumentQATool(service), DocumentSearchTool(service), ClassifyIntentTool(service)]
 
 
 class SpanqaRetriever(BaseRetriever):
-    """The collection as a LangChain retriever: passages as Documents with their citation in metadata."""
+    """The collection as a LangChain retriever: passages as Documents with their citation in metadata. `k` and
+    `mode` default to the engine's settings."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     assistant: Any = Field(exclude=True)
-    k: int = Field(default_factory=lambda: Settings.from_env().top_k)
-    mode: SearchMode = Field(default_factory=lambda: Settings.from_env().retrieval_mode)
+    k: int | None = None
+    mode: str | None = None
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
                                 k: int | None = None, mode: str | None = None) -> list[LCDocument]:
         """`invoke(query, k=1)` or `invoke(query, mode="bm25")` overrides the retriever's own k and mode."""
-        hits = self.assistant.search(query, k=k or self.k, mode=mode or self.mode)
+        hits = Service(self.assistant).search(query, k=k or self.k, mode=mode or self.mode).value
         return [LCDocument(page_content=h.passage.text, id=str(h.passage.id),
                            metadata={k: v for k, v in hit_json(h).items() if k != "text"}) for h in hits]

@@ -20,15 +20,16 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from spanqa.plugin.engine.models import shared_reader, shared_router
 from spanqa.plugin.engine.ranking import CALIBRATION_SETTING, AnswerRanker, ScoreCalibration
 from spanqa.plugin.engine.reader import Answer, Reader, combine_answers
 from spanqa.plugin.engine.response import Response, citation
-from spanqa.plugin.engine.router import Intent, Router, load_router
+from spanqa.plugin.engine.router import INTENTS, Intent, Router
 from spanqa.plugin.engine.text_kind import looks_technical
-from spanqa.retriever import Collection, Hit
+from spanqa.retriever import Collection, Embedder, Hit
 
 from spanqa.errors import InputError
-from spanqa.settings import SEARCH_MODES, Settings, default_technical_reader_path
+from spanqa.settings import SEARCH_MODES, Settings, default_reader_path, default_technical_reader_path
 
 __all__ = ["Assistant", "Response", "ROUTES", "REPLIES", "CANDIDATES", "answer_settled", "passage_relevance"]
 
@@ -37,15 +38,8 @@ UNCALIBRATED = ScoreCalibration()  # the ranker's own probabilities
 # intent → handler. A message the router is unsure about (below its threshold) takes the "fallback" route:
 # it tries the documents, but answers only when the answer clears a stricter bar (FALLBACK_THRESHOLD), because
 # a wrong extract is worse than a polite "I am not sure what you mean".
-ROUTES: dict[str, str] = {
-    "document_question": "documents",
-    "greeting": "reply",
-    "thanks": "reply",
-    "goodbye": "reply",
-    "help": "help",
-    "smalltalk": "reply",
-    "out_of_scope": "reply",
-}
+ROUTES: dict[str, str] = {intent: {"document_question": "documents", "help": "help"}.get(intent, "reply")
+                          for intent in INTENTS}
 FALLBACK_THRESHOLD = 0.6
 HANDLERS = {"documents", "reply", "help", "fallback"}
 
@@ -118,7 +112,8 @@ class Assistant:
         ranker: orders the reader's candidates across passages (default: the shipped one). `rank=False` keeps
             the reader's own margin order × passage relevance instead (spanqa before the ranker).
         router: the intent classifier (default: the default router, trained on first use).
-        settings: top-k, threshold, retrieval mode, limits.
+        settings: top-k, threshold, retrieval mode, limits (default: the defaults; a door passes
+            `Settings.from_env()`, see spanqa.plugin.doors.service).
         routes: overrides of the intent → handler table (handlers: documents, reply, help, fallback), e.g.
             {"smalltalk": "documents"} to send small talk to the documents too.
     """
@@ -127,7 +122,7 @@ class Assistant:
                  router: Router | None = None, settings: Settings | None = None,
                  routes: dict[str, str] | None = None, ranker: AnswerRanker | None = None,
                  rank: bool = True, retriever=None, technical_reader: Reader | None = None) -> None:
-        self.settings = settings or Settings.from_env()
+        self.settings = settings or Settings()  # a door resolves the environment: Settings.from_env()
         self.routes = {**ROUTES, **(routes or {})}
         unknown = set(self.routes.values()) - HANDLERS
         if unknown:
@@ -137,12 +132,14 @@ class Assistant:
                 raise InputError("give a collection or a retriever, not both")
             from spanqa.retriever.langchain_source import RetrieverCollection
 
-            collection = RetrieverCollection(retriever, limits=self.settings.collection_limits())
+            collection = RetrieverCollection(retriever, Embedder(precision=self.settings.embedder_precision),
+                                             limits=self.settings.collection_limits())
         self._collection_arg = collection
         self._collection: Collection | None = collection if isinstance(collection, Collection) else None
-        self.reader = reader or Reader(precision=self.settings.reader_precision)
+        precision = self.settings.reader_precision
+        self.reader = reader or shared_reader(default_reader_path(), precision)
         if technical_reader is None and reader is None:
-            technical_reader = Reader(default_technical_reader_path(), precision=self.settings.reader_precision)
+            technical_reader = shared_reader(default_technical_reader_path(), precision)
         self.technical_reader = technical_reader
         self._router = router
         self.ranker = (ranker or AnswerRanker.load()) if rank else None
@@ -152,7 +149,7 @@ class Assistant:
         if self._collection is None:
             from spanqa.plugin.engine.collections import open_collection
 
-            self._collection = open_collection(self._collection_arg, limits=self.settings.collection_limits())
+            self._collection = open_collection(self._collection_arg, settings=self.settings)
         return self._collection
 
     @property
@@ -160,7 +157,8 @@ class Assistant:
         if self._router is None:
             from spanqa.plugin.engine.defaults import ensure_default_router
 
-            self._router = load_router(ensure_default_router(), precision=self.settings.router_precision)
+            self._router = shared_router(ensure_default_router(), self.settings.router_precision,
+                                         self.settings.embedder_precision)
         return self._router
 
     def warm_up(self) -> None:
@@ -190,7 +188,9 @@ class Assistant:
 
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
         query = self.check_message(query)
-        self.check_options(k, None, mode)  # this engine's limits, whatever the collection's own are
+        self.check_options(None, None, mode)
+        if k is not None and not 1 <= k <= self.settings.max_results:  # this engine's limit, whatever the collection's
+            raise InputError(f"k must be between 1 and {self.settings.max_results} (the max_results limit), got {k}")
         k = k if k is not None else self.settings.top_k
         mode = mode if mode is not None else self.settings.retrieval_mode
         return self.collection.search(query, k=k, mode=mode)
@@ -242,8 +242,9 @@ class Assistant:
         """Refuse per-request options out of bounds (None means the setting's value)."""
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise InputError(f"threshold must be within [0, 1], got {threshold}")
-        if top_k is not None and not 1 <= top_k <= self.settings.max_results:
-            raise InputError(f"top_k must be between 1 and max_results ({self.settings.max_results}), got {top_k}")
+        if top_k is not None and not 1 <= top_k <= self.settings.max_top_k:
+            raise InputError(f"top_k must be between 1 and {self.settings.max_top_k} (the max_top_k limit), got "
+                             f"{top_k}")
         if mode is not None and mode not in SEARCH_MODES:
             raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
 
@@ -351,7 +352,7 @@ class Assistant:
         results: list = [None] * len(items)
         for reader in _distinct(readers):
             mine = [i for i, r in enumerate(readers) if r is reader]
-            for i, result in zip(mine, reader.read_many([items[i] for i in mine], top_k=CANDIDATES, threshold=0.0),
+            for i, result in zip(mine, reader.read_many([items[i] for i in mine], top_k=CANDIDATES),
                                  strict=True):
                 results[i] = result
         # A document deleted while its passages were being read must not be cited.

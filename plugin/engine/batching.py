@@ -44,7 +44,6 @@ class MicroBatcher:
         self._pending: list[_Request] = []
         self._cond = threading.Condition()
         self._busy = False
-        self.batches: list[int] = []  # sizes of the batches run so far (the benchmark reports them)
 
     def submit(self, item: Any, key: Hashable = None) -> Any:
         request = _Request(item, key)
@@ -86,7 +85,6 @@ class MicroBatcher:
     def _run(self, batch: list[_Request]) -> None:
         if not batch:
             return
-        self.batches.append(len(batch))
         groups: dict[Hashable, list[_Request]] = {}
         for request in batch:  # in practice every request of a server has the same options
             groups.setdefault(request.key, []).append(request)
@@ -104,29 +102,47 @@ class MicroBatcher:
 
 
 class BatchingAssistant:
-    """An `Assistant` whose concurrent `respond` and `answer` calls are answered in shared batches; everything
-    else (collection, settings, search, warm_up, …) is the assistant's own."""
+    """An `Engine` whose concurrent `respond` and `answer` calls are answered in shared batches by `assistant`;
+    every other method is the assistant's own, called directly."""
 
     def __init__(self, assistant, window_ms: float = 5.0, max_batch: int = 16) -> None:
         self.assistant = assistant
+        self.settings = assistant.settings
         self._respond = MicroBatcher(lambda key, messages: assistant.respond_many(messages, *key), window_ms,
                                      max_batch)
         self._answer = MicroBatcher(lambda key, questions: assistant.answer_many(questions, *key), window_ms,
                                     max_batch)
 
-    def __getattr__(self, name: str):
-        return getattr(self.assistant, name)
-
     @property
-    def batches(self) -> list[int]:
-        return self._respond.batches + self._answer.batches
+    def collection(self):
+        return self.assistant.collection
+
+    def warm_up(self) -> None:
+        self.assistant.warm_up()
+
+    def check_message(self, message: str) -> str:
+        return self.assistant.check_message(message)
+
+    def classify(self, message: str):
+        return self.assistant.classify(message)
+
+    def search(self, query: str, k: int | None = None, mode: str | None = None):
+        return self.assistant.search(query, k=k, mode=mode)
 
     def respond(self, message: str, top_k: int | None = None, threshold: float | None = None,
                 mode: str | None = None):
         self.assistant.check_options(top_k, threshold, mode)
         return self._respond.submit(self.assistant.check_message(message), (top_k, threshold, mode))
 
+    def respond_many(self, messages: list[str], top_k: int | None = None, threshold: float | None = None,
+                     mode: str | None = None):
+        return self.assistant.respond_many(messages, top_k=top_k, threshold=threshold, mode=mode)
+
     def answer(self, question: str, top_k: int | None = None, threshold: float | None = None,
                mode: str | None = None):
         self.assistant.check_options(top_k, threshold, mode)
         return self._answer.submit(self.assistant.check_message(question), (top_k, threshold, mode))
+
+    def answer_many(self, questions: list[str], top_k: int | None = None, threshold: float | None = None,
+                    mode: str | None = None):
+        return self.assistant.answer_many(questions, top_k=top_k, threshold=threshold, mode=mode)

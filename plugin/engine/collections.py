@@ -20,7 +20,7 @@ from spanqa.retriever.loaders import LoadReport
 from spanqa.retriever.postgres import PostgresCollection, is_postgres_location
 from spanqa.retriever.protocol import Collection
 
-from spanqa.settings import CollectionLimits, Settings, default_collection_path, default_documents_path
+from spanqa.settings import Settings, default_collection_path, default_documents_path
 
 __all__ = ["default_sources", "resolve_location", "open_collection", "ensure_default_collection",
            "reindex_collection"]
@@ -35,25 +35,30 @@ def resolve_location(collection: str | Path | None) -> str | Path | None:
     return collection or os.environ.get("SPANQA_COLLECTION") or None
 
 
-def ensure_default_collection(embedder: Embedder | None = None, limits: CollectionLimits | None = None) -> Collection:
+def ensure_default_collection(embedder: Embedder | None = None, settings: Settings | None = None) -> Collection:
     """Open the bundled default collection, building or refreshing it from the bundled documentation."""
-    collection = LocalCollection(default_collection_path(), embedder=embedder, limits=limits)
+    settings = settings or Settings()
+    embedder = embedder or Embedder(precision=settings.embedder_precision)
+    collection = LocalCollection(default_collection_path(), embedder=embedder, limits=settings.collection_limits())
     collection.ingest(default_sources())
     return collection
 
 
 def open_collection(collection: str | Path | None = None, embedder: str | Embedder | None = None,
-                    create: bool = False, limits: CollectionLimits | None = None,
+                    create: bool = False, settings: Settings | None = None,
                     chunking: ChunkingSettings | None = None) -> Collection:
-    """Open a collection by directory or PostgreSQL URL (see `resolve_location`); `create` makes it if absent."""
-    if isinstance(embedder, str):
-        embedder = Embedder(embedder)
-    limits = limits or Settings.from_env().collection_limits()
+    """Open a collection by directory or PostgreSQL URL (see `resolve_location`); `create` makes it if absent.
+    `settings` (the door's): its limits, the embedder's precision and PostgreSQL's connection settings."""
+    settings = settings or Settings()
+    if not isinstance(embedder, Embedder):
+        embedder = Embedder(embedder, precision=settings.embedder_precision)
+    limits = settings.collection_limits()
     location = resolve_location(collection)
     if location is None:
-        return ensure_default_collection(embedder, limits)
+        return ensure_default_collection(embedder, settings)
     if is_postgres_location(str(location)):
-        return PostgresCollection(str(location), embedder=embedder, chunking=chunking, create=create, limits=limits)
+        return PostgresCollection(str(location), embedder=embedder, chunking=chunking, create=create, limits=limits,
+                                  settings=settings.postgres)
     return LocalCollection(location, embedder=embedder, chunking=chunking, create=create, limits=limits)
 
 

@@ -8,9 +8,9 @@ questions as the fine-tuned router does (README, "Intent router"; `python -m ben
 router is still one command away (`spanqa train-intent`) and is used when SPANQA_ROUTER names it.
 
 Users correct the router too: a thumbs-down on a reply that did not come from the documents marks the message as
-a document question (`spanqa calibrate --routing`). Those messages are kept in `$SPANQA_HOME/routing-feedback.jsonl`;
-once there are any, the head is refitted on the shipped data plus them (seconds), cached under $SPANQA_HOME and
-keyed by a hash of both, so new corrections refit it on the next use.
+a document question (`spanqa calibrate --routing`). Those messages are kept in `$SPANQA_HOME/routing-feedback.jsonl`,
+and that command (or `spanqa setup`) refits the head on the shipped data plus them (seconds; the fitting lives in
+plugin/lab/router_training.py), under $SPANQA_HOME, keyed by a hash of both. The engine only picks the router.
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ import hashlib
 import json
 import os
 import sys
-import threading
-from dataclasses import asdict
 from pathlib import Path
 
 from spanqa.settings import PACKAGE_ROOT, cache_dir
 
-__all__ = ["ROUTING_DATA", "SHIPPED_ROUTER", "add_routing_feedback", "ensure_default_router", "router_fingerprint",
-           "router_train_config", "routing_feedback_path"]
+__all__ = ["ROUTING_DATA", "ROUTER_RECIPE", "SHIPPED_ROUTER", "add_routing_feedback", "ensure_default_router",
+           "refitted_router_path", "router_fingerprint", "routing_data", "routing_feedback_path"]
 
 ROUTING_DATA = Path(__file__).parent / "data" / "intents.jsonl"
 # Fitted by `spanqa train-intent plugin/engine/data/intents.jsonl --head --out spanqa/models/router` (a test checks
@@ -52,60 +50,41 @@ def add_routing_feedback(messages: list[str]) -> int:
     return len(new)
 
 
-def _routing_data() -> bytes:
+def routing_data() -> bytes:
     """The shipped routing data plus the user's corrections, as one JSONL text."""
     data = ROUTING_DATA.read_bytes()
     extra = routing_feedback_path()
     if extra.is_file():
         data = data.rstrip(b"\n") + b"\n" + extra.read_bytes()
     return data
-_LOCK = threading.Lock()
 
 
-def router_train_config(out: Path, data: Path = ROUTING_DATA):
-    """How the default router is fitted (the head uses the split, seed and threshold rule; a fine-tuned router on
-    the same data, as bench.router_head compares, the rest)."""
-    from spanqa.plugin.engine.router_training import IntentTrainConfig
-
-    return IntentTrainConfig(data=str(data), out=str(out), val_fraction=0.2, epochs=12, patience=3,
-                             batch_size=16, lr=1e-4)
+# Raised when the way the head is fitted changes (plugin/lab/router_training.py, `router_train_config`), so that a
+# router refitted by an older recipe is fitted again.
+ROUTER_RECIPE = "head-1"
 
 
 def router_fingerprint() -> str:
-    settings = asdict(router_train_config(Path(".")))
-    settings.pop("out")
-    settings.pop("data")
-    digest = hashlib.sha256(_routing_data())
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    return digest.hexdigest()[:16]
+    """What a refitted router was fitted from: the routing data with the corrections, and the recipe."""
+    return hashlib.sha256(ROUTER_RECIPE.encode() + b"\n" + routing_data()).hexdigest()[:16]
 
 
-def ensure_default_router(progress: bool = False) -> Path:
-    """The directory of the router to use: SPANQA_ROUTER when set; else the shipped router, or, once the user has
-    corrected routing, the head refitted with the corrections (seconds; announced on stderr)."""
-    from spanqa.plugin.engine.router_training import fit_router_head
+def refitted_router_path() -> Path:
+    return cache_dir() / "router"
 
+
+def ensure_default_router() -> Path:
+    """The directory of the router to use: SPANQA_ROUTER when set; else, once the user has corrected routing, the
+    head refitted with the corrections (`spanqa calibrate --routing` or `spanqa setup` fits it, in seconds); else
+    the shipped router. Answering never trains anything: corrections not yet fitted are announced on stderr."""
     if os.environ.get("SPANQA_ROUTER"):
         return Path(os.environ["SPANQA_ROUTER"])
     if not routing_feedback_path().is_file():
         return SHIPPED_ROUTER
-    directory = cache_dir() / "router"
+    directory = refitted_router_path()
     stamp = directory / "fingerprint.txt"
-    fingerprint = router_fingerprint()
-    with _LOCK:
-        if stamp.is_file() and stamp.read_text().strip() == fingerprint:
-            return directory
-        staging = directory.with_name(directory.name + ".fitting")
-        data = _routing_data()
-        print(f"spanqa: refitting the intent router with your routing corrections ({len(data.splitlines())} "
-              f"messages; seconds), cached in {directory}", file=sys.stderr, flush=True)
-        staging.mkdir(parents=True, exist_ok=True)
-        (staging / "routing-data.jsonl").write_bytes(data)
-        fit_router_head(router_train_config(staging, staging / "routing-data.jsonl"), progress=progress)
-        (staging / "fingerprint.txt").write_text(fingerprint)
-        if directory.exists():
-            import shutil
-
-            shutil.rmtree(directory)
-        staging.rename(directory)
-    return directory
+    if stamp.is_file() and stamp.read_text().strip() == router_fingerprint():
+        return directory
+    print("spanqa: routing corrections are waiting to be fitted; run `spanqa setup` to refit the intent router "
+          "with them (seconds). Until then the shipped router answers.", file=sys.stderr, flush=True)
+    return SHIPPED_ROUTER

@@ -78,13 +78,16 @@ class Answer:
 @dataclass
 class ReaderResult:
     answers: list[Answer] = field(default_factory=list)
-    abstained: bool = True
     windows: int = 0
     tokens: int = 0
 
     @property
     def best(self) -> Answer | None:
         return self.answers[0] if self.answers else None
+
+    def abstains(self, threshold: float) -> bool:
+        """Whether the best span's calibrated score falls below `threshold` (or there is none)."""
+        return not self.answers or self.answers[0].score < threshold
 
 
 @dataclass(frozen=True)
@@ -294,7 +297,10 @@ class Reader:
         batch_size: windows per forward pass.
         precision: "auto" (bf16 where the CPU has it natively, else fp32; see spanqa.settings), "fp32", "int8"
             (dynamic quantization of the linear layers) or "bf16".
-        threshold: calibrated score below which the reader abstains.
+
+    The reader proposes and scores spans; it never abstains. Whether an answer is given is the engine's decision
+    (Settings.answer_threshold on the ranker's calibrated score), and `ReaderResult.abstains(threshold)` is the
+    same rule for evaluations of the reader alone.
     """
 
     def __init__(
@@ -306,7 +312,6 @@ class Reader:
         max_question_tokens: int = 64,
         batch_size: int = 16,
         precision: Precision = Settings.reader_precision,
-        threshold: float = Settings.answer_threshold,
     ) -> None:
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
@@ -314,8 +319,6 @@ class Reader:
             raise InputError(f"stride must be in [0, max_seq_len/2), got {stride} for max_seq_len {max_seq_len}")
         if max_question_tokens >= max_seq_len - 16:
             raise InputError("max_question_tokens leaves no room for the passage in a window")
-        if not 0.0 <= threshold <= 1.0:
-            raise InputError(f"threshold must be within [0, 1], got {threshold}")
         self.model_name = str(model) if model is not None else str(default_reader_path())
         self.max_seq_len = max_seq_len
         self.stride = stride
@@ -323,7 +326,6 @@ class Reader:
         self.max_question_tokens = max_question_tokens
         self.batch_size = batch_size
         self.precision = precision
-        self.threshold = threshold
         self.model = None
         self.tokenizer = None
         self.calibration = Calibration()
@@ -367,24 +369,22 @@ class Reader:
             self.calibration = Calibration.load(Path(self.model_name))
         self.tokenizer, self.model = tokenizer, model
 
-    def read(self, question: str, passages: list[Passage], top_k: int = 5, threshold: float | None = None):
+    def read(self, question: str, passages: list[Passage], top_k: int = 5):
         """Answer one question from `passages`; see `read_many`."""
-        return self.read_many([(question, passages)], top_k=top_k, threshold=threshold)[0]
+        return self.read_many([(question, passages)], top_k=top_k)[0]
 
     def read_many(
         self,
         items: list[tuple[str, list[Passage]]],
         top_k: int = 5,
-        threshold: float | None = None,
     ) -> list[ReaderResult]:
         """Answer many questions, each against its own passages, batching every window of every pair.
 
         Returns one ReaderResult per item: up to `top_k` answers across its passages, best first, overlapping
-        duplicates merged, and `abstained` set when the best score is below the threshold.
+        duplicates merged.
         """
         if top_k < 1:
             raise InputError(f"top_k must be at least 1, got {top_k}")
-        threshold = threshold if threshold is not None else self.threshold
         if any(not question.strip() for question, _ in items):
             raise InputError("The question is empty")
         self.warm_up()
@@ -416,7 +416,6 @@ class Reader:
                 candidates[item_index].append(self._answer(passage, span, margin))
         for result, found in zip(results, candidates, strict=True):
             result.answers = combine_answers(found, top_k)
-            result.abstained = not result.answers or result.answers[0].score < threshold
         return results
 
     def _answer(self, passage: Passage, span: SpanCandidate, margin: float) -> Answer:

@@ -39,8 +39,8 @@ class Response:
     def best(self) -> Answer | None:
         return None if self.abstained or not self.answers else self.answers[0]
 
-    def to_json(self, passage_chars: int | None = None) -> dict[str, Any]:
-        return response_json(self, passage_chars)
+    def to_json(self) -> dict[str, Any]:
+        return response_json(self)
 
 
 def citation(source: str, page: int) -> str:
@@ -60,24 +60,23 @@ def answer_json(answer: Answer) -> dict[str, Any]:
             "citation": citation(answer.source, answer.page)}
 
 
-def hit_json(hit: Hit, passage_chars: int | None = None) -> dict[str, Any]:
+def hit_json(hit: Hit) -> dict[str, Any]:
     p = hit.passage
-    text = p.text if passage_chars is None else p.text[:passage_chars]
-    return {"text": text, "source": p.source, "document_id": p.document_id, "page": p.page, "start": p.start,
+    return {"text": p.text, "source": p.source, "document_id": p.document_id, "page": p.page, "start": p.start,
             "end": p.end, "passage_id": p.id, "score": round(hit.score, 6), "dense_score": hit.dense_score,
             "bm25_score": hit.bm25_score, "citation": citation(p.source, p.page)}
 
 
-def response_json(response: Response, passage_chars: int | None = None) -> dict[str, Any]:
+def response_json(response: Response) -> dict[str, Any]:
     return {"schema": SCHEMA_VERSION, "message": response.message, "intent": intent_json(response.intent),
             "route": response.route, "reply": response.reply, "abstained": response.abstained,
             "answers": [answer_json(a) for a in response.answers],
-            "passages": [hit_json(h, passage_chars) for h in response.passages],
+            "passages": [hit_json(h) for h in response.passages],
             "reader": response.reader, "timings": {k: round(v, 3) for k, v in response.timings.items()}}
 
 
-def hits_json(query: str, hits: list[Hit], passage_chars: int | None = None) -> dict[str, Any]:
-    return {"schema": SCHEMA_VERSION, "query": query, "passages": [hit_json(h, passage_chars) for h in hits]}
+def hits_json(query: str, hits: list[Hit]) -> dict[str, Any]:
+    return {"schema": SCHEMA_VERSION, "query": query, "passages": [hit_json(h) for h in hits]}
 
 
 def documents_json(documents) -> dict[str, Any]:

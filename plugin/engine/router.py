@@ -18,10 +18,11 @@ from spanqa.errors import InputError, ModelLoadError
 from spanqa.settings import EMBEDDER_PRECISIONS, Settings, limit_kernel_cache, torch_dtype
 
 __all__ = ["Intent", "Router", "IntentClassifier", "EmbeddingRouter", "RouterHead", "load_router", "HEAD_FILE",
-           "RouterConfig", "CHAR_NGRAMS", "ROUTING_INTENTS", "OUT_OF_SCOPE", "softmax"]
+           "RouterConfig", "CHAR_NGRAMS", "INTENTS", "OUT_OF_SCOPE", "softmax"]
 
 OUT_OF_SCOPE = "out_of_scope"
-ROUTING_INTENTS = ("document_question", "greeting", "thanks", "goodbye", "help", "smalltalk", OUT_OF_SCOPE)
+# The intents the shipped router knows (its training data, plugin/engine/data/intents.jsonl, has these labels).
+INTENTS = ("document_question", "greeting", "thanks", "goodbye", "help", "smalltalk", OUT_OF_SCOPE)
 
 
 @dataclass
@@ -114,12 +115,11 @@ class IntentClassifier(Router):
         batch_size: messages per forward pass.
         top_alternatives: how many alternative labels each prediction lists.
         precision: "auto" (bf16 where the CPU has it natively, else fp32; see spanqa.settings), "fp32" or "bf16";
-            None reads Settings.router_precision (SPANQA_ROUTER_PRECISION).
+            the door passes Settings.router_precision.
     """
 
     def __init__(self, model: str | Path, batch_size: int = 64, top_alternatives: int = 3,
-                 precision: str | None = None) -> None:
-        precision = precision if precision is not None else Settings.from_env().router_precision
+                 precision: str = Settings.router_precision) -> None:
         if precision not in EMBEDDER_PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(EMBEDDER_PRECISIONS)}; got {precision!r}")
         self.model_dir = Path(model)
@@ -267,7 +267,7 @@ class EmbeddingRouter(Router):
         return self.head.logits(self._embedder.encode_queries(texts), texts)
 
 
-def load_router(model: str | Path, precision: str | None = None, embedder=None) -> Router:
+def load_router(model: str | Path, precision: str = Settings.router_precision, embedder=None) -> Router:
     """The router saved in `model`: a head over the embedder where the directory holds head.json, else a
     fine-tuned classifier."""
     if (Path(model) / HEAD_FILE).is_file():

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from spanqa.plugin.engine.ranking import FEATURES, AnswerRanker, candidate_features
-from spanqa.plugin.lab.squad import CORRECT_F1, QAExample, f1_score, load_squad, max_over_ground_truths
+from spanqa.plugin.engine.squad import CORRECT_F1, QAExample, f1_score, load_squad, max_over_ground_truths
 
 from spanqa.settings import Settings, cache_dir, default_reader_path
 
@@ -72,7 +72,7 @@ def _reader_identity(reader) -> str:
     """Which weights read the candidates: the reader's location and precision and, for a local model, its files'
     sizes and times, so that a reader retrained in the same folder never reuses another reader's candidates."""
     name = reader.model_name if reader is not None else str(default_reader_path())
-    precision = reader.precision if reader is not None else Settings.from_env().reader_precision
+    precision = reader.precision if reader is not None else Settings.reader_precision
     folder = Path(name)
     listing = [f for f in folder.iterdir() if f.suffix != ".md"] if folder.is_dir() else []
     files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in listing)
@@ -129,7 +129,7 @@ def _collect(path: Path, limit, skip, until, holdout, seed, top_k, reader) -> Ca
         collection, questions = open_domain_set(path, Path(tmp) / "collection", holdout, seed, skip, until, limit)
         # The general reader's candidates only (a reader given explicitly reads every question): the technical
         # reader was trained on the technical training questions, so its candidates on them would be overconfident.
-        reader = reader or Reader(precision=Settings.from_env().reader_precision)
+        reader = reader or Reader(precision=Settings.reader_precision)
         assistant = Assistant(collection, reader=reader, rank=False)
         for number, (question, truths) in enumerate(questions):
             hits = assistant.search(question, k=top_k)

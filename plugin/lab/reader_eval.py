@@ -8,8 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from spanqa.plugin.engine.reader import Calibration, Reader
-from spanqa.plugin.lab.squad import QAExample, exact_match_score, f1_score, max_over_ground_truths
+from spanqa.plugin.engine.squad import QAExample, exact_match_score, f1_score, max_over_ground_truths
 from spanqa.retriever.records import Passage
+
+from spanqa.errors import DataFileError
+from spanqa.settings import Settings
 
 __all__ = ["ReaderScores", "evaluate_reader", "gold_passage", "fit_calibration", "negative_examples"]
 
@@ -44,7 +47,7 @@ def evaluate_reader(
             unanswerable questions (SQuAD 2.0 style); on all-answerable data the best span is always scored.
     """
     if not examples:
-        raise ValueError("No examples to evaluate")
+        raise DataFileError("No examples to evaluate")
     if abstain is None:
         abstain = any(e.is_impossible for e in examples)
     ems, f1s, margins = [], [], []
@@ -58,7 +61,7 @@ def evaluate_reader(
         results = reader.read_many([(e.question, [gold_passage(e)]) for e in chunk], top_k=1)
         for example, result in zip(chunk, results, strict=True):
             best = result.best
-            prediction = "" if best is None or (abstain and result.abstained) else best.text
+            prediction = "" if best is None or (abstain and result.abstains(Settings.answer_threshold)) else best.text
             truths = [a.text for a in example.answers]
             ems.append(max_over_ground_truths(exact_match_score, prediction, truths))
             f1s.append(max_over_ground_truths(f1_score, prediction, truths))
@@ -94,6 +97,6 @@ def fit_calibration(margins: list[float], correct: list[bool]) -> Calibration:
     x = np.array([m if math.isfinite(m) else -50.0 for m in margins], dtype=np.float64).reshape(-1, 1)
     y = np.array(correct, dtype=int)
     if y.min() == y.max():
-        raise ValueError("Calibration needs both correct and wrong answers in the held-out data")
+        raise DataFileError("Calibration needs both correct and wrong answers in the held-out data")
     model = LogisticRegression(C=100.0).fit(x, y)
     return Calibration(float(model.coef_[0, 0]), float(model.intercept_[0]))

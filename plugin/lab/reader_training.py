@@ -21,9 +21,11 @@ from pathlib import Path
 
 import numpy as np
 from spanqa.plugin.engine.reader import Reader, tokenize_pairs, truncate_question
-from spanqa.plugin.engine.training_utils import bf16_supported, seed_everything
+from spanqa.plugin.engine.squad import QAExample, load_squad
 from spanqa.plugin.lab.reader_eval import evaluate_reader, fit_calibration, negative_examples
-from spanqa.plugin.lab.squad import QAExample, load_squad
+from spanqa.plugin.lab.training_utils import bf16_supported, seed_everything
+
+from spanqa.errors import InputError
 
 __all__ = ["ReaderTrainConfig", "QuestionGroup", "question_groups", "build_features", "group_batches",
            "shared_norm_loss", "train_reader"]
@@ -66,7 +68,7 @@ class ReaderTrainConfig:
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+            raise InputError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
 
 
 OBJECTIVES = ("shared_norm", "window")

@@ -13,6 +13,8 @@ import argparse
 import shutil
 from pathlib import Path
 
+from spanqa.errors import InputError
+
 __all__ = ["interpolate"]
 
 
@@ -21,10 +23,10 @@ def interpolate(old: Path, new: Path, alpha: float, out: Path) -> Path:
     from safetensors.torch import load_file, save_file
 
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be within [0, 1], got {alpha}")
+        raise InputError(f"alpha must be within [0, 1], got {alpha}")
     a, b = load_file(Path(old) / "model.safetensors"), load_file(Path(new) / "model.safetensors")
     if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
-        raise ValueError(f"{old} and {new} are not checkpoints of the same architecture")
+        raise InputError(f"{old} and {new} are not checkpoints of the same architecture")
     mixed = {k: (alpha * b[k].float() + (1 - alpha) * a[k].float()).to(b[k].dtype).contiguous() for k in b}
     out.mkdir(parents=True, exist_ok=True)
     for item in Path(new).iterdir():

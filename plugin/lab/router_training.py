@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from spanqa.plugin.engine.router import IntentClassifier, RouterConfig, softmax
-from spanqa.plugin.engine.training_utils import bf16_supported, seed_everything
+from spanqa.plugin.lab.training_utils import bf16_supported, seed_everything
 
 from spanqa.errors import DataFileError
 
@@ -178,7 +178,7 @@ def _batches(n: int, batch_size: int, rng: random.Random, shuffle: bool) -> list
 def train_intent_classifier(cfg: IntentTrainConfig, progress: bool = True) -> dict:
     """Train, calibrate, choose the threshold, save to `cfg.out`; returns a summary with validation metrics."""
     import torch
-    from spanqa.plugin.engine.router_eval import evaluate_intents
+    from spanqa.plugin.lab.router_eval import evaluate_intents
     from tqdm import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -318,7 +318,7 @@ def fit_router_head(cfg: IntentTrainConfig, embedder=None, progress: bool = True
     validation part (the rules above). Saves router.json and head.json in cfg.out; seconds on a CPU.
     `choose_on_validation`: choose the weight and C on the validation part instead (large data)."""
     from spanqa.plugin.engine.router import EmbeddingRouter
-    from spanqa.plugin.engine.router_eval import evaluate_intents
+    from spanqa.plugin.lab.router_eval import evaluate_intents
     from spanqa.retriever.embedding import Embedder
 
     started = time.time()
@@ -348,3 +348,45 @@ def fit_router_head(cfg: IntentTrainConfig, embedder=None, progress: bool = True
     summary["validation"] = evaluate_intents(router, val_texts, val_labels, uncalibrated_logits=logits).to_dict()
     (out / "training_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def router_train_config(out: Path, data: Path | None = None) -> IntentTrainConfig:
+    """How the default router is fitted (the head uses the split, seed and threshold rule; a fine-tuned router on
+    the same data, as bench.router_head compares, the rest). A change here raises defaults.ROUTER_RECIPE."""
+    from spanqa.plugin.engine.defaults import ROUTING_DATA
+
+    return IntentTrainConfig(data=str(data or ROUTING_DATA), out=str(out), val_fraction=0.2, epochs=12, patience=3,
+                             batch_size=16, lr=1e-4)
+
+
+def refit_default_router(progress: bool = False) -> Path | None:
+    """Refit the default router's head with the user's routing corrections, unless it already is (or there are
+    none): into a staging folder, swapped in whole. Returns the router's directory, or None without corrections."""
+    import shutil
+
+    from spanqa.plugin.engine.defaults import (
+        refitted_router_path,
+        router_fingerprint,
+        routing_data,
+        routing_feedback_path,
+    )
+
+    if not routing_feedback_path().is_file():
+        return None
+    directory = refitted_router_path()
+    stamp = directory / "fingerprint.txt"
+    fingerprint = router_fingerprint()
+    if stamp.is_file() and stamp.read_text().strip() == fingerprint:
+        return directory
+    data = routing_data()
+    print(f"spanqa: refitting the intent router with your routing corrections ({len(data.splitlines())} messages; "
+          f"seconds) into {directory}", file=sys.stderr, flush=True)
+    staging = directory.with_name(directory.name + ".fitting")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    (staging / "routing-data.jsonl").write_bytes(data)
+    fit_router_head(router_train_config(staging, staging / "routing-data.jsonl"), progress=progress)
+    (staging / "fingerprint.txt").write_text(fingerprint)
+    shutil.rmtree(directory, ignore_errors=True)
+    staging.rename(directory)
+    return directory

@@ -16,6 +16,8 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spanqa.errors import DataFileError
+
 __all__ = [
     "QAExample",
     "SquadAnswer",
@@ -77,18 +79,18 @@ def load_squad(path: str | Path, limit: int | None = None) -> list[QAExample]:
         limit: keep only the first `limit` questions (for quick runs).
 
     Raises:
-        FileNotFoundError: the path does not exist.
-        ValueError: the file is not SQuAD-shaped JSON.
+        DataFileError: the path does not exist, or the file is not SQuAD-shaped JSON.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"SQuAD file not found: {path}")
+        raise DataFileError(f"SQuAD file not found: {path}")
     try:
         data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
         raw = json.loads(data.decode("utf-8"))
         articles = raw["data"]
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
-        raise ValueError(f"{path} is not a SQuAD-format JSON file (expected a top-level 'data' list): {exc}") from exc
+        raise DataFileError(f"{path} is not a SQuAD-format JSON file (expected a top-level 'data' list): "
+                            f"{exc}") from exc
     examples: list[QAExample] = []
     for a_index, article in enumerate(articles):
         title = str(article.get("title", f"article-{a_index}"))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from spanqa.plugin.engine.ranking import CALIBRATION_SETTING, ScoreCalibration
-from spanqa.plugin.lab.squad import CORRECT_F1, f1_score, load_squad, max_over_ground_truths
+from spanqa.plugin.engine.squad import CORRECT_F1, f1_score, load_squad, max_over_ground_truths
 
 from spanqa.errors import DataFileError, InputError
 

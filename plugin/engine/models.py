@@ -1,0 +1,55 @@
+"""One copy of each model per process. The chat UI opens one engine per collection and a server may hold several;
+all of them read with the same reader and route with the same router object (each reads one batch at a time under
+its own lock), so a second collection costs its indexes, not another set of weights. The embedder's weights are
+shared the same way inside retriever/embedding.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["shared_model", "shared_reader", "shared_router", "loaded_models"]
+
+_MODELS: dict[tuple, Any] = {}
+_LOCK = threading.Lock()
+
+
+def shared_model(key: tuple, build: Callable[[], Any]) -> Any:
+    """The object cached under `key`, built by `build()` the first time it is asked for."""
+    with _LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = build()
+        return _MODELS[key]
+
+
+def shared_reader(location: str | Path, precision: str):
+    """One Reader per model and the precision it really runs at ("auto" and what it resolves to are one)."""
+    from spanqa.plugin.engine.reader import Reader
+
+    from spanqa.settings import resolve_precision
+
+    precision = resolve_precision(precision)
+    return shared_model(("reader", str(location), precision), lambda: Reader(location, precision=precision))
+
+
+def shared_router(location: str | Path, precision: str, embedder_precision: str):
+    from spanqa.plugin.engine.router import load_router
+    from spanqa.retriever.embedding import Embedder
+
+    from spanqa.settings import resolve_precision
+
+    precision, embedder_precision = resolve_precision(precision), resolve_precision(embedder_precision)
+    # A router refitted with the user's corrections replaces its directory: its time stamp keys the new one.
+    stamp = Path(location).stat().st_mtime_ns if Path(location).exists() else 0
+    return shared_model(("router", str(location), stamp, precision, embedder_precision),
+                        lambda: load_router(location, precision=precision,
+                                            embedder=Embedder(precision=embedder_precision)))
+
+
+def loaded_models() -> int:
+    """How many models this process holds (a test checks that a second engine adds none)."""
+    with _LOCK:
+        return len(_MODELS)

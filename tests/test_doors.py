@@ -1,0 +1,326 @@
+"""The door-conformance suite: one table of cases, run through every door — the Python service, the CLI, an MCP
+client, HTTP REST, the OpenAI-compatible route (with the openai client), the LangChain tools and the chat UI
+(AppTest) — asserting the same verb, the same limits, the same JSON keys and the same error message at each, and
+the HTTP status that goes with each error type.
+
+A door joins by adding an adapter to DOORS: it turns a `Call` into what the door gives back, as an `Outcome`. A
+door that cannot express a case (the UI has no top_k beyond its slider, the OpenAI route no retrieval mode) says
+so with `None` and is checked for what it offers instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers import CORPUS, write_corpus
+from spanqa.plugin.doors.service import Service, error_json, http_status
+
+from spanqa.errors import SpanqaError
+from spanqa.settings import Settings
+
+pytestmark = pytest.mark.integration
+APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
+QUESTION = "What does pump error E-4712 mean?"
+TOO_LONG = "why " * 501  # 2,004 characters: over the default max_question_chars of 2,000
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, in the service's words: the operation and its arguments."""
+
+    operation: str  # ask (routed), answer (unrouted), search, remove
+    arguments: dict
+
+
+@dataclass
+class Outcome:
+    """What a door gave back: the response JSON, or an error's message (and type and status where the door has
+    them)."""
+
+    data: dict | None = None
+    message: str | None = None
+    type: str | None = None
+    status: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.message is not None
+
+
+def _service_outcome(run: Callable[[], dict]) -> Outcome:
+    try:
+        return Outcome(data=run())
+    except SpanqaError as exc:
+        return Outcome(message=str(exc), **{"type": error_json(exc)["type"], "status": http_status(exc)})
+
+
+# --- the doors ------------------------------------------------------------------------------------------------
+
+def python_door(env, call: Call) -> Outcome | None:
+    return _service_outcome(lambda: env.service().call(call.operation, call.arguments).data)
+
+
+def cli_door(env, call: Call) -> Outcome | None:
+    from spanqa.plugin.doors.cli import main
+
+    a = call.arguments
+    options = {"top_k": "--top-k", "min_score": "--threshold", "mode": "--mode", "k": "-k"}
+    flags = [part for key, flag in options.items() if key in a for part in (flag, str(a[key]))]
+    argv = {"ask": ["ask", a.get("question", "")], "search": ["search", a.get("query", "")],
+            "remove": ["docs", "remove", a.get("document_id", "")]}.get(call.operation)
+    if argv is None:
+        return None  # the CLI's ask is routed; it has no unrouted verb
+    code = main([*argv, "--collection", env.location, *flags, *(["--json"] if call.operation != "remove" else [])])
+    out, err = env.capsys.readouterr()
+    if code != 0:
+        return Outcome(message=err.strip().split(": error: ", 1)[-1])
+    return Outcome(data=json.loads(out) if out.strip().startswith("{") else {})
+
+
+def mcp_door(env, call: Call) -> Outcome | None:
+    from mcp.shared.exceptions import McpError
+    from mcp.shared.memory import create_connected_server_and_client_session
+    from spanqa.plugin.doors.mcp_server import DOCUMENT_URI, build_mcp_server
+
+    tool = {"answer": "document_qa", "search": "document_search"}.get(call.operation)
+    if tool is None and call.operation != "remove":
+        return None
+
+    async def run() -> Outcome:
+        async with create_connected_server_and_client_session(build_mcp_server(env.service())) as session:
+            if tool is None:  # MCP reads documents as resources; a missing one is the same NotFound
+                try:
+                    await session.read_resource(DOCUMENT_URI + call.arguments["document_id"])
+                except McpError as exc:
+                    return Outcome(message=exc.error.message)
+                return Outcome(data={})
+            result = await session.call_tool(tool, call.arguments)
+            if result.isError:
+                return Outcome(message=result.content[0].text)
+            return Outcome(data=result.structuredContent)
+
+    return asyncio.run(run())
+
+
+def rest_door(env, call: Call) -> Outcome | None:
+    client = env.http()
+    if call.operation == "remove":
+        response = client.delete(f"/v1/documents/{call.arguments['document_id']}")
+    else:
+        response = client.post(f"/v1/{call.operation}", json=call.arguments)
+    if response.status_code >= 400:
+        error = response.json()["error"]
+        return Outcome(message=error["message"], type=error["type"], status=response.status_code)
+    return Outcome(data=response.json() if response.content else {})
+
+
+def openai_door(env, call: Call) -> Outcome | None:
+    import openai
+
+    if call.operation != "ask" or set(call.arguments) != {"question"}:
+        return None  # a chat completion carries messages only: routed, with the server's options
+    client = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=env.http(), max_retries=0)
+    try:
+        completion = client.chat.completions.create(
+            model="spanqa", messages=[{"role": "user", "content": call.arguments["question"]}])
+    except openai.APIStatusError as exc:
+        error = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else {}
+        return Outcome(message=error.get("message"), type=error.get("type"), status=exc.status_code)
+    return Outcome(data=completion.model_extra["spanqa"])
+
+
+def langchain_door(env, call: Call) -> Outcome | None:
+    from langchain_core.messages import ToolCall
+    from spanqa.plugin.doors.langchain_tools import SpanqaToolkit
+
+    name = {"answer": "document_qa", "search": "document_search"}.get(call.operation)
+    if name is None:
+        return None
+    tool = next(t for t in SpanqaToolkit(service=env.service()).get_tools() if t.name == name)
+    message = tool.invoke(ToolCall(name=name, args=call.arguments, id="call-1", type="tool_call"))
+    if message.status == "error":
+        return Outcome(message=message.content)
+    return Outcome(data=json.loads(message.content))
+
+
+def ui_door(env, call: Call) -> Outcome | None:
+    from streamlit.testing.v1 import AppTest
+
+    if call.operation != "ask" or set(call.arguments) != {"question"} or not call.arguments["question"]:
+        return None  # the chat box sends routed, non-empty messages; top-k and mode are bounded widgets
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.chat_input[0].set_value(call.arguments["question"]).run()
+    assert not at.exception, at.exception
+    if at.error:
+        return Outcome(message=at.error[0].value)
+    return Outcome(data=at.session_state["messages"][-1]["response"])
+
+
+DOORS = {"python": python_door, "cli": cli_door, "mcp": mcp_door, "rest": rest_door, "openai": openai_door,
+         "langchain": langchain_door, "ui": ui_door}
+ROUTED = {"python", "cli", "rest", "openai", "ui"}  # doors whose "ask" exists; "answer" is unrouted everywhere
+
+
+class Doors:
+    """A collection, and every door onto it, opened the way a user would (settings from the environment)."""
+
+    def __init__(self, location: str, capsys, monkeypatch) -> None:
+        self.location = location
+        self.capsys = capsys
+        monkeypatch.setenv("SPANQA_COLLECTION", location)  # the UI opens what the environment names
+        self._service: Service | None = None
+        self._http = None
+
+    def service(self) -> Service:
+        if self._service is None:
+            self._service = Service.open(self.location)
+        return self._service
+
+    def http(self):
+        from fastapi.testclient import TestClient
+        from spanqa.plugin.doors.http_server import create_app
+
+        if self._http is None:
+            self._http = TestClient(create_app(self.service().engine))
+            self._http.__enter__()  # runs the lifespan: models warm, MCP sessions up
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def corpus_collection(tmp_path_factory, embedder) -> str:
+    from spanqa.retriever import LocalCollection
+
+    root = tmp_path_factory.mktemp("doors")
+    collection = LocalCollection(root / "collection", embedder=embedder)
+    collection.ingest([write_corpus(root / "docs", CORPUS)])
+    collection.close()
+    return str(root / "collection")
+
+
+@pytest.fixture
+def doors(corpus_collection, capsys, monkeypatch):
+    opened = Doors(corpus_collection, capsys, monkeypatch)
+    yield opened
+    opened.close()
+
+
+def through_every_door(doors: Doors, call: Call) -> dict[str, Outcome]:
+    outcomes = {name: door(doors, call) for name, door in DOORS.items()}
+    return {name: outcome for name, outcome in outcomes.items() if outcome is not None}
+
+
+def assert_same_refusal(outcomes: dict[str, Outcome], kind: str, status: int) -> str:
+    """Every door refused, with the Python service's message; typed doors with `kind`, HTTP with `status`."""
+    expected = outcomes["python"]
+    assert expected.failed and expected.type == kind and expected.status == status, expected
+    for name, outcome in outcomes.items():
+        assert outcome.failed, f"{name} did not refuse: {outcome}"
+        assert outcome.message == expected.message, f"{name}: {outcome.message!r} != {expected.message!r}"
+        if outcome.type is not None:
+            assert (outcome.type, outcome.status) == (kind, status), name
+    return expected.message
+
+
+# --- the cases -------------------------------------------------------------------------------------------------
+
+def test_a_good_question_gets_the_same_answer_and_keys_at_every_door(doors):
+    asked = through_every_door(doors, Call("ask", {"question": QUESTION}))
+    answered = through_every_door(doors, Call("answer", {"question": QUESTION}))
+    assert set(asked) == {"python", "cli", "rest", "openai", "ui"} and set(answered) == {"python", "mcp", "rest",
+                                                                                           "langchain"}
+    every = {f"{name} ask": o for name, o in asked.items()} | {f"{name} answer": o for name, o in answered.items()}
+    keys = set(every["python ask"].data)
+    for name, outcome in every.items():
+        assert not outcome.failed, f"{name}: {outcome.message}"
+        assert set(outcome.data) == keys, name
+        assert outcome.data["schema"] == 1 and "clogged" in outcome.data["answers"][0]["text"], name
+        assert len({p["text"] for p in outcome.data["passages"]}) == len(outcome.data["passages"]), name
+
+
+def test_each_verb_means_the_same_at_every_door(doors):
+    """`ask` routes (a greeting gets a greeting), `answer` never does, whichever door the message came through."""
+    asked = through_every_door(doors, Call("ask", {"question": "hello!"}))
+    answered = through_every_door(doors, Call("answer", {"question": "hello!"}))
+    assert {name: o.data["route"] for name, o in asked.items()} == dict.fromkeys(asked, "reply")
+    assert {name: o.data["route"] for name, o in answered.items()} == dict.fromkeys(answered, "documents")
+    assert set(asked) == ROUTED
+
+
+@pytest.mark.parametrize(("call", "named"), [
+    (Call("ask", {"question": ""}), "question: String should have at least 1 character"),
+    (Call("answer", {"question": ""}), "question: String should have at least 1 character"),
+    (Call("ask", {"question": TOO_LONG}), "(max_length=2000, the max_question_chars setting)"),
+    (Call("answer", {"question": TOO_LONG}), "(max_length=2000, the max_question_chars setting)"),
+    (Call("ask", {"question": QUESTION, "top_k": 51}), "top_k: Input should be less than or equal to 50 (le=50, "
+                                                        "the max_top_k setting)"),
+    (Call("answer", {"question": QUESTION, "top_k": 51}), "(le=50, the max_top_k setting)"),
+    (Call("search", {"query": "pump", "mode": "fuzzy"}), "mode: Input should be 'hybrid', 'dense' or 'bm25'"),
+    (Call("search", {"query": "pump", "k": 1001}), "(le=1000, the max_results setting)"),
+], ids=["empty ask", "empty answer", "too long ask", "too long answer", "top_k ask", "top_k answer", "bad mode",
+        "k over max_results"])
+def test_bad_arguments_are_refused_in_the_same_words_at_every_door(doors, call, named):
+    outcomes = through_every_door(doors, call)
+    assert len(outcomes) >= 3, outcomes  # ask: Python, CLI, REST; answer and search: Python, MCP, REST, LangChain
+    message = assert_same_refusal(outcomes, "invalid_request", 422)
+    assert named in message and message.startswith("Invalid arguments — ")
+
+
+def test_an_unknown_document_is_not_found_at_every_door(doors):
+    outcomes = through_every_door(doors, Call("remove", {"document_id": "no-such-document"}))
+    assert set(outcomes) == {"python", "cli", "mcp", "rest"}  # the doors that manage documents
+    assert "No document 'no-such-document'" in assert_same_refusal(outcomes, "not_found", 404)
+
+
+def test_a_limit_lowered_by_the_environment_holds_at_every_door(doors, monkeypatch):
+    monkeypatch.setenv("SPANQA_MAX_QUESTION_CHARS", "100")
+    question = "What does pump error E-4712 mean " + "and why " * 10 + "?"  # 114 characters
+    outcomes = through_every_door(doors, Call("ask", {"question": question}))
+    assert set(outcomes) == ROUTED
+    assert "(max_length=100, the max_question_chars setting)" in assert_same_refusal(outcomes, "invalid_request", 422)
+    monkeypatch.setenv("SPANQA_MAX_RESULTS", "10")
+    outcomes = through_every_door(Doors(doors.location, doors.capsys, monkeypatch), Call("search", {"query": "pump",
+                                                                                                     "k": 20}))
+    assert "(le=10, the max_results setting)" in assert_same_refusal(outcomes, "invalid_request", 422)
+
+
+def test_a_collection_that_vanished_is_a_collection_error_at_every_door(tmp_path, embedder, capsys, monkeypatch):
+    from spanqa.retriever import LocalCollection
+
+    location = tmp_path / "collection"
+    LocalCollection(location, embedder=embedder).ingest([write_corpus(tmp_path / "docs", CORPUS)])
+    doors = Doors(str(location), capsys, monkeypatch)
+    try:
+        doors.service().engine.warm_up()
+        doors.http()
+        shutil.rmtree(location)  # deleted while the doors hold it open
+        outcomes = {name: DOORS[name](doors, Call("answer" if name in ("mcp", "langchain") else "ask",
+                                                  {"question": QUESTION}))
+                    for name in ("python", "mcp", "rest", "openai", "langchain")}
+        message = assert_same_refusal(outcomes, "collection_error", 503)
+        assert f"The collection at {location} is gone" in message
+        # The CLI opens the collection per command: it finds none, and says so as a collection error.
+        cli = cli_door(doors, Call("ask", {"question": QUESTION}))
+        assert cli.failed and f"No collection at {location}" in cli.message
+    finally:
+        doors.close()
+
+
+def test_the_ui_offers_exactly_the_limits_of_the_settings(doors, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SPANQA_MAX_TOP_K", "12")
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    slider = at.slider(key="top_k")
+    assert slider.max == 12 == Settings.from_env().max_top_k
