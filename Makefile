@@ -29,16 +29,20 @@ run: setup
 	$(VENV)/bin/spanqa setup
 	$(VENV)/bin/spanqa ui --port $(PORT)
 
-# Both precision paths on every machine: the whole suite as this CPU runs it, then every test again with the bf16
-# detection switched the other way (SPANQA_CPU_BF16; README, "Processors"): bf16 on a CPU without AVX-512 BF16 or
-# AMX (emulated there: same code path, same results), fp32 on one with them. The slow reliability tests (SIGKILL
-# loops, the wheel in a fresh venv) and the browser test exercise processes, not arithmetic: they run once.
+# Both precision paths on every machine: the whole suite as this CPU runs it, then the arithmetic tests again with
+# the bf16 detection switched the other way (SPANQA_CPU_BF16; README, "Processors"): bf16 on a CPU without AVX-512
+# BF16 or AMX (emulated there: same code path, same results), fp32 on one with them.
 OTHER_BF16 = $(shell grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && echo no || echo yes)
+
+# The second pass runs the tests whose results depend on the models' arithmetic (answers, scores, routing,
+# retrieval); the doors, servers, UI and processes are precision-blind, and ran once above.
+ARITHMETIC_TESTS = tests/test_reader.py tests/test_assistant.py tests/test_answers.py tests/test_router.py \
+	tests/test_collection_conformance.py tests/test_engines.py tests/test_properties.py tests/test_batching.py
 
 test: setup browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
-	SPANQA_CPU_BF16=$(OTHER_BF16) $(VENV)/bin/pytest -q -m "not slow and not browser"
+	SPANQA_CPU_BF16=$(OTHER_BF16) $(VENV)/bin/pytest -q -m "not slow and not browser" $(ARITHMETIC_TESTS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
