@@ -11,6 +11,7 @@ import pytest
 from langchain_tests.integration_tests import RetrieversIntegrationTests, ToolsIntegrationTests
 from langchain_tests.unit_tests import ToolsUnitTests
 from spanqa.plugin.doors.langchain_tools import ClassifyIntentTool, DocumentQATool, DocumentSearchTool
+from spanqa.plugin.doors.service import Service
 
 from spanqa import Assistant, LocalCollection, SpanqaRetriever
 
@@ -37,7 +38,7 @@ class _Standard:
 
     @property
     def tool_constructor_params(self) -> dict:
-        return {"assistant": _assistant()}
+        return {"service": Service(_assistant())}
 
 
 class _DocumentQA(_Standard):

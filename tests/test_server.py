@@ -103,7 +103,9 @@ def test_mcp_over_stdio(collection_dir, tmp_path):
                                    env={**os.environ, "SPANQA_HOME": str(tmp_path)})
 
     async def run():
-        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        # The server's stderr to the real one: stdio_client's default is whatever sys.stderr was when mcp was first
+        # imported, which may be a test's captured stream without a file descriptor.
+        async with stdio_client(params, errlog=sys.__stderr__) as (read, write), ClientSession(read, write) as session:
             await _exercise_mcp(session)
 
     asyncio.run(run())

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from spanqa.plugin.doors.service import TOOLS, Service, invalid_request
 from spanqa.plugin.engine.response import hit_json
 
-from spanqa.errors import SpanqaError
+from spanqa.errors import InputError, SpanqaError
 
 __all__ = ["DocumentQATool", "DocumentSearchTool", "ClassifyIntentTool", "SpanqaToolkit", "SpanqaRetriever"]
 
@@ -42,7 +42,12 @@ class _ServiceTool(BaseTool):
     handle_tool_error: bool = True
     handle_validation_error: Any = Field(default_factory=lambda: _refusal)
 
-    def __init__(self, service: Service, **kwargs: Any) -> None:
+    def __init__(self, service: Service | None = None, *, assistant: Any = None, **kwargs: Any) -> None:
+        """`DocumentQATool(service)`, or `DocumentQATool(assistant=engine)` for a tool on an engine of its own."""
+        if service is None:
+            if assistant is None:
+                raise InputError("Give the tool a Service (service=...) or an engine (assistant=...)")
+            service = Service(assistant)
         name = type(self).model_fields["name"].default
         super().__init__(service=service, description=TOOLS[name][1], args_schema=service.tool_schema(name), **kwargs)
 
