@@ -131,9 +131,12 @@ def test_search_many_answers_each_query_as_search_does(readable, mode):
     queries = ["How tall is the Eiffel Tower?", "pump shows E-4711", "sourdough yeast", "visa before departure"]
     together = readable.search_many(queries, k=3, mode=mode)
     alone = [readable.search(q, k=3, mode=mode) for q in queries]
-    key = lambda hits: [(h.passage.id, round(h.score, 6), h.dense_score and round(h.dense_score, 5))  # noqa: E731
-                        for h in hits]
+    key = lambda hits: [(h.passage.id, round(h.score, 6)) for h in hits]  # noqa: E731
     assert [key(h) for h in together] == [key(h) for h in alone]
+    # The same cosines, to within what bf16 arithmetic makes of one text batched with others (a source that embeds
+    # its passages per call, as the LangChain one does, sees padding change the last digits).
+    cosines = lambda hits: [h.dense_score or 0.0 for h in hits]  # noqa: E731
+    assert [cosines(h) for h in together] == [pytest.approx(cosines(h), abs=2e-3) for h in alone]
     with pytest.raises(InputError, match="empty"):
         readable.search_many(["fine", "  "])
 
