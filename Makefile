@@ -37,7 +37,7 @@ OTHER_BF16 = $(shell grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && echo no |
 # The second pass runs the tests whose results depend on the models' arithmetic (answers, scores, routing,
 # retrieval); the doors, servers, UI and processes are precision-blind, and ran once above.
 ARITHMETIC_TESTS = tests/test_reader.py tests/test_assistant.py tests/test_answers.py tests/test_router.py \
-	tests/test_collection_conformance.py tests/test_engines.py tests/test_properties.py tests/test_batching.py
+	tests/test_collection_conformance.py tests/test_engines.py tests/test_batching.py
 
 test: setup browser
 	$(VENV)/bin/ruff check .

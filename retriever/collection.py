@@ -94,18 +94,21 @@ class LocalCollection(CollectionBase):
     def _create(self, manifest_path: Path, chunking: ChunkingSettings) -> dict:
         """Create the collection. The manifest is written last, so it only ever promises a database that exists;
         whatever a crash left before it (see _CREATION_LEFTOVERS) held no documents and is started over."""
-        if self.path.exists():
-            for leftover in self.path.iterdir():
-                if leftover.is_dir():
-                    shutil.rmtree(leftover)
-                else:
-                    leftover.unlink()
-        self.path.mkdir(parents=True, exist_ok=True)
-        Store(self.path / "collection.sqlite").close()
-        manifest = new_manifest(self.embedder, chunking)
-        tmp = manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1))
-        tmp.replace(manifest_path)
+        try:
+            if self.path.exists():
+                for leftover in self.path.iterdir():
+                    if leftover.is_dir():
+                        shutil.rmtree(leftover)
+                    else:
+                        leftover.unlink()
+            self.path.mkdir(parents=True, exist_ok=True)
+            Store(self.path / "collection.sqlite").close()
+            manifest = new_manifest(self.embedder, chunking)
+            tmp = manifest_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(manifest, indent=1))
+            tmp.replace(manifest_path)
+        except OSError as exc:  # a read-only or full disk, a folder without permission: every door says so alike
+            raise CollectionError(f"Cannot create a collection at {self.path}: {exc.strerror or exc}") from exc
         return manifest
 
     def _check_manifest(self, manifest_path: Path) -> tuple[dict, ChunkingSettings]:

@@ -8,7 +8,7 @@ from spanqa.plugin.engine.router import IntentClassifier
 from spanqa.retriever import Embedder, LocalCollection
 from spanqa.retriever.loaders import LoadError, load_bytes, load_paths
 
-from spanqa.errors import InputError
+from spanqa.errors import CollectionError, InputError
 from spanqa.settings import CollectionLimits, Settings, resolve_precision
 
 
@@ -166,3 +166,10 @@ def test_huge_question_is_refused_with_the_limit_named(tmp_path, embedder):
         with pytest.raises(InputError, match="empty"):
             assistant.check_message(empty)
     assert assistant.check_message("  Où est la gare? 🚉\x07 ") == "Où est la gare? 🚉"
+
+
+def test_a_collection_that_cannot_be_created_is_a_collection_error(tmp_path, embedder):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CollectionError, match=f"Cannot create a collection at {blocker / 'c'}"):
+        LocalCollection(blocker / "c", embedder=embedder)

@@ -256,6 +256,7 @@ def test_training_lowers_the_loss(tiny_qa_model, tmp_path):
     assert (tmp_path / "out" / "model.safetensors").is_file() and (tmp_path / "out" / "checkpoint" / "state.pt").is_file()
 
 
+@pytest.mark.slow  # a training process killed and resumed: process-level, run once (not in the bf16 pass)
 def test_a_killed_run_resumes_from_its_checkpoint(tiny_qa_model, tmp_path):
     import torch
 

@@ -270,8 +270,12 @@ def test_uploads_are_labels_not_paths_and_limits_hold(app_client, tmp_path):
         report = response.json()
         assert response.status_code == 200 and report["added"] == ["evil.txt"]
         assert report["skipped"] and "bad.exe" in report["skipped"][0]["source"]
-        names = [d["source"] for d in client.get("/v1/documents").json()["documents"]]
+        listed = client.get("/v1/documents").json()["documents"]
+        names = [d["source"] for d in listed]
         assert "evil.txt" in names and not any(".." in n for n in names)
+        evil = next(d["document_id"] for d in listed if d["source"] == "evil.txt")
+        read = client.get(f"/v1/documents/{evil}").json()
+        assert read["schema"] == 1 and read["text"] == "The boiler code is 4471." and read["source"] == "evil.txt"
         bad = client.post("/v1/ask", json={"question": ""})
         assert bad.status_code == 422 and "question" in bad.json()["error"]["message"]
         gone = client.delete("/v1/documents/no-such-document")

@@ -34,8 +34,8 @@ def collections_root() -> Path:
     return cache_dir() / "collections"
 
 
-@st.cache_resource(show_spinner="Loading models and the collection… (the very first time, spanqa also trains its "
-                                "intent router: 1-2 minutes on 2 CPU cores)")
+@st.cache_resource(show_spinner="Loading the models and the collection… (the very first time, spanqa also builds "
+                                "its default collection: seconds)")
 def engine(name: str, settings: Settings) -> Service:
     """One engine per collection and settings, shared by every browser session (the engine's parts lock what they
     must), all of them on one set of model weights (plugin/engine/models.py)."""

@@ -444,7 +444,7 @@ def _eval_intent(args) -> int:
     from spanqa.plugin.lab.router_eval import evaluate_intents, write_plots
     from spanqa.plugin.lab.router_training import load_labelled
 
-    classifier = load_router(args.model)
+    classifier = load_router(args.model, precision=Settings.from_env().router_precision)
     texts, labels = load_labelled(args.data)
     logits = classifier.logits(texts)
     report = evaluate_intents(classifier, texts, labels, uncalibrated_logits=logits)
