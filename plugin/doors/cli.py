@@ -337,7 +337,7 @@ def _ask(args) -> int:
         valid = []
         for question in batch:  # a bad line is reported and skipped; the others are still answered
             try:
-                valid.append(service.parse("ask", {"question": question, **_given(options)}).question)
+                valid.append(service.parse("ask", {"question": question, **options}).question)
             except SpanqaError as exc:
                 print(f"spanqa ask: error: {exc}", file=sys.stderr)
                 status = 2
@@ -351,9 +351,6 @@ def _ask(args) -> int:
             _print_response(result.value, args.json)
     return status
 
-
-def _given(options: dict) -> dict:
-    return {k: v for k, v in options.items() if v is not None}
 
 
 # Questions from a file are answered this many at a time: one router pass, one embedding call and shared reader

@@ -212,26 +212,25 @@ class Service:
         return cls(Assistant(collection, settings=Settings.from_env(**given)))
 
     def parse(self, operation: str, arguments: dict[str, Any] | None) -> BaseModel:
-        """`arguments` checked against the operation's model; InvalidRequest names each bad field."""
+        """`arguments` checked against the operation's model (None values mean "not given"); InvalidRequest names
+        each bad field."""
         model = getattr(self.inputs, operation)
         if not isinstance(arguments, dict):
             raise InvalidRequest(f"Invalid arguments — expected an object of {', '.join(model.model_fields)}, got "
                                  f"{type(arguments).__name__}. Fix these arguments and try again.")
         try:
-            return model.model_validate(arguments)
+            return model.model_validate({k: v for k, v in arguments.items() if v is not None})
         except ValidationError as exc:
             raise invalid_request(exc.errors()) from None
 
     def call(self, operation: str, arguments: dict[str, Any] | None = None) -> Result:
-        """Run `operation` (one of OPERATIONS but ingest) with JSON-style arguments; None values mean "not given"."""
+        """Run `operation` (one of OPERATIONS but ingest) with JSON-style arguments."""
         if operation not in OPERATIONS or operation == "ingest":
             raise NotFound(f"Unknown operation {operation!r}; spanqa's are {', '.join(OPERATIONS)}")
         handler = getattr(self, f"_{operation}")
         if operation == "documents":
             return handler()
-        given = {k: v for k, v in (arguments or {}).items() if v is not None} if isinstance(arguments, dict) \
-            else arguments
-        return handler(self.parse(operation, given))
+        return handler(self.parse(operation, {} if arguments is None else arguments))
 
     def tool(self, name: str, arguments: dict[str, Any] | None) -> Result:
         """Run agent tool `name` (TOOLS) with its arguments."""
@@ -254,8 +253,7 @@ class Service:
 
     def ask_many(self, questions: list[str], **options) -> list[Result]:
         """`ask` for several questions at once: one router pass, one embedding call, shared reader batches."""
-        parsed = [self.parse("ask", {"question": q, **{k: v for k, v in options.items() if v is not None}})
-                  for q in questions]
+        parsed = [self.parse("ask", {"question": q, **options}) for q in questions]
         if not parsed:
             return []
         first = parsed[0]
