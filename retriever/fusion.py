@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spanqa.retriever.records import Hit
+
 from spanqa.errors import InputError
 
-__all__ = ["FusedItem", "reciprocal_rank_fusion"]
+__all__ = ["FusedItem", "fuse_hits", "reciprocal_rank_fusion"]
 
 
 @dataclass
@@ -44,3 +46,15 @@ def reciprocal_rank_fusion(
             entry.ranks[name] = rank
             entry.scores[name] = score
     return sorted(fused.values(), key=lambda e: e.score, reverse=True)
+
+
+def fuse_hits(ranked: dict[str, list[Hit]], k: int, weights: dict[str, float] | None = None) -> list[Hit]:
+    """The best `k` passages of several searches' hits, by weighted reciprocal-rank fusion; each passage keeps the
+    Hit (and its retrieval scores) of the first list that found it."""
+    first: dict[int, Hit] = {}
+    for hits in ranked.values():
+        for hit in hits:
+            first.setdefault(hit.passage.id, hit)
+    fused = reciprocal_rank_fusion({name: [(h.passage.id, h.score) for h in hits] for name, hits in ranked.items()},
+                                   weights)
+    return [first[item.id] for item in fused[:k]]

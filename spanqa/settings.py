@@ -190,6 +190,10 @@ class Settings:
     # pass per passage (tens of ms each on 2 cores), returning one costs a row.
     max_results: int = 1000
     max_top_k: int = 50
+    # A conversation's earlier messages that one question may carry (`history`): resolving a follow-up reads only
+    # the latest question and answer, so these bound what a request may send, not what resolution costs.
+    max_history_turns: int = 64
+    max_history_chars: int = 64_000
     # How a PostgreSQL collection connects and searches (its own SPANQA_PG_* variables).
     postgres: PostgresSettings = field(default_factory=lambda: PostgresSettings())
 
@@ -207,7 +211,8 @@ class Settings:
                 raise InputError(f"{name} must be one of {', '.join(EMBEDDER_PRECISIONS)}; got {getattr(self, name)!r}")
         if not 0.0 <= self.answer_threshold <= 1.0:
             raise InputError(f"answer_threshold must be within [0, 1]; got {self.answer_threshold}")
-        for name in ("max_question_chars", "max_file_mb", "max_passages_per_document", "max_results", "max_top_k"):
+        for name in ("max_question_chars", "max_file_mb", "max_passages_per_document", "max_results", "max_top_k",
+                     "max_history_turns", "max_history_chars"):
             if getattr(self, name) <= 0:
                 raise InputError(f"{name} must be positive; got {getattr(self, name)}")
         if self.read_first < 0 or not 0.0 <= self.read_stop_score <= 1.0:

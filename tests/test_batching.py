@@ -32,13 +32,14 @@ class CountingAssistant:
         if threshold is not None and not 0 <= threshold <= 1:
             raise InputError("threshold must be within [0, 1]")
 
-    def respond_many(self, messages, top_k=None, threshold=None, mode=None):
+    def respond_many(self, messages, top_k=None, threshold=None, mode=None, histories=None):
         with self.lock:
             self.calls.append((tuple(messages), top_k, threshold, mode))
         time.sleep(0.05)  # a forward pass: long enough for other callers to queue up behind it
         if self.fail:
             raise RuntimeError("the model is gone")
-        return [f"reply to {m}" for m in messages]
+        histories = histories or [()] * len(messages)
+        return [f"reply to {m}" + (f" after {h[0].content}" if h else "") for m, h in zip(messages, histories, strict=True)]
 
     answer_many = respond_many
 
@@ -54,6 +55,21 @@ def test_concurrent_requests_share_batches_and_each_gets_its_own_response():
     assert sorted(q for call in engine.calls for q in call[0]) == sorted(questions)
     assert {call[1] for call in engine.calls} == {3}  # the options travel with the batch
     assert batching.settings == "the assistant's own"  # everything else is the assistant's
+
+
+def test_each_caller_s_conversation_travels_with_its_message():
+    from spanqa.settings import Settings
+
+    engine = CountingAssistant()
+    engine.settings = Settings()
+    batching = BatchingAssistant(engine, window_ms=20, max_batch=8)
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda i: batching.respond(f"q{i}", history=[{"role": "user", "content": f"h{i}"}]),
+                                range(8)))
+    assert replies == [f"reply to q{i} after h{i}" for i in range(8)]
+    assert len(engine.calls) < 8  # shared batches, each message with its own history
+    with pytest.raises(InputError, match="history has no user message"):
+        batching.respond("q", history=[{"role": "assistant", "content": "hello"}])  # refused before it joins
 
 
 def test_requests_with_different_options_never_share_a_batch():

@@ -17,9 +17,12 @@ Below the threshold the reply says the documents do not answer the question and 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from spanqa.plugin.engine.conversation import Resolution, check_history, resolve, standalone
 from spanqa.plugin.engine.models import shared_reader, shared_router
 from spanqa.plugin.engine.ranking import CALIBRATION_SETTING, AnswerRanker, ScoreCalibration
 from spanqa.plugin.engine.reader import Answer, Reader, combine_answers
@@ -27,6 +30,7 @@ from spanqa.plugin.engine.response import Response, citation
 from spanqa.plugin.engine.router import INTENTS, Intent, Router
 from spanqa.plugin.engine.text_kind import looks_technical
 from spanqa.retriever import Collection, Embedder, Hit
+from spanqa.retriever.fusion import fuse_hits
 
 from spanqa.errors import InputError
 from spanqa.settings import SEARCH_MODES, Settings, default_reader_path, default_technical_reader_path
@@ -41,6 +45,13 @@ UNCALIBRATED = ScoreCalibration()  # the ranker's own probabilities
 ROUTES: dict[str, str] = {intent: {"document_question": "documents", "help": "help"}.get(intent, "reply")
                           for intent in INTENTS}
 FALLBACK_THRESHOLD = 0.6
+# How a follow-up's passages weigh the search with the conversation's words against the message's own search
+# (reciprocal-rank fusion weights). Measured on the conversation development set (python -m bench conversations,
+# README): the conversation alone found the gold passage as often (recall@5 94.4) but lost follow-ups that move to
+# a related document; equal weights cost 4 points of recall; the resolved question instead of the message, 4 too.
+FOLLOW_UP_FUSION = {"conversation": 1.0, "message": 0.5}
+# Replies a follow-up keeps even after a conversation ("thanks!" after an answer is thanks, not a question).
+CHITCHAT = ("greeting", "thanks", "goodbye")
 HANDLERS = {"documents", "reply", "help", "fallback"}
 
 REPLIES: dict[str, str] = {
@@ -196,25 +207,32 @@ class Assistant:
         return self.collection.search(query, k=k, mode=mode)
 
     def respond(self, message: str, top_k: int | None = None, threshold: float | None = None,
-                mode: str | None = None) -> Response:
-        """Answer a chat message: route it, then answer from the documents or reply in kind."""
-        return self.respond_many([message], top_k=top_k, threshold=threshold, mode=mode)[0]
+                mode: str | None = None, history: Sequence[Any] | None = None) -> Response:
+        """Answer a chat message: route it, then answer from the documents or reply in kind. `history`: the
+        conversation's earlier messages, oldest first, as `{"role": "user" | "assistant", "content": str}`
+        (optionally with the earlier response's JSON as "response"); a follow-up is read in their light
+        (plugin/engine/conversation.py). None or [] answers the message alone."""
+        return self.respond_many([message], top_k=top_k, threshold=threshold, mode=mode,
+                                 histories=None if history is None else [history])[0]
 
     def respond_many(self, messages: list[str], top_k: int | None = None, threshold: float | None = None,
-                     mode: str | None = None) -> list[Response]:
-        """`respond` for several messages at once: one router pass, one embedding call and one search for all
-        of them, their passages read in shared reader batches. Each response is what `respond` would give; its
-        timings are those of the batch's stages."""
+                     mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None
+                     ) -> list[Response]:
+        """`respond` for several messages at once (each with its own history, when given): one router pass, one
+        embedding call and one search for all of them, their passages read in shared reader batches. Each
+        response is what `respond` would give; its timings are those of the batch's stages."""
         router = self.router  # loads (or first trains) the router outside the timed stages
         started = time.perf_counter()
         messages = [self.check_message(m) for m in messages]
-        intents = router.classify_many(messages)
-        route_ms = (time.perf_counter() - started) * 1000
+        resolutions = self.resolve_many(messages, histories)
+        resolved = time.perf_counter()
+        intents = self._route(router, resolutions)
+        route_ms = (time.perf_counter() - resolved) * 1000
         routes = [self.route_for(intent) for intent in intents]
         base = threshold if threshold is not None else self.settings.answer_threshold
         to_documents = [i for i, route in enumerate(routes) if route in ("documents", "fallback")]
         answered = dict(zip(to_documents, self._answer_many(
-            [messages[i] for i in to_documents], [intents[i] for i in to_documents], top_k, mode,
+            [resolutions[i] for i in to_documents], [intents[i] for i in to_documents], top_k, mode,
             [max(base, FALLBACK_THRESHOLD) if routes[i] == "fallback" else base for i in to_documents]),
             strict=True))
         responses = []
@@ -229,10 +247,34 @@ class Assistant:
                 response = Response(message, intent, route, self._help_text())
             else:
                 response = Response(message, intent, route, REPLIES.get(intent.label, REPLIES["smalltalk"]))
+            response.timings["resolve_ms"] = (resolved - started) * 1000
             response.timings["route_ms"] = route_ms
             response.timings["total_ms"] = (time.perf_counter() - started) * 1000
             responses.append(response)
         return responses
+
+    def resolve_many(self, messages: list[str], histories: Sequence[Sequence[Any] | None] | None
+                     ) -> list[Resolution]:
+        """How each checked message is understood after its history (standalone without one)."""
+        if histories is None:
+            return [standalone(m) for m in messages]
+        if len(histories) != len(messages):
+            raise InputError(f"{len(messages)} messages but {len(histories)} histories: give one per message")
+        return [resolve(m, check_history(h, self.settings)) for m, h in zip(messages, histories, strict=True)]
+
+    def _route(self, router: Router, resolutions: list[Resolution]) -> list[Intent]:
+        """Each message's intent. A follow-up the router does not send to the documents on its own words ("and by
+        whom?" reads like small talk) is classified again as understood, unless it is confident chit-chat
+        ("thanks!" after an answer is still thanks)."""
+        intents = router.classify_many([r.message for r in resolutions])
+        again = [i for i, (r, intent) in enumerate(zip(resolutions, intents, strict=True))
+                 if r.follow_up and self.route_for(intent) != "documents"
+                 and (intent.below_threshold or intent.label not in CHITCHAT)]
+        if again:
+            for i, intent in zip(again, router.classify_many([resolutions[i].question for i in again]), strict=True):
+                if self.route_for(intent) == "documents":
+                    intents[i] = intent
+        return intents
 
     def route_for(self, intent: Intent) -> str:
         """The handler a classified message goes to: documents, reply, help or fallback."""
@@ -249,36 +291,43 @@ class Assistant:
             raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
 
     def answer(self, question: str, top_k: int | None = None, threshold: float | None = None,
-               mode: str | None = None, intent: Intent | None = None) -> Response:
-        """Answer from the documents, without routing (what the `document_qa` tool calls)."""
+               mode: str | None = None, history: Sequence[Any] | None = None,
+               intent: Intent | None = None) -> Response:
+        """Answer from the documents, without routing (what the `document_qa` tool calls); `history` as in
+        `respond`; `intent`: what a caller that routed the question itself recorded."""
         question = self.check_message(question)
         threshold = threshold if threshold is not None else self.settings.answer_threshold
-        return self._answer_many([question], [intent or Intent("document_question", 1.0, False)], top_k, mode,
+        resolution = self.resolve_many([question], None if history is None else [history])[0]
+        return self._answer_many([resolution], [intent or Intent("document_question", 1.0, False)], top_k, mode,
                                  [threshold])[0]
 
     def answer_many(self, questions: list[str], top_k: int | None = None, threshold: float | None = None,
-                    mode: str | None = None) -> list[Response]:
+                    mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None
+                    ) -> list[Response]:
         """`answer` for several questions at once (one embedding call, one search, shared reader batches)."""
         questions = [self.check_message(q) for q in questions]
         threshold = threshold if threshold is not None else self.settings.answer_threshold
-        return self._answer_many(questions, [Intent("document_question", 1.0, False)] * len(questions), top_k,
-                                 mode, [threshold] * len(questions))
+        return self._answer_many(self.resolve_many(questions, histories),
+                                 [Intent("document_question", 1.0, False)] * len(questions), top_k, mode,
+                                 [threshold] * len(questions))
 
-    def _answer_many(self, questions: list[str], intents: list[Intent], top_k: int | None, mode: str | None,
-                     thresholds: list[float]) -> list[Response]:
-        """Answer checked questions from the documents, each against its own threshold."""
-        if not questions:
+    def _answer_many(self, resolutions: list[Resolution], intents: list[Intent], top_k: int | None,
+                     mode: str | None, thresholds: list[float]) -> list[Response]:
+        """Answer checked, resolved questions from the documents, each against its own threshold: each searches
+        its resolution's query and reads its resolved question."""
+        if not resolutions:
             return []
         for threshold in thresholds:
             self.check_options(top_k, threshold, mode)
         started = time.perf_counter()
         top_k = top_k if top_k is not None else self.settings.top_k
         mode = mode if mode is not None else self.settings.retrieval_mode
-        found = self.collection.search_many(questions, k=top_k, mode=mode)
+        questions = [r.question for r in resolutions]
+        found = self._search_resolved(resolutions, top_k, mode)
         if not any(found) and len(self.collection) == 0:
-            return [Response(q, intent, "documents", "The collection is empty: add documents first (upload them in "
-                             "the sidebar, or run `spanqa ingest PATH`).", abstained=True)
-                    for q, intent in zip(questions, intents, strict=True)]
+            return [Response(r.message, intent, "documents", "The collection is empty: add documents first (upload "
+                             "them in the sidebar, or run `spanqa ingest PATH`).", abstained=True, resolved=r)
+                    for r, intent in zip(resolutions, intents, strict=True)]
         calibration = self.calibration() if self.ranker is not None else None  # one read per batch, not per question
         readers = [self.reader_for(hits) for hits in found]
         for reader in _distinct(readers):
@@ -287,10 +336,12 @@ class Assistant:
         read = self._read_and_rank(questions, found, readers, top_k, calibration)
         done_reading = time.perf_counter()
         responses = []
-        for question, intent, hits, reading, threshold in zip(questions, intents, found, read, thresholds, strict=True):
+        for resolution, intent, hits, reading, threshold in zip(resolutions, intents, found, read, thresholds,
+                                                                 strict=True):
             answers = reading.answers
             abstained = not answers or answers[0].score < threshold
-            response = Response(question, intent, "documents", "", answers, hits, abstained, reader=reading.reader)
+            response = Response(resolution.message, intent, "documents", "", answers, hits, abstained,
+                                reader=reading.reader, resolved=resolution)
             response.reply = self._abstention_text(hits) if abstained else self._answer_text(answers[0])
             response.timings.update({"retrieve_ms": (retrieved - started) * 1000,
                                      "read_ms": (done_reading - retrieved) * 1000,
@@ -298,6 +349,19 @@ class Assistant:
                                      "passages_read": float(reading.passages)})
             responses.append(response)
         return responses
+
+    def _search_resolved(self, resolutions: list[Resolution], k: int, mode: str) -> list[list[Hit]]:
+        """Each resolution's passages, in one search call. A follow-up's are those of its query (the message with
+        the conversation's words) fused with those of the message alone (reciprocal-rank fusion, FOLLOW_UP_FUSION):
+        the conversation's words find the topic, and a follow-up that moves to a related document keeps some of
+        the passages its own words find."""
+        follow_ups = [i for i, r in enumerate(resolutions) if r.follow_up]
+        found = self.collection.search_many([r.query for r in resolutions] +
+                                            [resolutions[i].message for i in follow_ups], k=k, mode=mode)
+        hits, own = found[:len(resolutions)], found[len(resolutions):]
+        for i, alone in zip(follow_ups, own, strict=True):
+            hits[i] = fuse_hits({"conversation": hits[i], "message": alone}, k, FOLLOW_UP_FUSION)
+        return hits
 
     def reader_for(self, hits: list[Hit]) -> Reader:
         """The reader for one question's retrieved passages (all of them, so that every round of adaptive

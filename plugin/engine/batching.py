@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from spanqa.plugin.engine.conversation import Turn, check_history
 
 from spanqa.errors import InputError
 
@@ -108,9 +110,10 @@ class BatchingAssistant:
     def __init__(self, assistant, window_ms: float = 5.0, max_batch: int = 16) -> None:
         self.assistant = assistant
         self.settings = assistant.settings
-        self._respond = MicroBatcher(lambda key, messages: assistant.respond_many(messages, *key), window_ms,
+        # Items are (message, history) pairs; requests with the same options share a batch.
+        self._respond = MicroBatcher(lambda key, items: assistant.respond_many(*_batch(items, key)), window_ms,
                                      max_batch)
-        self._answer = MicroBatcher(lambda key, questions: assistant.answer_many(questions, *key), window_ms,
+        self._answer = MicroBatcher(lambda key, items: assistant.answer_many(*_batch(items, key)), window_ms,
                                     max_batch)
 
     @property
@@ -130,19 +133,33 @@ class BatchingAssistant:
         return self.assistant.search(query, k=k, mode=mode)
 
     def respond(self, message: str, top_k: int | None = None, threshold: float | None = None,
-                mode: str | None = None):
+                mode: str | None = None, history: Sequence[Any] | None = None):
         self.assistant.check_options(top_k, threshold, mode)
-        return self._respond.submit(self.assistant.check_message(message), (top_k, threshold, mode))
+        item = (self.assistant.check_message(message), self._checked(history))
+        return self._respond.submit(item, (top_k, threshold, mode))
 
     def respond_many(self, messages: list[str], top_k: int | None = None, threshold: float | None = None,
-                     mode: str | None = None):
-        return self.assistant.respond_many(messages, top_k=top_k, threshold=threshold, mode=mode)
+                     mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None):
+        return self.assistant.respond_many(messages, top_k=top_k, threshold=threshold, mode=mode,
+                                           histories=histories)
 
     def answer(self, question: str, top_k: int | None = None, threshold: float | None = None,
-               mode: str | None = None):
+               mode: str | None = None, history: Sequence[Any] | None = None):
         self.assistant.check_options(top_k, threshold, mode)
-        return self._answer.submit(self.assistant.check_message(question), (top_k, threshold, mode))
+        item = (self.assistant.check_message(question), self._checked(history))
+        return self._answer.submit(item, (top_k, threshold, mode))
 
     def answer_many(self, questions: list[str], top_k: int | None = None, threshold: float | None = None,
-                    mode: str | None = None):
-        return self.assistant.answer_many(questions, top_k=top_k, threshold=threshold, mode=mode)
+                    mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None):
+        return self.assistant.answer_many(questions, top_k=top_k, threshold=threshold, mode=mode,
+                                          histories=histories)
+
+    def _checked(self, history: Sequence[Any] | None) -> tuple[Turn, ...]:
+        """A caller's history, checked before it joins a batch (its bad input is its own error alone)."""
+        return check_history(history, self.settings)
+
+
+def _batch(items: list[tuple[str, tuple[Turn, ...]]], options: tuple) -> tuple:
+    """`respond_many` / `answer_many`'s positional arguments for a batch of (message, history) items: the
+    messages, the shared options (top_k, threshold, mode), then each message's history."""
+    return [message for message, _ in items], *options, [history for _, history in items]

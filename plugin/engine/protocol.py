@@ -5,7 +5,8 @@ in shared batches. Both implement every method below themselves; tests/test_engi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from spanqa.plugin.engine.response import Response
@@ -35,13 +36,15 @@ class Engine(Protocol):
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]: ...
 
     def respond(self, message: str, top_k: int | None = None, threshold: float | None = None,
-                mode: str | None = None) -> Response: ...
+                mode: str | None = None, history: Sequence[Any] | None = None) -> Response: ...
 
     def respond_many(self, messages: list[str], top_k: int | None = None, threshold: float | None = None,
-                     mode: str | None = None) -> list[Response]: ...
+                     mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None
+                     ) -> list[Response]: ...
 
     def answer(self, question: str, top_k: int | None = None, threshold: float | None = None,
-               mode: str | None = None) -> Response: ...
+               mode: str | None = None, history: Sequence[Any] | None = None) -> Response: ...
 
     def answer_many(self, questions: list[str], top_k: int | None = None, threshold: float | None = None,
-                    mode: str | None = None) -> list[Response]: ...
+                    mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None
+                    ) -> list[Response]: ...

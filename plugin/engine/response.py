@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from spanqa.plugin.engine.conversation import Resolution, standalone
 from spanqa.plugin.engine.reader import Answer
 from spanqa.plugin.engine.router import Intent
 from spanqa.retriever.records import Hit
@@ -34,6 +35,11 @@ class Response:
     abstained: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     reader: str = ""  # which reader read the passages: "general" or "technical" ("" when none was read)
+    resolved: Resolution | None = None  # how the message was understood (None: alone, as written)
+
+    @property
+    def resolution(self) -> Resolution:
+        return self.resolved or standalone(self.message)
 
     @property
     def best(self) -> Answer | None:
@@ -72,7 +78,8 @@ def response_json(response: Response) -> dict[str, Any]:
             "route": response.route, "reply": response.reply, "abstained": response.abstained,
             "answers": [answer_json(a) for a in response.answers],
             "passages": [hit_json(h) for h in response.passages],
-            "reader": response.reader, "timings": {k: round(v, 3) for k, v in response.timings.items()}}
+            "reader": response.reader, "resolved": response.resolution.to_json(),
+            "timings": {k: round(v, 3) for k, v in response.timings.items()}}
 
 
 def hits_json(query: str, hits: list[Hit]) -> dict[str, Any]:
