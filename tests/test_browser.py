@@ -67,5 +67,11 @@ def test_question_answer_highlight_and_source_visible(server):
         answer.wait_for(timeout=240_000)
         assert answer.inner_text().strip() == "32"  # retrieval.md: "an overlap of 32 tokens"
         assert page.get_by_text("Source:").first.is_visible()
+        # A follow-up: answered in the light of the chat, with how it was understood under the answer.
+        box.fill("and how long can they be?")
+        box.press("Enter")
+        understood = page.get_by_text("Understood as").first
+        understood.wait_for(timeout=240_000)
+        assert understood.is_visible()
         page.screenshot(path=str(shots / "spanqa-browser.png"), full_page=True)
         browser.close()

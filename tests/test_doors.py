@@ -74,8 +74,8 @@ def cli_door(env, call: Call) -> Outcome | None:
     flags = [part for key, flag in options.items() if key in a for part in (flag, str(a[key]))]
     argv = {"ask": ["ask", a.get("question", "")], "search": ["search", a.get("query", "")],
             "remove": ["docs", "remove", a.get("document_id", "")]}.get(call.operation)
-    if argv is None:
-        return None  # the CLI's ask is routed; it has no unrouted verb
+    if argv is None or "history" in a:
+        return None  # the CLI's ask is routed (no unrouted verb); its conversations are `spanqa chat` (test_chat.py)
     code = main([*argv, "--collection", env.location, *flags, *(["--json"] if call.operation != "remove" else [])])
     out, err = env.capsys.readouterr()
     if code != 0:
@@ -123,12 +123,16 @@ def rest_door(env, call: Call) -> Outcome | None:
 def openai_door(env, call: Call) -> Outcome | None:
     import openai
 
-    if call.operation != "ask" or set(call.arguments) != {"question"}:
-        return None  # a chat completion carries messages only: routed, with the server's options
+    history = call.arguments.get("history", [])
+    if call.operation != "ask" or set(call.arguments) - {"question", "history"} or \
+            not all(isinstance(m.get("content"), str) for m in history) or \
+            (history and history[0].get("role") == "assistant"):
+        return None  # a chat completion carries messages only (routed, with the server's options), text contents,
+        # and a conversation that opens with the assistant's greeting, which it leaves out
     client = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=env.http(), max_retries=0)
     try:
         completion = client.chat.completions.create(
-            model="spanqa", messages=[{"role": "user", "content": call.arguments["question"]}])
+            model="spanqa", messages=[*history, {"role": "user", "content": call.arguments["question"]}])
     except openai.APIStatusError as exc:
         error = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else {}
         return Outcome(message=error.get("message"), type=error.get("type"), status=exc.status_code)
@@ -153,7 +157,8 @@ def ui_door(env, call: Call) -> Outcome | None:
     from streamlit.testing.v1 import AppTest
 
     if call.operation != "ask" or set(call.arguments) != {"question"} or not call.arguments["question"]:
-        return None  # the chat box sends routed, non-empty messages; top-k and mode are bounded widgets
+        return None  # the chat box sends routed, non-empty messages; top-k and mode are bounded widgets; the
+        # history is the chat's own (test_the_chat_ui_reads_a_follow_up_in_the_light_of_the_chat)
     at = AppTest.from_file(APP, default_timeout=300)
     at.run()
     at.chat_input[0].set_value(call.arguments["question"]).run()
@@ -274,6 +279,68 @@ def test_bad_arguments_are_refused_in_the_same_words_at_every_door(doors, call, 
     assert len(outcomes) >= 3, outcomes  # ask: Python, CLI, REST; answer and search: Python, MCP, REST, LangChain
     message = assert_same_refusal(outcomes, "invalid_request", 422)
     assert named in message and message.startswith("Invalid arguments — ")
+
+
+FIRST = {"role": "user", "content": QUESTION}
+REPLY = {"role": "assistant", "content": "“the water filter is clogged and must be rinsed” — error-b.txt, page 1 "
+                                         "(confidence 0.95)"}
+
+
+def test_a_follow_up_is_answered_in_the_light_of_the_conversation_at_every_door(doors):
+    follow_up = {"question": "what about E-4711?", "history": [FIRST, REPLY]}
+    asked = through_every_door(doors, Call("ask", follow_up))
+    answered = through_every_door(doors, Call("answer", follow_up))
+    assert set(asked) == {"python", "rest", "openai"} and set(answered) == {"python", "mcp", "rest", "langchain"}
+    for name, outcome in {**{f"{n} ask": o for n, o in asked.items()},
+                          **{f"{n} answer": o for n, o in answered.items()}}.items():
+        assert not outcome.failed, f"{name}: {outcome.message}"
+        data = outcome.data
+        assert data["message"] == "what about E-4711?", name
+        assert data["resolved"] == {"question": "What does pump error E-4711 mean?", "follow_up": True,
+                                    "turns": [0, 1], "query": data["resolved"]["query"]}, name
+        assert "motor overheated" in data["answers"][0]["text"] and not data["abstained"], name
+
+
+def test_the_chat_ui_reads_a_follow_up_in_the_light_of_the_chat(doors):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.chat_input[0].set_value(QUESTION).run()
+    at.chat_input[0].set_value("what about E-4711?").run()
+    assert not at.exception, at.exception
+    data = at.session_state["messages"][-1]["response"]
+    assert data["resolved"]["question"] == "What does pump error E-4711 mean?" and "overheated" in data["answers"][0]["text"]
+    understood = [c.value for c in at.caption if c.value.startswith("Understood as")]
+    assert len(understood) == 1 and "4711" in understood[0]  # under the follow-up only (Markdown-escaped)
+    clear = next(b for b in at.button if b.label == "Clear chat")
+    clear.click().run()
+    at.chat_input[0].set_value("what about E-4711?").run()
+    assert not at.session_state["messages"][-1]["response"]["resolved"]["follow_up"]  # a new conversation
+
+
+MANY = [{"role": "user", "content": "hi"}] * 65
+BAD_HISTORIES = [
+    (MANY, "history: List should have at most 64 items after validation, not 65 (field_type=List, max_length=64, "
+           "actual_length=65, the max_history_turns setting)"),
+    ([FIRST, {"role": "assistant", "content": "x" * 64_000}], "history has 64,033 characters; the limit is 64,000 "
+                                                               "(the max_history_chars setting)"),
+    ([{"role": "robot", "content": "beep"}], "history.0.role: Input should be 'user' or 'assistant'"),
+    ([{"role": "user", "content": 42}], "history.0.content: Input should be a valid string"),
+    ([REPLY], "history has no user message"),
+    ([FIRST, {"role": "assistant"}], "history.1.content: Field required"),
+]
+
+
+@pytest.mark.parametrize(("history", "named"), BAD_HISTORIES,
+                         ids=["too many", "too long", "bad role", "not text", "only assistant", "no content"])
+def test_a_bad_history_is_refused_in_the_same_words_at_every_door(doors, history, named):
+    asked = through_every_door(doors, Call("ask", {"question": QUESTION, "history": history}))
+    answered = through_every_door(doors, Call("answer", {"question": QUESTION, "history": history}))
+    assert {"python", "rest"} <= set(asked) and set(answered) == {"python", "mcp", "rest", "langchain"}
+    for outcomes in (asked, answered):
+        message = assert_same_refusal(outcomes, "invalid_request", 422)
+        assert named in message and message.startswith("Invalid arguments — ")
 
 
 def test_an_unknown_document_is_not_found_at_every_door(doors):

@@ -13,6 +13,7 @@ import streamlit as st
 from spanqa.plugin.doors.service import Service
 from spanqa.plugin.engine.assistant import Assistant
 from spanqa.plugin.engine.collections import ensure_default_collection, open_collection, resolve_location
+from spanqa.plugin.engine.conversation import exchange, interpretation, recent_history
 from spanqa.retriever.postgres import PostgresLocation, is_postgres_location
 from spanqa.ui.render import escape_markdown, highlighted_passage, intent_badge
 
@@ -110,16 +111,19 @@ with st.sidebar:
                               help="Answers with a lower confidence are withheld; the closest passages are shown.")
         mode = st.radio("Retrieval", SEARCH_MODES, index=SEARCH_MODES.index(settings.retrieval_mode), key="mode",
                         horizontal=True)
-    if st.button("Clear chat"):
+    if st.button("Clear chat", help="Start a new conversation: follow-up questions are read in the light of the "
+                                    "chat so far."):
         st.session_state.messages = []
 
 
 # --- chat -----------------------------------------------------------------------------------------------------
-def show_response(index: int, data: dict) -> None:
-    """Render one reply from its response JSON (schema 1)."""
+def show_response(index: int, data: dict, note: str | None = None) -> None:
+    """Render one reply from its response JSON (schema 1); `note`: how a follow-up was understood."""
     intent = data["intent"]
     st.markdown(intent_badge(intent["label"], intent["confidence"]))
     st.markdown(escape_markdown(data["reply"]))
+    if note:
+        st.caption(escape_markdown(note))
     best = None if data["abstained"] or not data["answers"] else data["answers"][0]
     if best is not None:
         passage = next((p for p in data["passages"] if p["passage_id"] == best["passage_id"]), None)
@@ -152,13 +156,24 @@ def show_response(index: int, data: dict) -> None:
 
 
 def feedback_arguments(data: dict, rating: int) -> dict:
-    """What a thumbs-up/down on one response says: about its answer, its abstention or its routing."""
+    """What a thumbs-up/down on one response says: about its answer, its abstention or its routing — and, for a
+    follow-up, about the question as it was understood."""
+    resolved = data.get("resolved") or {}
+    understood = {"resolved": resolved["question"]} if resolved.get("follow_up") else {}
     if data["route"] in ("documents", "fallback") and not data["abstained"] and data["answers"]:
         top = data["answers"][0]
         return {"message": data["message"], "answer": top["text"], "source": top["source"], "rating": rating,
-                "passage_id": top["passage_id"], "score": top["score"], "route": data["route"]}
+                "passage_id": top["passage_id"], "score": top["score"], "route": data["route"], **understood}
     route = "abstained" if data["route"] in ("documents", "fallback") else data["route"]
-    return {"message": data["message"], "answer": data["reply"], "rating": rating, "route": route}
+    return {"message": data["message"], "answer": data["reply"], "rating": rating, "route": route, **understood}
+
+
+def chat_history(messages: list[dict], settings: Settings) -> list[dict]:
+    """The chat so far as the conversation the next question is read in (the latest exchanges that fit the
+    history limits). A message that got an error instead of a reply is left out with it."""
+    return recent_history([exchange(message["content"], reply["response"])
+                           for message, reply in zip(messages[::2], messages[1::2], strict=False)
+                           if "response" in reply], settings)
 
 
 st.session_state.setdefault("messages", [])
@@ -169,21 +184,23 @@ for index, message in enumerate(st.session_state.messages):
         if message["role"] == "user":
             st.text(message["content"])
         elif "response" in message:
-            show_response(index, message["response"])
+            show_response(index, message["response"], message.get("note"))
         else:
             st.error(message["content"])
 
 if prompt := st.chat_input("Ask a question about your documents"):
+    history = chat_history(st.session_state.messages, settings)
     st.session_state.messages.append({"role": "user", "content": prompt})
     with st.chat_message("user"):
         st.text(prompt)
     with st.chat_message("assistant"):
         try:
             with st.spinner("Reading…"):
-                data = service.ask(prompt, top_k=top_k, min_score=threshold, mode=mode).data
+                data = service.ask(prompt, top_k=top_k, min_score=threshold, mode=mode, history=history or None).data
         except SpanqaError as exc:
             st.session_state.messages.append({"role": "assistant", "content": str(exc)})
             st.error(str(exc))
         else:
-            st.session_state.messages.append({"role": "assistant", "response": data})
-            show_response(len(st.session_state.messages) - 1, data)
+            note = interpretation(data, history)
+            st.session_state.messages.append({"role": "assistant", "response": data, "note": note})
+            show_response(len(st.session_state.messages) - 1, data, note)

@@ -353,6 +353,19 @@ def _ask(args) -> int:
 
 
 
+@command("chat")
+def _chat(args) -> int:
+    from spanqa.plugin.doors.chat import run_chat
+
+    from spanqa.settings import cache_dir
+
+    service = _service(args)
+    service.engine.warm_up()  # the first question is not the one that waits for the models
+    options = {"top_k": args.top_k, "min_score": args.threshold, "mode": args.mode}
+    service.parse("ask", {"question": "options check", **options})  # a bad option is refused before the prompt
+    return run_chat(service, cache_dir() / "chat-history", options)
+
+
 # Questions from a file are answered this many at a time: one router pass, one embedding call and shared reader
 # batches for all of them (Assistant.respond_many).
 ASK_BATCH = 16
@@ -563,6 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
     mode_option(p)
     p.add_argument("--precision", choices=PRECISIONS, help=f"reader precision ({_env_default('reader_precision')})")
     p.add_argument("--json", action="store_true", help="print one versioned response JSON per question")
+
+    p = add("chat", "A conversation in the terminal: follow-up questions are read in the light of the chat; "
+                    "/sources, /reset, /quit (or Ctrl-D).")
+    collection_args(p)
+    p.add_argument("--top-k", type=int, help=f"passages to read ({_env_default('top_k')})")
+    p.add_argument("--threshold", type=float,
+                   help=f"answer confidence below which spanqa abstains ({_env_default('answer_threshold')})")
+    mode_option(p)
 
     p = add("ui", "Start the Streamlit chat UI.")
     p.add_argument("--port", type=int, default=8501, help="port to serve on")

@@ -64,17 +64,32 @@ class ChatMessage(BaseModel):
 class ChatRequest(BaseModel):
     model: str = Field(default=MODEL_ID, description=f"always {MODEL_ID!r}")
     messages: list[ChatMessage] = Field(min_length=1, description="the conversation; the last user message is "
-                                                                  "answered")
+                                                                  "answered in the light of the user and "
+                                                                  "assistant messages before it")
     stream: bool = Field(default=False, description="server-sent events, as OpenAI streams")
 
 
-def _last_user_text(messages: list[ChatMessage]) -> str:
-    for message in reversed(messages):
-        if message.role == "user":
-            if isinstance(message.content, list):
-                return " ".join(str(part.get("text", "")) for part in message.content if part.get("type") == "text")
-            return message.content or ""
-    raise InputError("messages: no user message to answer")
+def _text(message: ChatMessage) -> str:
+    if isinstance(message.content, list):
+        return " ".join(str(part.get("text", "")) for part in message.content if part.get("type") == "text")
+    return message.content or ""
+
+
+_INSTRUCTIONS = ("system", "developer", "tool", "function")
+
+
+def _question_and_history(messages: list[ChatMessage]) -> tuple[str, list[dict]]:
+    """The last user message, and the messages before it as the conversation (stateless, as OpenAI's API is: the
+    client sends the whole chat each time). System, developer and tool messages are instructions for a generative
+    model, and an assistant greeting before the first user message answers nothing: spanqa quotes the documents
+    whatever they say, so these are left out. Any other role goes on to be checked (and refused) as the history
+    is at every door."""
+    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), None)
+    if last is None:
+        raise InputError("messages: no user message to answer")
+    earlier = [m for m in messages[:last] if m.role not in _INSTRUCTIONS]
+    start = next((i for i, m in enumerate(earlier) if m.role != "assistant"), len(earlier))
+    return _text(messages[last]), [{"role": m.role, "content": _text(m)} for m in earlier[start:]]
 
 
 def create_app(engine, settings: ServerSettings | None = None) -> FastAPI:
@@ -228,7 +243,8 @@ def _add_openai(app: FastAPI, service: Service) -> None:
     def chat(body: ChatRequest):
         """The routed reply as the assistant message; the full response JSON (answers, citations, passages)
         travels beside it under `spanqa`."""
-        response = service.ask(_last_user_text(body.messages)).data
+        question, history = _question_and_history(body.messages)
+        response = service.ask(question, history=history or None).data
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if not body.stream:
             return {"id": completion_id, "object": "chat.completion", "created": created, "model": MODEL_ID,

@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from spanqa.plugin.engine.conversation import history_problems
 from spanqa.plugin.engine.protocol import Engine
 from spanqa.plugin.engine.response import (
     SCHEMA_VERSION,
@@ -45,8 +46,8 @@ from spanqa.errors import (
 )
 from spanqa.settings import SEARCH_MODES, Settings
 
-__all__ = ["OPERATIONS", "TOOLS", "RequestModels", "Result", "Service", "error_json", "error_type", "field_problems",
-           "http_status", "request_models"]
+__all__ = ["HistoryMessage", "OPERATIONS", "TOOLS", "RequestModels", "Result", "Service", "error_json",
+           "error_type", "field_problems", "http_status", "request_models"]
 
 
 # --- requests -------------------------------------------------------------------------------------------------
@@ -80,6 +81,24 @@ def _mode(settings: Settings) -> Any:
                                             "for most queries; bm25 for exact codes or names; dense for paraphrases."))
 
 
+class HistoryMessage(_Arguments):
+    """One earlier message of the conversation, in OpenAI's shape."""
+
+    role: Literal["user", "assistant"] = Field(description="who said it: user or assistant")
+    content: str = Field(description="what was said")
+    response: dict[str, Any] | None = Field(default=None, description="the response JSON spanqa gave for an "
+                                                                      "assistant message, when the client kept it")
+
+
+def _history(settings: Settings) -> Any:
+    return (list[HistoryMessage] | None,
+            Field(default=None, max_length=settings.max_history_turns,
+                  description="The conversation so far, oldest first, as OpenAI-style {role, content} messages (at "
+                              f"most {settings.max_history_turns} and {settings.max_history_chars:,} characters). A "
+                              "follow-up such as 'and its default?' is answered in its light; omit it when the "
+                              "question already stands alone."))
+
+
 @dataclass(frozen=True)
 class RequestModels:
     """One argument model per operation that takes arguments, built from one `Settings`."""
@@ -100,8 +119,10 @@ def request_models(settings: Settings) -> RequestModels:
     document_id = (str, Field(min_length=1, max_length=512, description="A document's id (from the document list) "
                                                                         "or its source name."))
     return RequestModels(
-        ask=create_model("AskInput", __base__=_Arguments, question=question, **_options(settings, "top_k")),
-        answer=create_model("DocumentQAInput", __base__=_Arguments, question=question, **_options(settings, "top_k")),
+        ask=create_model("AskInput", __base__=_Arguments, question=question, **_options(settings, "top_k"),
+                         history=_history(settings)),
+        answer=create_model("DocumentQAInput", __base__=_Arguments, question=question, **_options(settings, "top_k"),
+                            history=_history(settings)),
         search=create_model(
             "DocumentSearchInput", __base__=_Arguments,
             query=_text(settings, "What to look for in the documents: keywords or a question."),
@@ -120,6 +141,11 @@ def request_models(settings: Settings) -> RequestModels:
             route=(str, Field(default="documents", max_length=32,
                               description="The response's route (documents, fallback, help, reply), or abstained.")),
             answer=(str, Field(default="", max_length=100_000, description="The answer text rated.")),
+            resolved=(str | None, Field(default=None, max_length=100_000,
+                                        description="The question as spanqa understood it (the response's "
+                                                    "resolved.question), when the message was a follow-up: it is "
+                                                    "what is kept, so a wrong interpretation is what a thumbs-down "
+                                                    "records.")),
             source=(str, Field(default="", max_length=4096, description="Its source.")),
             passage_id=(int | None, Field(default=None, description="Its passage id.")),
             score=(float | None, Field(default=None, ge=0.0, le=1.0, description="Its score as shown."))),
@@ -128,7 +154,7 @@ def request_models(settings: Settings) -> RequestModels:
 
 # Which setting each bounded field's limit comes from, so that a refusal names the setting to change.
 _LIMIT_SETTINGS = {"question": "max_question_chars", "query": "max_question_chars", "message": "max_question_chars",
-                   "top_k": "max_top_k", "k": "max_results"}
+                   "top_k": "max_top_k", "k": "max_results", "history": "max_history_turns"}
 
 
 def field_problems(errors: list[dict]) -> str:
@@ -140,7 +166,7 @@ def field_problems(errors: list[dict]) -> str:
         where = ".".join(location) or "input"
         limits = [f"{k}={v}" for k, v in (item.get("ctx") or {}).items() if k != "error"]
         if limits and location and location[-1] in _LIMIT_SETTINGS and item.get("type") in (
-                "less_than_equal", "string_too_long"):
+                "less_than_equal", "string_too_long", "too_long"):
             limits.append(f"the {_LIMIT_SETTINGS[location[-1]]} setting")
         problems.append(f"{where}: {item.get('msg', 'invalid')}" + (f" ({', '.join(limits)})" if limits else ""))
     return "; ".join(problems)
@@ -219,9 +245,13 @@ class Service:
             raise InvalidRequest(f"Invalid arguments — expected an object of {', '.join(model.model_fields)}, got "
                                  f"{type(arguments).__name__}. Fix these arguments and try again.")
         try:
-            return model.model_validate({k: v for k, v in arguments.items() if v is not None})
+            parsed = model.model_validate({k: v for k, v in arguments.items() if v is not None})
         except ValidationError as exc:
             raise invalid_request(exc.errors()) from None
+        problems = history_problems(getattr(parsed, "history", None) or [], self.settings)
+        if problems:
+            raise InvalidRequest(f"Invalid arguments — {'; '.join(problems)}. Fix these arguments and try again.")
+        return parsed
 
     def call(self, operation: str, arguments: dict[str, Any] | None = None) -> Result:
         """Run `operation` (one of OPERATIONS but ingest) with JSON-style arguments."""
@@ -258,7 +288,8 @@ class Service:
             return []
         first = parsed[0]
         responses = self.engine.respond_many([p.question for p in parsed], top_k=first.top_k,
-                                             threshold=first.min_score, mode=first.mode)
+                                             threshold=first.min_score, mode=first.mode,
+                                             histories=[p.history for p in parsed])
         return [Result(response_json(r), r) for r in responses]
 
     def classify(self, message: str) -> Result:
@@ -270,11 +301,13 @@ class Service:
     # --- the operations ---------------------------------------------------------------------------------------
 
     def _ask(self, args) -> Result:
-        response = self.engine.respond(args.question, top_k=args.top_k, threshold=args.min_score, mode=args.mode)
+        response = self.engine.respond(args.question, top_k=args.top_k, threshold=args.min_score, mode=args.mode,
+                                       history=args.history)
         return Result(response_json(response), response)
 
     def _answer(self, args) -> Result:
-        response = self.engine.answer(args.question, top_k=args.top_k, threshold=args.min_score, mode=args.mode)
+        response = self.engine.answer(args.question, top_k=args.top_k, threshold=args.min_score, mode=args.mode,
+                                      history=args.history)
         return Result(response_json(response), response)
 
     def _search(self, args) -> Result:
@@ -302,8 +335,9 @@ class Service:
         return Result({"schema": SCHEMA_VERSION, "removed": args.document_id})
 
     def _feedback(self, args) -> Result:
-        record = Feedback(args.message, args.answer, args.source, args.rating, args.passage_id, args.score,
-                          args.route)
+        # A follow-up is kept as it was understood: what was answered, and what a thumbs-down disputes.
+        record = Feedback(args.resolved or args.message, args.answer, args.source, args.rating, args.passage_id,
+                          args.score, args.route)
         return Result({"schema": SCHEMA_VERSION, "id": self.engine.collection.add_feedback(record)}, record)
 
     def ingest(self, files: list[tuple[str, bytes]], progress=None) -> Result:
