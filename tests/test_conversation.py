@@ -63,6 +63,9 @@ def test_a_chain_of_follow_ups_keeps_its_topic():
     "Which Python function does the distro package replace?",
     "How do I give every test a timeout from the command line with pytest-timeout?",
     "What were bees kept in in medieval Europe?",
+    "Does orjson.dumps release the GIL while it runs?",  # a pronoun whose antecedent is in the message itself
+    "Which hook lets a plugin provide its own way of starting the timer?",
+    "Where does tqdm print its progress bar unless told otherwise?",
 ])
 def test_a_question_that_names_its_own_topic_is_not_dragged_back(message):
     resolution = understood(message, chat(("How long is Tower Bridge?", "244 metres")))

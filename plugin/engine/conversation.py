@@ -229,9 +229,36 @@ def depends_on_context(message: str) -> bool:
         return False
     if lowered.startswith(_CONTINUATIONS):
         return True
-    if any(_points_back(words, i) for i in range(len(words))):
+    first = next((i for i in range(len(words)) if _points_back(words, i)), None)
+    if first is not None and not _antecedent_before(message, words[first]):
         return True
     return len(_content_words(message)) <= _SHORT
+
+
+_DETERMINERS = frozenset(["a", "an", "the", "my", "your", "our", "all", "some", "any", "both"])
+_POSSESSIVES = frozenset(["its", "their", "his", "her"])
+
+
+def _antecedent_before(message: str, pronoun: str) -> bool:
+    """Whether the message names what its pronoun points to before it ("Does orjson.dumps release the GIL while it
+    runs?", "Which hook lets a plugin provide its own timer?", "where does tqdm print its bar?"): for he/she a
+    name; for it/they an identifier, a noun after a determiner, or — for its/their — the question's
+    subject. Then the message stands alone, whatever came before it."""
+    match = re.search(rf"\b{re.escape(pronoun)}\b", message, re.I)
+    tokens = message[:match.start()].split() if match else []
+    if pronoun in _PERSONAL:
+        return any(t[:1].isupper() for t in tokens[1:])
+    if _CODE.search(" ".join(tokens)) or any("-" in t.strip("?,.;:") for t in tokens):
+        return True  # (a capitalised word is not enough: "how do I allow Unix sockets with it?" points back)
+    words = [t.lower().strip("?,.;:'\"") for t in tokens]
+    for i, (word, following) in enumerate(zip(words, words[1:], strict=False)):
+        if following in _ANAPHORA or following in _FUNCTION or following in _AUX or following in _WH:
+            continue
+        if word in _DETERMINERS:
+            return True
+        if pronoun in _POSSESSIVES and word in _AUX and i > 0 and words[i - 1] in _WH:
+            return True  # "where does tqdm print its …": its = the subject
+    return False
 
 
 def _points_back(words: list[str], i: int) -> bool:
