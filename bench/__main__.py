@@ -1,6 +1,7 @@
-"""python -m bench (= spanqa bench): the side-by-side benchmark (bench.run); `python -m bench scale`: the scale
-section (bench.scale); `python -m bench serving`: the serving section (bench.serving); `python -m bench soak`: the
-server under 16 clients and hostile requests for ten minutes (bench.soak)."""
+"""python -m bench (= spanqa bench): the side-by-side benchmark (bench.run). Sections of their own:
+`python -m bench scale` (bench.scale), `python -m bench serving` (bench.serving), `python -m bench conversations`
+(follow-up questions, bench.conversation) and `python -m bench soak` (the server under 16 clients and hostile
+requests for ten minutes, bench.soak)."""
 
 import sys
 
@@ -13,6 +14,10 @@ if sys.argv[1:2] == ["serving"]:
 
     sys.argv = [f"{sys.argv[0]} serving", *sys.argv[2:]]
     sys.exit(main())
+if sys.argv[1:2] == ["conversations"]:
+    from bench.conversation import main
+
+    sys.exit(main(sys.argv[2:]))
 if sys.argv[1:2] == ["soak"]:
     from bench.soak import main
 

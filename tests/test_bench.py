@@ -151,3 +151,28 @@ def test_development_questions_never_include_the_benchmark_sample():
         dev = {e.id for e in _split(name, examples, 500, "dev")}
         assert len(test) == 1000 and len(dev) == 500 and not test & dev, name
     assert {e.id for e in _split("squadshifts-new_wiki", examples, 500, "dev")} < set(range(SELECTION_QUESTIONS))
+
+
+def test_the_conversation_set_is_verbatim_and_as_described():
+    from bench.conversations import load
+
+    conversations = load()  # raises when an answer is not verbatim in its source
+    follow_ups = [t for c in conversations for t in c.turns[1:]]
+    assert len(conversations) == 40 and all(len(c.turns) == 3 for c in conversations)
+    assert {d: sum(c.domain == d for c in conversations) for d in ("wiki", "technical")} == {"wiki": 20,
+                                                                                          "technical": 20}
+    assert sum(not t.answerable for t in follow_ups) == 8  # about 10 % unanswerable
+    assert sum(c.turns[-1].source != c.turns[0].source for c in conversations) >= 4  # moves to a related document
+    assert all(t.standalone != t.question for t in follow_ups if t.question[0].islower())  # rewritten follow-ups
+
+
+def test_synthetic_follow_ups_name_nothing_their_first_turn_named():
+    from bench.conversation import SHARED, synthetic_conversations
+
+    if not (SHARED / "squadshifts").is_dir():
+        pytest.skip("the shared data are not on this machine")
+    _, conversations = synthetic_conversations(50)
+    assert len(conversations) == 50
+    for conversation in conversations:
+        first, second = conversation.turns
+        assert " it" in f" {second.question}".replace(" its", " it") and second.standalone != second.question
