@@ -319,6 +319,18 @@ def test_the_chat_ui_reads_a_follow_up_in_the_light_of_the_chat(doors):
     assert not at.session_state["messages"][-1]["response"]["resolved"]["follow_up"]  # a new conversation
 
 
+def test_a_thumbs_down_on_a_follow_up_keeps_the_question_as_understood(doors):
+    service = doors.service()
+    data = service.ask("what about E-4711?", history=[FIRST, REPLY]).data
+    rating = {"message": data["message"], "answer": data["answers"][0]["text"], "rating": 0,
+              "resolved": data["resolved"]["question"]}
+    service.call("feedback", rating)
+    response = doors.http().post("/v1/feedback", json=rating)
+    assert response.status_code == 200
+    kept = service.engine.collection.feedback()[-2:]
+    assert [f.question for f in kept] == ["What does pump error E-4711 mean?"] * 2 and [f.rating for f in kept] == [0, 0]
+
+
 MANY = [{"role": "user", "content": "hi"}] * 65
 BAD_HISTORIES = [
     (MANY, "history: List should have at most 64 items after validation, not 65 (field_type=List, max_length=64, "
