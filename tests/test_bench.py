@@ -176,3 +176,17 @@ def test_synthetic_follow_ups_name_nothing_their_first_turn_named():
     for conversation in conversations:
         first, second = conversation.turns
         assert " it" in f" {second.question}".replace(" its", " it") and second.standalone != second.question
+
+
+@pytest.mark.parametrize(("answer", "passage", "kind"), [
+    (("pytest --timeout=300", 10, 30, "d"), (0, 100), "right"),
+    (("--timeout=300", 17, 30, "d"), (0, 100), "boundary"),  # cut short
+    (("pytest-timeout plugin", 50, 71, "d"), (0, 100), "wrong span"),  # the right passage, the wrong words
+    (("pytest-timeout plugin", 250, 271, "d"), (200, 300), "wrong passage"),
+    (("pytest --timeout=300", 10, 30, "other"), (0, 100), "right"),  # the same words quoted from elsewhere
+    (None, None, "no answer"),
+])
+def test_answer_errors_are_told_apart_by_kind(answer, passage, kind):
+    from bench.errors import error_kind
+
+    assert error_kind(answer, passage, [(10, 30)], ["pytest --timeout=300"], "d") == kind
