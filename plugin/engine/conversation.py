@@ -11,9 +11,11 @@ when it does, builds what is searched and what is read from the message and the 
   topic is never dragged back.
 * **The anchor** is the latest earlier user question that went to the documents, as it was understood (its own
   resolution, so a chain of follow-ups keeps its topic), with the answer it got when there was one.
-* **What is searched**: the message plus the anchor's content words and the answer's text; what the reader reads:
-  the message with its pronoun replaced by the anchor's topic where one is found (an identifier, a name, the
-  answer to a "who/which" question), else the anchor's words before the message.
+* **What is searched**: the message plus the anchor's content words and a short answer's text, fused with the
+  message's own search (Assistant._search_resolved); what the reader reads: an elliptical question completed from
+  the anchor ("by whom?"), a term swapped in ("what about E-4713?"), the pronoun replaced by the anchor's topic
+  where one is found (the cited document's name, an identifier, a name, the answer to a "who/which" question),
+  else the message itself.
 
 No model is involved: rules over words, chosen by measurement (`python -m bench conversations`, README).
 The conversation never reaches anything but these two texts: it cannot change the route of a chit-chat message,
@@ -36,7 +38,6 @@ __all__ = ["ROLES", "Turn", "Resolution", "check_history", "exchange", "history_
 ROLES = ("user", "assistant")
 
 _WORD = re.compile(r"[A-Za-z0-9_][\w.\-']*[\w)]|[A-Za-z0-9_]")
-_TOKEN = re.compile(r"`[^`]+`|[\w.\-/@()=']+|[^\w\s]")
 _WH = frozenset(["what", "which", "who", "whom", "whose", "when", "where", "why", "how"])
 _AUX = frozenset({
     "is", "are", "was", "were", "be", "been", "do", "does", "did", "can", "could", "should", "would", "will",
@@ -76,20 +77,21 @@ class Turn:
     @property
     def answer_text(self) -> str:
         """The answer this assistant turn quoted ("" when it abstained or replied in kind)."""
-        if self.response is not None:
-            answers = self.response.get("answers") or []
-            return "" if self.response.get("abstained") or not answers else str(answers[0].get("text", ""))
-        match = _REPLY_QUOTE.match(self.content)
-        return match.group("text") if match else ""
+        return self._quoted("text")
 
     @property
     def answer_source(self) -> str:
-        """The document this assistant turn quoted ("" when none)."""
+        """The document this assistant turn quoted from ("" when none)."""
+        return self._quoted("source")
+
+    def _quoted(self, key: str) -> str:
+        """`key` (text or source) of the quoted answer: from the response JSON when the door kept it, else from the
+        engine's own wording of the reply."""
         if self.response is not None:
             answers = self.response.get("answers") or []
-            return "" if self.response.get("abstained") or not answers else str(answers[0].get("source", ""))
+            return "" if self.response.get("abstained") or not answers else str(answers[0].get(key, ""))
         match = _REPLY_QUOTE.match(self.content)
-        return match.group("source") if match else ""
+        return match.group(key) if match else ""
 
 
 @dataclass(frozen=True)
@@ -148,8 +150,7 @@ def history_problems(history: Sequence[Any], settings: Settings) -> list[str]:
                 "max_history_turns setting): send the latest ones"]
     problems = []
     for i, turn in enumerate(history):
-        role = turn.get("role") if isinstance(turn, Mapping) else getattr(turn, "role", None)
-        content = turn.get("content") if isinstance(turn, Mapping) else getattr(turn, "content", None)
+        role, content = _role(turn), _content(turn)
         if role not in ROLES:
             problems.append(f"history[{i}].role must be one of {', '.join(ROLES)}, got {role!r}")
         if not isinstance(content, str):
@@ -371,15 +372,16 @@ def reader_question(message: str, anchor: _Anchor) -> str:
     return re.sub(rf"\b{re.escape(pronoun)}\b", lambda _: replacement, message, count=1, flags=re.I)
 
 
-_WH_FRAGMENT = re.compile(r"^(?:and |but |so |also )?((?:(?:by|in|for|from|with|at|to|since|until) )?"
-                          r"(?:who|whom|what|which|when|where|why|how)\b(?: \w+){0,2}?)\s*\??$", re.I)
-_WH_LEAD = re.compile(r"^\s*(?:(?:by|in|for|from|with|at|to) )?(?:who|whom|whose|what|which|when|where|why|how)\b"
-                      r"(?:(?! (?:is|are|was|were|do|does|did|can|could|should|would|will|has|have|had)\b) [\w'-]+)"
-                      r"{0,3}?(?= (?:is|are|was|were|do|does|did|can|could|should|would|will|has|have|had)\b)", re.I)
-
-
-_WH_WORD = re.compile(r"^\s*(?:(?:by|in|for|from|with|at|to) )?(?:who|whom|whose|what|which|when|where|why|how)\b",
-                      re.I)
+_WH_ALT = "|".join(sorted(_WH))
+# The auxiliaries that open a question's verb phrase (not "be", "may", "must": rarely right after a wh-phrase).
+_AUX_ALT = "|".join(sorted(_AUX - {"be", "been", "shall", "may", "might", "must", "am"}))
+_WH_FRAGMENT = re.compile(rf"^(?:and |but |so |also )?((?:(?:by|in|for|from|with|at|to|since|until) )?"
+                          rf"(?:{'|'.join(sorted(_WH - {'whose'}))})\b(?: \w+){{0,2}}?)\s*\??$", re.I)
+# A question's wh-phrase up to its auxiliary ("Which pytest version" in "Which pytest version does … require?"),
+# else its wh-word alone ("Who" in "Who invented …?").
+_WH_LEAD = re.compile(rf"^\s*(?:(?:by|in|for|from|with|at|to) )?(?:{_WH_ALT})\b"
+                      rf"(?:(?! (?:{_AUX_ALT})\b) [\w'-]+){{0,3}}?(?= (?:{_AUX_ALT})\b)", re.I)
+_WH_WORD = re.compile(rf"^\s*(?:(?:by|in|for|from|with|at|to) )?(?:{_WH_ALT})\b", re.I)
 
 
 def _complete_ellipsis(message: str, question: str) -> str | None:
