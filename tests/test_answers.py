@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from spanqa.plugin.doors.cli import main as cli
+from spanqa.plugin.engine.answer_type import AnswerTypes, span_shape
 from spanqa.plugin.engine.assistant import Assistant
 from spanqa.plugin.engine.calibration import calibrate_collection, load_labels, routing_corrections
 from spanqa.plugin.engine.defaults import add_routing_feedback, router_fingerprint, routing_feedback_path
@@ -15,10 +16,11 @@ from spanqa.plugin.engine.ranking import (
     CALIBRATION_SETTING,
     FEATURES,
     AnswerRanker,
+    LogisticModel,
     ScoreCalibration,
     candidate_features,
 )
-from spanqa.plugin.engine.reader import Answer, snap_span
+from spanqa.plugin.engine.reader import Answer, snap_span, unit_spans
 from spanqa.retriever import LocalCollection
 from spanqa.retriever.records import Feedback, Hit, Passage
 
@@ -36,11 +38,61 @@ TEXT = ("Pass ``action='store_true'`` for an on/off switch. mkdir raises FileExi
     ("well", "well"),  # a hyphenated word is not code: left alone
     ("1990", "1990"),
     ("``action", "action='store_true'"),  # dangling backticks dropped
+    ("FileExistsError when", "FileExistsError when"),
 ])
 def test_code_spans_are_quoted_whole(cut, whole):
     start = TEXT.index(cut)
     s, e = snap_span(TEXT, start, start + len(cut))
     assert TEXT[s:e] == whole
+
+
+CODE = ("Open it with ``open(path, newline='')`` first.\n\n```bash\n$ pytest --timeout=300\n```\n\n"
+        ">>> orjson.dumps(data, option=orjson.OPT_NAIVE_UTC)\n"
+        "Traceback (most recent call last):\n  File \"run.py\", line 3, in <module>\n"
+        "subprocess.CalledProcessError: Command 'ls' returned non-zero exit status 2.\n")
+
+
+@pytest.mark.parametrize(("cut", "whole"), [
+    ("newline='", "open(path, newline='')"),  # a literal cut after its opening quote → the whole segment
+    ("pytest --timeout=300\n```", "pytest --timeout=300"),  # a code fence after a command is not part of it
+    ("$ pytest --timeout", "pytest --timeout=300"),  # nor is the shell prompt before it
+    ("orjson.dumps(data, option", "orjson.dumps(data, option=orjson.OPT_NAIVE_UTC)"),  # a call's arguments closed
+    ("Traceback (most recent call last):\n  File \"run.py\", line 3, in <module>\nsubprocess.CalledPr",
+     "subprocess.CalledProcessError"),  # a traceback's frames are not the exception asked for
+])
+def test_code_boundaries_never_cut_a_unit(cut, whole):
+    start = CODE.index(cut)
+    s, e = snap_span(CODE, start, start + len(cut))
+    assert CODE[s:e] == whole
+
+
+@pytest.mark.parametrize(("text", "shape"), [
+    ("PYTEST_TIMEOUT", "identifier"), ("os.path.join", "dotted"), ("psutil.boot_time()", "call"),
+    ("--disable-socket", "option"), ("max_tries=8", "option"), ("pip install --no-binary xxhash xxhash", "command"),
+    ("newline=''", "option"), ("'utf-8'", "literal"), ("``None``", "literal"), ("30 seconds", "number"),
+    ("0.4.0", "version"), ("Grant Jenks", "name"), ("a warning message", "phrase"),
+    ("By default the plugin will not time out any tests.", "sentence"),
+])
+def test_span_shapes(text, shape):
+    assert span_shape(text) == shape
+
+
+def test_shipped_answer_types_know_what_a_question_asks_for():
+    types = AnswerTypes.load()
+    assert max(types.probabilities("How many seconds is the default timeout?").items(), key=lambda kv: kv[1])[0] \
+        == "number"
+    asked = types.probabilities("How do I install it with pip?")
+    assert asked["command"] > asked["name"]
+
+
+def test_units_offer_the_name_in_a_sentence_and_the_sentence_of_a_fragment():
+    text = "Threadpoolctl helps. Call `threadpool_info()` to get a list of dicts describing the pools. Next one."
+    start = text.index("Call")
+    units = [text[s:e] for s, e in unit_spans(text, start, text.index(" to get") + 7)]
+    assert "threadpool_info()" in units
+    start = text.index("a list of dicts")
+    assert "Call `threadpool_info()` to get a list of dicts describing the pools." in \
+        [text[s:e] for s, e in unit_spans(text, start, start + len("a list of dicts"))]
 
 
 def _answer(text: str, passage: Passage, margin: float) -> Answer:
@@ -64,7 +116,8 @@ def test_features_see_agreement_across_passages_and_answer_type():
 
 def test_shipped_ranker_loads_and_refuses_other_features(tmp_path):
     ranker = AnswerRanker.load()
-    assert len(ranker.weights) == len(FEATURES)
+    assert len(ranker.prose.weights) == len(ranker.technical.weights) == len(FEATURES)
+    assert "technical" in ranker.reader_calibration
     data = ranker.to_json()
     data["features"] = data["features"][:-1]
     (tmp_path / "old.json").write_text(json.dumps(data))
@@ -88,14 +141,32 @@ def test_ranker_candidates_are_never_reused_for_another_reader(tmp_path):
 
 
 def test_ranker_orders_by_probability():
-    ranker = AnswerRanker(mean=(0.0,) * len(FEATURES), scale=(1.0,) * len(FEATURES),
-                          weights=tuple(1.0 if f == "identifier_x_identifier" else 0.0 for f in FEATURES), bias=0.0)
+    ranker = AnswerRanker(LogisticModel(mean=(0.0,) * len(FEATURES), scale=(1.0,) * len(FEATURES),
+                                        weights=tuple(1.0 if f == "identifier_x_identifier" else 0.0
+                                                      for f in FEATURES), bias=0.0))
     passage = Passage("d", "a.md", "It is 300 by default; PYTEST_TIMEOUT overrides it.", 0, 50, id=1)
     hits = [Hit(passage, 0.03, 0.6, 3.0, 1, 1)]
     ranked = ranker.rank("Which environment variable overrides it?",
                          [_answer("300", passage, 5.0), _answer("PYTEST_TIMEOUT", passage, 1.0)], hits)
     assert [a.text for a in ranked] == ["PYTEST_TIMEOUT", "300"]
     assert ranked[0].score == pytest.approx(1 / (1 + np.exp(-1)))
+
+
+def test_each_reader_gets_its_own_scale_and_overlapping_units_are_shown_once():
+    names_first = LogisticModel((0.0,) * len(FEATURES), (1.0,) * len(FEATURES),
+                                tuple(1.0 if f == "identifier" else 0.0 for f in FEATURES), 0.0)
+    ranker = AnswerRanker(names_first, names_first, reader_calibration={"technical": ScoreCalibration(1.0, -2.0)})
+    passage = Passage("d", "a.md", "Set PYTEST_TIMEOUT to change it.", 0, 32, id=1)
+    hits = [Hit(passage, 0.03, 0.6, 3.0, 1, 1)]
+    question, sentence = "Which variable?", [_answer("Set PYTEST_TIMEOUT to change it", passage, 1.0)]
+    assert [a.text for a in ranker.rank(question, sentence, hits)] == ["Set PYTEST_TIMEOUT to change it"]  # prose
+    general = ranker.rank(question, sentence, hits, technical=True)
+    technical = ranker.rank(question, sentence, hits, reader="technical", technical=True)
+    assert [a.text for a in general] == ["PYTEST_TIMEOUT"]  # the unit, not also the sentence that holds it
+    assert general[0].unit and general[0].document_start == passage.text.index("PYTEST_TIMEOUT")
+    assert technical[0].score == pytest.approx(ScoreCalibration(1.0, -2.0).probability(general[0].score))
+    data = json.loads(json.dumps(ranker.to_json()))
+    assert data["reader_calibration"]["technical"]["b"] == -2.0
 
 
 def test_score_calibration_round_trips():

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from spanqa.plugin.doors.service import request_models
 from spanqa.plugin.engine.assistant import Assistant
-from spanqa.plugin.engine.reader import Reader, decode_window
+from spanqa.plugin.engine.reader import Reader, decode_window, snap_span, unit_spans
 from spanqa.retriever.chunking import Chunker, ChunkingSettings, sentence_spans
 from spanqa.retriever.loaders import SUPPORTED_SUFFIXES, LoadError, load_bytes, safe_source_name
 from spanqa.retriever.records import Document, Passage
@@ -116,6 +116,24 @@ def test_reader_answers_are_substrings_at_their_offsets(tokenizer, text, questio
     for answer in reader.read(question if question.strip() else "q", [passage], top_k=5).answers:
         assert text[answer.start:answer.end] == answer.text
         assert (answer.document_start, answer.document_end) == (offset + answer.start, offset + answer.end)
+
+
+code_words = st.sampled_from(["f(", ")", "'", '"', "``", "`", "$ ", ">>> ", "```py\n", "```\n", "x=''", "a.b", "--f",
+                              "Traceback (most recent call last):\n", "\n", " ", "word", "snake_case", "(x, y)"])
+code_texts = st.lists(st.one_of(code_words, words), min_size=1, max_size=60).map("".join)
+
+
+@FAST
+@given(text=code_texts, a=st.integers(0, 400), b=st.integers(0, 400))
+def test_snapped_spans_and_their_units_are_ranges_of_the_text(text, a, b):
+    """Whatever the reader's cut, and whatever the markup around it, an answer is a range of the text with no
+    space at its edges: `document_text[start:end] == text` holds for every boundary rule and every unit."""
+    start, end = sorted((min(a, len(text)), min(b, len(text))))
+    s, e = snap_span(text, start, end)
+    assert 0 <= s <= e <= len(text)
+    assert text[s:e] == text[s:e].strip()
+    for us, ue in unit_spans(text, s, e):
+        assert 0 <= us < ue <= len(text)
 
 
 INPUTS = request_models(SpanqaSettings())  # the default limits: 2,000 characters, top_k up to 50

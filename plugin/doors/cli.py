@@ -21,6 +21,7 @@ from spanqa.settings import (
     ServerSettings,
     Settings,
     default_collection_path,
+    default_technical_reader_path,
 )
 
 COMMANDS: dict[str, callable] = {}
@@ -223,20 +224,56 @@ def _eval_reader(args) -> int:
     return 0
 
 
+def _fit_ranker_model(files: list[str], c: float, args, reader):
+    """One logistic model of the answer ranker from `files`' candidates, and its report."""
+    from spanqa.plugin.lab.ranker_training import (
+        Candidates,
+        collect_candidates,
+        cross_validated_report,
+        fit_ranker,
+        ranking_report,
+    )
+
+    parts = [collect_candidates(Path(path), limit=args.limit, until=args.until, holdout=args.holdout, reader=reader)
+             for path in files]
+    names = [Path(path).name for path in files]
+    model = fit_ranker(Candidates.concatenate(parts), c=c, trained_on=", ".join(names))
+    report = {"report (in-sample)": {name: {"margin order": ranking_report(part, None),
+                                            "ranker": ranking_report(part, model)}
+                                     for name, part in zip(names, parts, strict=True)}}
+    if args.cross_validate:
+        report["report (5-fold cross-validated)"] = cross_validated_report(parts, names, c=c)
+    return model, report
+
+
 @command("train-ranker")
 def _train_ranker(args) -> int:
+    from spanqa.plugin.engine.answer_type import AnswerTypes
+    from spanqa.plugin.engine.ranking import AnswerRanker
     from spanqa.plugin.engine.reader import Reader
-    from spanqa.plugin.lab.ranker_training import Candidates, collect_candidates, fit_ranker, ranking_report
+    from spanqa.plugin.lab.ranker_training import carried_over, fit_reader_calibration
 
-    reader = Reader(args.reader, precision=Settings.from_env().reader_precision) if args.reader else None
-    parts = [collect_candidates(Path(path), limit=args.limit, until=args.until, holdout=args.holdout, reader=reader)
-             for path in args.data]
-    candidates = Candidates.concatenate(parts)
-    ranker = fit_ranker(candidates, c=args.c, trained_on=", ".join(Path(p).name for p in args.data))
+    if bool(args.data) == bool(args.prose_from):
+        raise InputError("give the prose model's data (--data) or an earlier ranker to carry it over from "
+                         "(--prose-from), one of the two")
+    precision = Settings.from_env().reader_precision
+    reader = Reader(args.reader, precision=precision) if args.reader else None
+    summary: dict = {"out": args.out}
+    if args.data:
+        prose, summary["prose"] = _fit_ranker_model(args.data, args.c, args, reader)
+    else:
+        prose, summary["prose"] = carried_over(Path(args.prose_from)), f"carried over from {args.prose_from}"
+    technical = None
+    if args.technical_data:
+        technical, summary["technical"] = _fit_ranker_model(args.technical_data, args.technical_c, args, reader)
+    ranker = AnswerRanker(prose, technical, AnswerTypes.load())
+    if args.technical_calibration:
+        calibration, pairs = fit_reader_calibration(ranker, Path(args.technical_calibration),
+                                                    Reader(default_technical_reader_path(), precision=precision))
+        ranker.reader_calibration["technical"] = calibration
+        summary["technical reader calibration"] = {**calibration.to_json(), "right": sum(r for _, r in pairs)}
     ranker.save(Path(args.out))
-    report = {Path(path).name: {"margin order": ranking_report(part, None), "ranker": ranking_report(part, ranker)}
-              for path, part in zip(args.data, parts, strict=True)}
-    print(json.dumps({"out": args.out, "candidates": len(candidates.f1), "report (in-sample)": report}, indent=1))
+    print(json.dumps(summary, indent=1))
     return 0
 
 
@@ -645,13 +682,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
 
     p = add("train-ranker", "Learn the answer ranker from SQuAD-format development data.")
-    p.add_argument("--data", action="append", required=True, help="SQuAD-format JSON (repeatable)")
+    p.add_argument("--data", action="append", help="SQuAD-format JSON for the prose model (repeatable)")
+    p.add_argument("--prose-from", metavar="RANKER.json",
+                   help="instead of --data: carry the prose model over from an earlier ranker file")
+    p.add_argument("--technical-data", action="append",
+                   help="SQuAD-format JSON of technical documentation for the technical model (repeatable; "
+                        "without it the prose model ranks every text)")
+    p.add_argument("--technical-calibration", metavar="FILE",
+                   help="SQuAD-format technical questions the technical reader was not trained on: fit its own "
+                        "calibration of the ranker's scores on them")
     p.add_argument("--out", default=str(PACKAGE_ROOT / "models" / "ranker.json"), help="ranker JSON to write")
-    p.add_argument("--reader", help="reader model directory (default: the shipped reader)")
+    p.add_argument("--reader", help="reader model directory (default: the shipped general reader)")
     p.add_argument("--limit", type=int, help="questions sampled per file")
     p.add_argument("--until", type=int, help="use only each file's first N questions")
     p.add_argument("--holdout", type=float, default=0.15, help="fraction of contexts left out (unanswerable)")
-    p.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
+    p.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength of the prose model")
+    p.add_argument("--technical-c", type=float, default=0.1,
+                   help="inverse regularisation strength of the technical model (0.1: the best top-1 F1 of 0.1, "
+                        "0.3 and 1, cross-validated on the technical training questions)")
+    p.add_argument("--cross-validate", action="store_true",
+                   help="also report each file's questions ranked by a model fitted without them (5 folds)")
 
     p = add("calibrate", "Refit a collection's answer calibration from labelled questions and feedback.")
     collection_args(p)

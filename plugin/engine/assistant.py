@@ -370,10 +370,19 @@ class Assistant:
         domain = self.settings.reader_domain
         if self.technical_reader is None or domain == "general":
             return self.reader
-        if domain == "technical" or looks_technical([h.passage.text for h in hits],
-                                                    [passage_relevance(h.dense_score) for h in hits]):
+        if domain == "technical" or self.technical_text(hits):
             return self.technical_reader
         return self.reader
+
+    @staticmethod
+    def technical_text(hits: list[Hit]) -> bool:
+        """Whether one question's passages read like technical documentation, each weighed by its relevance (an
+        unrelated one has no say): what picks the technical reader in "auto" and the ranker's technical model."""
+        return looks_technical([h.passage.text for h in hits], [passage_relevance(h.dense_score) for h in hits])
+
+    def reader_name(self, reader: Reader) -> str:
+        """"general" or "technical": which of the assistant's readers `reader` is (the ranker scales each's own)."""
+        return "general" if reader is self.reader else "technical"
 
     def _read_and_rank(self, questions: list[str], found: list[list[Hit]], readers: list[Reader], top_k: int,
                        calibration: ScoreCalibration | None) -> list[Reading]:
@@ -382,7 +391,8 @@ class Assistant:
         for the questions whose best answer is not yet settled (`answer_settled`); 0 reads everything at once."""
         first = self.settings.read_first
         rounds = ((0, first), (first, None)) if first else ((0, None),)
-        readings = [Reading(reader="general" if r is self.reader else "technical") for r in readers]
+        readings = [Reading(reader=self.reader_name(r)) for r in readers]
+        technical = [self.technical_text(hits) for hits in found]
         candidates: list[list[Answer]] = [[] for _ in questions]
         pending = list(range(len(questions)))
         for low, high in rounds:
@@ -393,7 +403,8 @@ class Assistant:
                 candidates[i] = combine_answers(candidates[i] + answers, CANDIDATES)
                 # Uncalibrated here: the stop rule was chosen on the ranker's own scores, so a collection's
                 # calibration must not change how much is read (it did: a steep fit settled every question early).
-                readings[i].answers = self.rank(questions[i], candidates[i], found[i], top_k, UNCALIBRATED)
+                readings[i].answers = self.rank(questions[i], candidates[i], found[i], top_k, UNCALIBRATED,
+                                                readings[i].reader, technical[i])
                 readings[i].windows += windows
                 readings[i].passages += len(_readable(found[i][low:high]))
             pending = [i for i in pending if not answer_settled(readings[i].answers, self.settings.read_stop_score)]
@@ -424,16 +435,20 @@ class Assistant:
         return [([a for a in result.answers if a.passage_id in alive], result.windows) for result in results]
 
     def rank(self, question: str, candidates: list[Answer], hits: list[Hit], top_k: int,
-             calibration: ScoreCalibration | None = None) -> list[Answer]:
+             calibration: ScoreCalibration | None = None, reader: str = "general",
+             technical: bool | None = None) -> list[Answer]:
         """The `top_k` best candidates, best first, each scored with its probability of being right.
-        `calibration`: the collection's (read from it when not given; a batch reads it once)."""
+        `calibration`: the collection's (read from it when not given; a batch reads it once); `reader`: which
+        reader read the candidates ("general" or "technical", `reader_name`); `technical`: whether the passages
+        read like technical documentation (`technical_text(hits)` when not given)."""
         relevance = {h.passage.id: passage_relevance(h.dense_score) for h in hits}
         if self.ranker is None:  # the reader's top-k by margin, rescored by passage relevance
             ranked = [replace(a, score=a.score * relevance.get(a.passage_id, 0.0)) for a in candidates[:top_k]]
         else:
             calibration = calibration or self.calibration()
             ranked = [replace(a, score=calibration.probability(a.score))
-                      for a in self.ranker.rank(question, candidates, hits)]
+                      for a in self.ranker.rank(question, candidates, hits, reader,
+                                                self.technical_text(hits) if technical is None else technical)]
         ranked.sort(key=lambda a: a.score, reverse=True)
         return ranked[:top_k]
 

@@ -91,7 +91,8 @@ def _labelled_pairs(assistant, labels: list[LabelledQuestion]) -> list[tuple[flo
     for label in labels:
         hits = assistant.search(label.question)
         candidates, _ = assistant.read_candidates(label.question, hits)
-        ranked = assistant.ranker.rank(label.question, candidates, hits)
+        reader = assistant.reader_name(assistant.reader_for(hits))
+        ranked = assistant.ranker.rank(label.question, candidates, hits, reader, assistant.technical_text(hits))
         if not ranked:
             continue  # no candidate: spanqa abstains whatever the calibration
         best = ranked[0]
@@ -109,13 +110,22 @@ def _feedback_pairs(collection, current: ScoreCalibration) -> list[tuple[float, 
     return pairs
 
 
-def fit_platt(pairs: list[tuple[float, bool]]) -> tuple[float, float]:
-    """(a, b) of P(right) = sigmoid(a * logit(score) + b), fitted on (score, right) pairs."""
+def fit_platt(pairs: list[tuple[float, bool]], slope: float | None = None) -> tuple[float, float]:
+    """(a, b) of P(right) = sigmoid(a * logit(score) + b), fitted on (score, right) pairs. `slope`: keep a fixed
+    and fit the shift b alone (maximum likelihood), for samples too small to pin down two parameters."""
+    x = np.array([math.log(max(p, 1e-6) / max(1 - p, 1e-6)) for p, _ in pairs])
+    y = np.array([r for _, r in pairs], dtype=int)
+    if slope is not None:
+        from scipy.optimize import minimize_scalar
+
+        def loss(b: float) -> float:
+            z = slope * x + b
+            return float(np.sum(np.logaddexp(0.0, z) - y * z))
+
+        return slope, float(minimize_scalar(loss, bounds=(-10.0, 10.0), method="bounded").x)
     from sklearn.linear_model import LogisticRegression
 
-    x = np.array([[math.log(max(p, 1e-6) / max(1 - p, 1e-6))] for p, _ in pairs])
-    y = np.array([r for _, r in pairs], dtype=int)
-    model = LogisticRegression(C=10.0).fit(x, y)
+    model = LogisticRegression(C=10.0).fit(x[:, None], y)
     return float(model.coef_[0][0]), float(model.intercept_[0])
 
 

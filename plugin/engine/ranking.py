@@ -18,18 +18,19 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from spanqa.plugin.engine.reader import Answer
+from spanqa.plugin.engine.answer_type import AnswerTypes, span_shape
+from spanqa.plugin.engine.reader import Answer, unit_spans
 from spanqa.retriever.records import Hit
 
 from spanqa.errors import ModelLoadError
 from spanqa.settings import PACKAGE_ROOT
 
-__all__ = ["FEATURES", "CALIBRATION_SETTING", "AnswerRanker", "ScoreCalibration", "candidate_features",
-           "default_ranker_path", "normalise_answer"]
+__all__ = ["FEATURES", "CALIBRATION_SETTING", "AnswerRanker", "LogisticModel", "ScoreCalibration", "candidate_features",
+           "default_ranker_path", "distinct_answers", "normalise_answer", "with_units"]
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 _STOP_WORDS = """
@@ -59,6 +60,7 @@ _IDENTIFIER_SHAPE = re.compile(r"^(--?|@)\w|\w\.\w|_|[a-z][A-Z]|\)$|=|^[A-Z0-9_]
 # The order of the feature vector; the ranker's JSON names them and refuses a mismatch.
 FEATURES: tuple[str, ...] = (
     "margin", "margin_gap", "shared_softmax", "candidate_rank_inv", "passage_candidate_rank_inv",
+    "logit", "logit_gap", "logit_softmax", "type_fit", "type_best", "unit",
     "agreement_mass", "agreement_passages",
     "hit_rank_inv", "cosine", "has_dense", "bm25_rank_inv", "dense_rank_inv",
     "log_words", "has_digit", "capitalised", "code_like", "identifier", "span_in_question", "question_near_span",
@@ -108,16 +110,51 @@ def _interactions(f: dict[str, float]) -> dict[str, float]:
             "reason_x_words": f["q_reason"] * f["log_words"], "yes_no_x_words": f["q_yes_no"] * f["log_words"]}
 
 
+def with_units(answers: list[Answer], hits: list[Hit]) -> list[Answer]:
+    """The reader's candidates and, after them, the whole units each could mean (`reader.unit_spans`): the name a
+    sentence mentions, the sentence a fragment belongs to. Each unit keeps its candidate's reader scores."""
+    texts = {h.passage.id: h.passage for h in hits}
+    units = []
+    for answer in answers:
+        passage = texts.get(answer.passage_id)
+        if passage is None:
+            continue
+        for start, end in unit_spans(passage.text, answer.start, answer.end):
+            units.append(replace(answer, text=passage.text[start:end], start=start, end=end,
+                                 document_start=passage.start + start, document_end=passage.start + end, unit=True))
+    return answers + units
+
+
+def distinct_answers(ranked: list[Answer]) -> list[Answer]:
+    """Ranked answers without those that overlap a better one in the same document (a unit and its candidate)."""
+    kept: list[Answer] = []
+    for answer in ranked:
+        if not any(k.document_id == answer.document_id and k.document_start < answer.document_end
+                   and answer.document_start < k.document_end for k in kept):
+            kept.append(answer)
+    return kept
+
+
+def _softmax(values: np.ndarray) -> np.ndarray:
+    shared = np.exp(values - values.max())
+    return shared / shared.sum()
+
+
 def candidate_features(question: str, answers: list[Answer], hits: list[Hit],
-                       passage_texts: dict[int, str] | None = None) -> np.ndarray:
-    """One row of FEATURES per answer (answers of one question, from the passages of `hits`)."""
+                       passage_texts: dict[int, str] | None = None,
+                       types: dict[str, float] | None = None) -> np.ndarray:
+    """One row of FEATURES per answer (answers of one question, from the passages of `hits`); `types`: the
+    question's P(answer shape) (AnswerTypes), uniform when not given."""
     if not answers:
         return np.zeros((0, len(FEATURES)))
     by_passage = {h.passage.id: (rank, h) for rank, h in enumerate(hits, start=1)}
     texts = passage_texts or {h.passage.id: h.passage.text for h in hits}
     margins = np.array([a.margin for a in answers], dtype=float)
-    shared = np.exp(margins - margins.max())
-    shared /= shared.sum()
+    shared = _softmax(margins)
+    logits = np.array([a.logit for a in answers], dtype=float)
+    logit_shared = _softmax(logits)
+    types = types or {}
+    likeliest = max(types.values(), default=1.0)
     order = np.argsort(-margins, kind="stable")
     rank_of = np.empty(len(answers), dtype=int)
     rank_of[order] = np.arange(1, len(answers) + 1)
@@ -132,6 +169,8 @@ def candidate_features(question: str, answers: list[Answer], hits: list[Hit],
         f = {"margin": answer.margin, "margin_gap": answer.margin - margins.max(),
              "shared_softmax": float(shared[i]), "candidate_rank_inv": 1.0 / rank_of[i],
              "passage_candidate_rank_inv": 1.0 / (1 + in_passage.index(answer.margin)),
+             "logit": answer.logit, "logit_gap": answer.logit - logits.max(),
+             "logit_softmax": float(logit_shared[i]), "unit": float(answer.unit),
              "agreement_mass": float(shared[same].sum()) if same else 0.0,
              "agreement_passages": math.log1p(len({answers[j].passage_id for j in same} - {answer.passage_id})),
              "hit_rank_inv": 1.0 / rank,
@@ -140,6 +179,8 @@ def candidate_features(question: str, answers: list[Answer], hits: list[Hit],
              "bm25_rank_inv": 1.0 / hit.bm25_rank if hit is not None and hit.bm25_rank else 0.0,
              "dense_rank_inv": 1.0 / hit.dense_rank if hit is not None and hit.dense_rank else 0.0,
              **_span_shape(answer.text), **kinds}
+        fit = types.get(span_shape(answer.text), likeliest)
+        f["type_fit"], f["type_best"] = math.log(max(fit, 1e-4)), fit / likeliest
         span_words = _content_words(answer.text)
         f["span_in_question"] = len(span_words & question_words) / len(span_words) if span_words else 0.0
         around = texts.get(answer.passage_id, "")[max(0, answer.start - 200): answer.end + 200]
@@ -151,8 +192,8 @@ def candidate_features(question: str, answers: list[Answer], hits: list[Hit],
 
 
 @dataclass(frozen=True)
-class AnswerRanker:
-    """A logistic model over FEATURES: `rank` rescores answers with P(right) and sorts them, best first."""
+class LogisticModel:
+    """P(right) = sigmoid(standardised features · weights + bias), over FEATURES."""
 
     mean: tuple[float, ...]
     scale: tuple[float, ...]
@@ -164,17 +205,68 @@ class AnswerRanker:
         z = (features - np.asarray(self.mean)) / np.asarray(self.scale) @ np.asarray(self.weights) + self.bias
         return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
-    def rank(self, question: str, answers: list[Answer], hits: list[Hit]) -> list[Answer]:
+    def to_json(self) -> dict:
+        return {"mean": list(self.mean), "scale": list(self.scale), "weights": list(self.weights),
+                "bias": self.bias, "trained_on": self.trained_on}
+
+    @classmethod
+    def from_json(cls, data: dict, features: list[str]) -> LogisticModel:
+        """A model saved over `features`; a feature it did not know gets weight 0 (it predicts as it did)."""
+        known = {name: i for i, name in enumerate(features)}
+        pick = lambda key, missing: tuple(float(data[key][known[f]]) if f in known else missing  # noqa: E731
+                                          for f in FEATURES)
+        return cls(pick("mean", 0.0), pick("scale", 1.0), pick("weights", 0.0), float(data["bias"]),
+                   data.get("trained_on", ""))
+
+
+@dataclass(frozen=True)
+class AnswerRanker:
+    """Orders a question's candidates by P(right): `rank` rescores them and sorts them, best first.
+
+    One logistic model per kind of text: `prose`, and `technical` for passages that read like technical
+    documentation (`text_kind.looks_technical`, the rule that picks the technical reader), where whole units
+    (`with_units`) are offered too and the answer type weighs more. Learned separately because what predicts a
+    right answer differs: cross-validated on the technical training questions, a model of their own ranked better
+    than one shared with Wikipedia, and the new features did not help on Wikipedia (README, issue 29).
+    """
+
+    prose: LogisticModel
+    technical: LogisticModel | None = None  # None: the prose model for every text
+    answer_types: AnswerTypes | None = None  # P(answer shape | question); None: no preference
+    # Per reader ("general", "technical"): Platt scaling of the model's probability for that reader's candidates.
+    # The models learn from the general reader's candidates (the technical reader was trained on the technical
+    # training questions, so its candidates there would teach overconfidence); the technical reader's scores
+    # are put on the same scale by a calibration fitted on technical questions it was not trained on.
+    reader_calibration: dict[str, ScoreCalibration] = field(default_factory=dict)
+
+    def model(self, technical: bool) -> LogisticModel:
+        return self.technical if technical and self.technical is not None else self.prose
+
+    def features(self, question: str, answers: list[Answer], hits: list[Hit],
+                 technical: bool = False) -> tuple[list[Answer], np.ndarray]:
+        """The candidates the ranker orders (the reader's and, on technical text, their whole units) and their
+        feature rows."""
+        candidates = with_units(answers, hits) if technical else answers
+        types = self.answer_types.probabilities(question) if self.answer_types is not None else None
+        return candidates, candidate_features(question, candidates, hits, types=types)
+
+    def rank(self, question: str, answers: list[Answer], hits: list[Hit], reader: str = "general",
+             technical: bool = False) -> list[Answer]:
+        """The candidates (and their whole units, on `technical` text), each scored with P(right) as `reader`'s
+        candidate, best first, without answers that overlap a better one."""
         if not answers:
             return []
-        scores = self.probabilities(candidate_features(question, answers, hits))
-        ranked = [replace(a, score=float(s)) for a, s in zip(answers, scores, strict=True)]
+        candidates, features = self.features(question, answers, hits, technical)
+        scale = self.reader_calibration.get(reader, ScoreCalibration())
+        scores = [scale.probability(float(p)) for p in self.model(technical).probabilities(features)]
+        ranked = [replace(a, score=s) for a, s in zip(candidates, scores, strict=True)]
         ranked.sort(key=lambda a: a.score, reverse=True)
-        return ranked
+        return distinct_answers(ranked)
 
     def to_json(self) -> dict:
-        return {"features": list(FEATURES), "mean": list(self.mean), "scale": list(self.scale),
-                "weights": list(self.weights), "bias": self.bias, "trained_on": self.trained_on}
+        return {"features": list(FEATURES), "prose": self.prose.to_json(),
+                "technical": self.technical.to_json() if self.technical is not None else None,
+                "reader_calibration": {name: c.to_json() for name, c in self.reader_calibration.items()}}
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
@@ -186,11 +278,13 @@ class AnswerRanker:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"Could not load the answer ranker {path}: {exc}") from exc
-        if data.get("features") != list(FEATURES):
+        if data.get("features") != list(FEATURES) or "prose" not in data:
             raise ModelLoadError(f"The answer ranker {path} was trained on other features than this spanqa computes; "
                                  "retrain it with `spanqa train-ranker`")
-        return cls(tuple(data["mean"]), tuple(data["scale"]), tuple(data["weights"]), float(data["bias"]),
-                   data.get("trained_on", ""))
+        technical = data.get("technical")
+        return cls(LogisticModel.from_json(data["prose"], data["features"]),
+                   LogisticModel.from_json(technical, data["features"]) if technical else None, AnswerTypes.load(),
+                   {name: ScoreCalibration.from_json(c) for name, c in data.get("reader_calibration", {}).items()})
 
 
 @dataclass(frozen=True)
