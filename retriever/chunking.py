@@ -15,12 +15,42 @@ from spanqa.retriever.records import Document, Passage
 from spanqa.errors import InputError
 from spanqa.settings import DEFAULT_MAX_PASSAGES
 
-__all__ = ["Chunker", "ChunkingSettings", "sentence_spans"]
+__all__ = ["Chunker", "ChunkingSettings", "code_blocks", "sentence_spans"]
 
 # A sentence ends at . ! ? (optionally followed by quotes or brackets) before whitespace, or at a blank line.
 _SENTENCE_END = re.compile(r"(?<=[.!?])([\"'”’)\]]*)\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)]|#)\s)")
 
+# Code blocks: a fenced block (``` or ~~~ … the same fence), or the indented lines after a reStructuredText "::".
+_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[ \t]*$", re.M | re.S)
+_LITERAL_BLOCK = re.compile(r"::[ \t]*\n(?:[ \t]*\n)*((?:(?:[ \t]+[^\n]*)?\n)*(?:[ \t]+[^\n]*))")
 
+
+def code_blocks(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """(start, end) of the code blocks of text[start:end]: fenced Markdown blocks and reStructuredText literal
+    blocks."""
+    end = len(text) if end is None else end
+    blocks = [(m.start(), m.end()) for m in _FENCE.finditer(text, start, end)]
+    blocks += [(m.start(1), m.end(1)) for m in _LITERAL_BLOCK.finditer(text, start, end)
+               if not any(s <= m.start(1) < e for s, e in blocks)]
+    return sorted(blocks)
+
+
+def _with_code_whole(text: str, spans: list[tuple[int, int]], blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sentence spans where each code block is one unit, together with the sentence that introduces it (the one
+    just before, when it ends with a colon): a command and the words saying what it does stay in one passage, so
+    that retrieval finds them and the reader sees both. A block too long for a passage is still split later."""
+    merged: list[tuple[int, int]] = []
+    for s, e in spans:
+        block = next(((bs, be) for bs, be in blocks if bs < e and s < be), None)
+        if block is not None and merged and merged[-1][1] > block[0]:  # still inside the block the last unit holds
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            continue
+        if block is not None:
+            s, e = min(s, block[0]), max(e, block[1])
+            if merged and text[merged[-1][0]:merged[-1][1]].rstrip().endswith(":"):
+                s = merged.pop()[0]
+        merged.append((s, e))
+    return merged
 
 
 @dataclass(frozen=True)
@@ -84,6 +114,9 @@ class Chunker:
         spans = sentence_spans(text, start, end)
         if not spans:
             return []
+        blocks = code_blocks(text, start, end)
+        if blocks:
+            spans = _with_code_whole(text, spans, blocks)
         units: list[tuple[int, int, int]] = []
         limit = self.settings.max_tokens
         for (s, e), ends in zip(spans, self._token_ends(text, spans), strict=True):

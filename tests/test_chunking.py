@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from spanqa.retriever.chunking import Chunker, ChunkingSettings, sentence_spans
 from spanqa.retriever.records import Document, PageSpan
 
@@ -41,3 +42,19 @@ def test_pages_are_hard_boundaries(tokenizer):
 
 def test_empty_document_gives_no_passages(tokenizer):
     assert Chunker(tokenizer).split(Document(source="e.txt", text="   ")) == []
+
+
+@pytest.mark.parametrize("before", range(1, 12))
+def test_a_code_block_stays_whole_with_the_sentence_that_introduces_it(tokenizer, before):
+    """A command and the words saying what it does land in one passage, even with blank lines inside the block
+    (each would otherwise end a "sentence"), wherever the prose before it puts the passage boundary (cut at the
+    sentences, 3, 5, 6, 7 and 11 sentences of prose put one inside a block or after its introduction)."""
+    prose = " ".join(f"Filler sentence {i} about something else entirely." for i in range(before))
+    text = (f"{prose} To give every test a five minute limit, run:\n\n```bash\n$ pytest --timeout=300\n\n"
+            "$ pytest --timeout=300 tests/slow\n```\n\nIn reStructuredText the same goes for::\n\n"
+            "    import foo\n\n    foo.run()\n\nThe end.")
+    passages = Chunker(tokenizer, ChunkingSettings(max_tokens=80, overlap_tokens=0)).split(
+        Document(source="README.md", text=text))
+    assert any("run:" in p.text and "tests/slow\n```" in p.text for p in passages)
+    assert any("the same goes for::" in p.text and "foo.run()" in p.text for p in passages)
+    assert all(text[p.start:p.end] == p.text for p in passages)
