@@ -6,13 +6,16 @@ Each answerable question's top answer (shown, or withheld below the threshold) i
 
     right          an exact match of a gold answer
     boundary       overlaps a gold answer but is not it: cut short, run long, a code token split
-    wrong span     from a passage holding a gold answer, but elsewhere in it (often the wrong kind of answer: a
-                   sentence where a name was asked)
-    wrong passage  from a passage holding no gold answer (another part of the document, or another document)
+    wrong type     elsewhere, and not the kind of answer the gold one is (`span_shape`: a sentence where a name
+                   was asked, a number where a command was)
+    wrong span     the right kind, from a passage holding a gold answer, but elsewhere in it
+    wrong passage  the right kind, from a passage holding no gold answer (another part of the document, or another
+                   document)
     no answer      no candidate: the router sent the question elsewhere, or nothing was found
 
 and, separately, whether it was withheld (the engine abstained). Unanswerable questions: abstained or answered.
-This is the "before" every change to ranking, boundaries or abstention is measured against (issue #29).
+`spanqa bench` counts the same kinds for every system it measures (`error_counts`, from each question's record),
+so that before and after come from one run (issue #29).
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ from pathlib import Path
 
 from bench.common import markdown_table, write_json
 
-__all__ = ["KINDS", "error_kind", "main", "measure"]
+__all__ = ["KINDS", "error_counts", "error_kind", "main", "measure"]
 
-KINDS = ("right", "boundary", "wrong span", "wrong passage", "no answer")
+KINDS = ("right", "boundary", "wrong type", "wrong span", "wrong passage", "no answer")
 
 
 def error_kind(answer: tuple[str, int, int, str] | None, passage: tuple[int, int] | None,
                gold: list[tuple[int, int]], gold_texts: list[str], gold_document: str) -> str:
     """The kind of one top answer, given as (text, start, end, document id) in document offsets with its passage's
     (start, end), against the gold answers' ranges and texts in `gold_document`."""
+    from spanqa.plugin.engine.answer_type import span_shape
     from spanqa.plugin.engine.squad import normalize_answer
 
     if answer is None:
@@ -40,13 +44,35 @@ def error_kind(answer: tuple[str, int, int, str] | None, passage: tuple[int, int
     text, start, end, document = answer
     if normalize_answer(text) in {normalize_answer(g) for g in gold_texts}:
         return "right"
+    if document == gold_document and any(start < g_end and g_start < end for g_start, g_end in gold):
+        return "boundary"
+    if span_shape(text) not in {span_shape(g) for g in gold_texts}:
+        return "wrong type"
     if document != gold_document:
         return "wrong passage"
-    if any(start < g_end and g_start < end for g_start, g_end in gold):
-        return "boundary"
     if passage is not None and any(passage[0] <= g_start and g_end <= passage[1] for g_start, g_end in gold):
         return "wrong span"
     return "wrong passage"
+
+
+def error_counts(records: list[dict], bench) -> dict:
+    """Top answers by kind, and how many of each were withheld, from `spanqa bench`'s per-question records (each
+    with the top answer's text, location and passage) of one system on `bench`."""
+    questions = {q.id: q for q in bench.questions}
+    kinds: Counter = Counter()
+    withheld: Counter = Counter()
+    for record in records:
+        question = questions[record["id"]]
+        if not question.answerable:
+            continue
+        location = record.get("location")
+        answer = None if location is None else (record["text"], location[1], location[2], location[0])
+        kind = error_kind(answer, record.get("passage"), list(question.answer_ranges), list(question.answers),
+                          question.document_id)
+        kinds[kind] += 1
+        withheld[kind] += bool(record["abstained"])
+    return {"kinds": {k: kinds.get(k, 0) for k in KINDS}, "withheld": {k: withheld.get(k, 0) for k in KINDS},
+            "abstained": sum(withheld.values())}
 
 
 def measure(data: Path, limit: int | None) -> dict:

@@ -87,8 +87,9 @@ def _open_domain(system, bench: BenchSet, gflops: float) -> dict:
         top_f1 = _scores(prediction.text or "", q.answers)[1] if q.answerable else 0.0
         best_f1 = max((_scores(c, q.answers)[1] for c in prediction.candidates), default=top_f1) \
             if q.answerable else 0.0
-        records.append({"answerable": q.answerable, "abstained": prediction.abstained, "em": em, "f1": f1,
-                        "top_f1": top_f1, "best_f1": best_f1, "score": prediction.score})
+        records.append({"id": q.id, "answerable": q.answerable, "abstained": prediction.abstained, "em": em,
+                        "f1": f1, "top_f1": top_f1, "best_f1": best_f1, "score": prediction.score,
+                        "text": prediction.text, "location": prediction.location, "passage": prediction.passage})
     answerable = [r for r in records if r["answerable"]]
     unanswerable = [r for r in records if not r["answerable"]]
     abstained = [r for r in records if r["abstained"]]
@@ -107,12 +108,16 @@ def _open_domain(system, bench: BenchSet, gflops: float) -> dict:
                          if unanswerable else None},
         "abstention_precision": (sum(not r["answerable"] for r in abstained) / len(abstained)) if abstained else None,
         "overall": {"exact_match": mean(records, "em"), "f1": mean(records, "f1")},
+        # Re-ranking and abstention alone at their best: each answerable question's best returned candidate, and
+        # every unanswerable one abstained on.
+        "oracle_f1": mean([{"f1": r["best_f1"] if r["answerable"] else 1.0} for r in records], "f1"),
         "calibration": reliability([r["score"] for r in scored],
                                    [r["answerable"] and r["top_f1"] >= CORRECT_F1 for r in scored]),
         "passages_read_per_question": float(np.mean(passages_read)) if passages_read else None,
         "technical_reader_share": float(np.mean(technical)) if technical else None,
         "latency": {stage: percentiles(values) for stage, values in timings.items()},
         "latency_samples_ms": timings["end_to_end"],
+        "records": records,  # per question, for error kinds and paired comparisons (bench.errors, bench.report)
         "reader_compute": {"tokens_per_question": float(np.mean(tokens)),
                            "gflop_per_question": float(np.mean(flops)) / 1e9, "machine_gflops": gflops,
                            "bound_ms": bound_ms, "read_p50_ms": read_p50,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ROWS", "comparison_rows", "markdown_report", "write_plots"]
+__all__ = ["ROWS", "comparison_rows", "markdown_report", "paired_difference", "write_plots"]
 
 # spanqa-margin: spanqa before the ranker; spanqa-fp32: before adaptive reading and bf16; spanqa-previous: with the
-# models of --previous
-SYSTEM_ORDER = ("spanqa", "spanqa-previous", "spanqa-fp32", "spanqa-margin", "haystack", "baseline")
+# models of --previous; spanqa-before: spanqa's code and models at the git revision --before
+SYSTEM_ORDER = ("spanqa", "spanqa-before", "spanqa-previous", "spanqa-fp32", "spanqa-margin", "haystack", "baseline")
 
 # (label, path into a system's section, digits)
 ROWS: list[tuple[str, tuple[str, ...], int]] = [
@@ -28,6 +28,10 @@ ROWS: list[tuple[str, tuple[str, ...], int]] = [
     ("abstention precision", ("open_domain", "abstention_precision"), 3),
     ("open-domain EM (all, abstaining right = 1)", ("open_domain", "overall", "exact_match"), 2),
     ("open-domain F1 (all, abstaining right = 1)", ("open_domain", "overall", "f1"), 2),
+    ("oracle ceiling F1 (best returned candidate, unanswerable abstained)", ("open_domain", "oracle_f1"), 2),
+    *[(f"top answers: {kind}", ("open_domain", "errors", "kinds", kind), 0)
+      for kind in ("right", "boundary", "wrong type", "wrong span", "wrong passage", "no answer")],
+    ("top answers withheld (answerable)", ("open_domain", "errors", "abstained"), 0),
     ("answer-score ECE", ("open_domain", "calibration", "ece"), 3),
     ("latency end to end p50 ms", ("open_domain", "latency", "end_to_end", "p50_ms"), 1),
     ("latency end to end p95 ms", ("open_domain", "latency", "end_to_end", "p95_ms"), 1),
@@ -77,6 +81,33 @@ def comparison_rows(results: dict) -> list[dict]:
     return rows
 
 
+def paired_difference(after: list[dict], before: list[dict], resamples: int = 10_000, seed: int = 0) -> dict:
+    """Mean end-to-end F1 difference (after − before) over the same questions, with a 95 % paired bootstrap
+    interval: how far apart two systems really are on a set this size."""
+    import numpy as np
+
+    by_id = {r["id"]: r["f1"] for r in before}
+    diff = np.array([r["f1"] - by_id[r["id"]] for r in after if r["id"] in by_id], dtype=float)
+    f1 = np.array([r["f1"] for r in after], dtype=float)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
+    alone = f1[rng.integers(0, len(f1), (resamples, len(f1)))].mean(axis=1)
+    return {"questions": len(diff), "difference": 100 * float(diff.mean()),
+            "ci95": [100 * float(np.percentile(means, 2.5)), 100 * float(np.percentile(means, 97.5))],
+            "after_ci95": [100 * float(np.percentile(alone, 2.5)), 100 * float(np.percentile(alone, 97.5))]}
+
+
+def _difference_line(results: dict) -> list[str]:
+    records = {name: results.get(name, {}).get("open_domain", {}).get("records") for name in ("spanqa",
+                                                                                              "spanqa-before")}
+    if not all(records.values()):
+        return []
+    d = paired_difference(records["spanqa"], records["spanqa-before"])
+    return ["", f"End-to-end F1 (all), spanqa − spanqa-before: **{d['difference']:+.2f}** (95 % paired bootstrap "
+                f"interval {d['ci95'][0]:+.2f} to {d['ci95'][1]:+.2f} over {d['questions']} questions; spanqa's own "
+                f"F1 interval {d['after_ci95'][0]:.1f}–{d['after_ci95'][1]:.1f})."]
+
+
 def markdown_report(results: dict) -> str:
     meta = results["meta"]
     data = meta["data"]
@@ -96,6 +127,7 @@ def markdown_report(results: dict) -> str:
         cells = [f"{row['values'][n]:.{row['digits']}f}" if row["values"][n] is not None else "–" for n in present]
         ratios = [f"{row['ratios'][o]:.2f}" if o in row["ratios"] else "–" for o in others]
         lines.append(f"| {row['metric']} | " + " | ".join(cells + ratios) + " |")
+    lines += _difference_line(results)
     router = results.get("spanqa", {}).get("router")
     if router:
         lines += ["", f"**Router** (spanqa only: Haystack's routers have no out-of-scope branch, so there is "

@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench.common import machine, write_json
+from bench.revision import checkout, importing_from
 from bench.systems import SYSTEMS
 
 __all__ = ["main", "run"]
@@ -30,8 +31,10 @@ DEFAULT_DATA = SHARED / "covid-qa" / "covid_qa_200423.json"
 QUICK = {"contexts": 6, "limit": 24, "throughput_batch": 8, "router_intents": 3}
 
 
-def _in_own_process(function, *args, **kwargs):
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+def _in_own_process(function, *args, spanqa_root: Path | None = None, **kwargs):
+    """`function(*args, **kwargs)` in a fresh process; `spanqa_root`: import spanqa from there (bench.revision)."""
+    with importing_from(spanqa_root), ProcessPoolExecutor(max_workers=1,
+                                                          mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(function, *args, **kwargs).result()
 
 
@@ -64,6 +67,9 @@ def run(args: argparse.Namespace) -> dict:
         raise SystemExit(f"--systems takes {', '.join(SYSTEMS)}, got {args.systems!r}")
     if "haystack" in systems:
         _check_haystack()
+    if ("spanqa-before" in systems) != bool(args.before):
+        raise SystemExit("spanqa-before and --before REV go together, e.g. --systems spanqa,spanqa-before --before "
+                         "HEAD~1")
     if "spanqa-previous" in systems and not (args.previous and (args.previous / "ranker.json").is_file()):
         raise SystemExit("spanqa-previous needs --previous DIR holding reader/ and ranker.json, e.g. "
                          "git archive HEAD~1 spanqa/models | tar -x --strip-components=2 -C DIR")
@@ -94,12 +100,22 @@ def run(args: argparse.Namespace) -> dict:
     for name in systems:
         t = time.perf_counter()
         models = str(args.previous / "reader") if name == "spanqa-previous" else reader
-        results[name] = _in_own_process(measure_system, name, bench, models, args.top_k, batch)
+        if name == "spanqa-before":
+            with checkout(args.before) as root:
+                results[name] = _in_own_process(measure_system, "spanqa", bench, str(root / "spanqa" / "models" /
+                                                 "reader"), args.top_k, batch, spanqa_root=root)
+            results["meta"]["before"] = args.before
+        else:
+            results[name] = _in_own_process(measure_system, name, bench, models, args.top_k, batch)
         print(f"{name}: measured in {time.perf_counter() - t:.0f}s", flush=True)
     if "spanqa" in systems and args.clinc.is_file() and not args.no_router:
         t = time.perf_counter()
         results["spanqa"]["router"] = _in_own_process(_router, args.clinc, args.out, bool(args.quick))
         print(f"router: measured in {time.perf_counter() - t:.0f}s", flush=True)
+    from bench.errors import error_counts
+
+    for name in systems:
+        results[name]["open_domain"]["errors"] = error_counts(results[name]["open_domain"]["records"], bench)
     results["meta"]["seconds"] = time.perf_counter() - started
     write_json(args.out / "results.json", results)
     report = markdown_report(results)
@@ -121,7 +137,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--systems", default="spanqa,haystack,baseline",
                    help="comma-separated; spanqa-margin is spanqa without its answer ranker (the order before it), "
                         "spanqa-fp32 spanqa before adaptive reading and bf16, spanqa-previous spanqa with the models "
-                        "in --previous")
+                        "in --previous, spanqa-before spanqa at the git revision --before")
+    p.add_argument("--before", metavar="REV",
+                   help="a git revision for spanqa-before: spanqa's code and models as they were there, measured "
+                        "by this benchmark in the same run (bench.revision)")
     p.add_argument("--previous", type=Path,
                    help="a folder with reader/ and ranker.json (models shipped earlier) for spanqa-previous")
     p.add_argument("--limit", type=int, help="sample this many questions (seeded); default all")

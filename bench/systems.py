@@ -40,6 +40,8 @@ class Prediction:
     candidates: list[str] = field(default_factory=list)  # every answer the system returns, best first
     passages_read: int | None = None  # of the retrieved ones, when the system reads adaptively
     technical_reader: bool | None = None  # whether spanqa's technical reader read them (None: one reader only)
+    location: Location | None = None  # the top answer's (document id, start, end), where the system says
+    passage: tuple[int, int] | None = None  # the (start, end) in its document of the passage it was quoted from
 
 
 class TokenCounter:
@@ -139,11 +141,14 @@ class SpanqaSystem:
         response = self.assistant.answer(question, top_k=self.top_k, intent=intent)
         ended = time.perf_counter()
         answer = response.answers[0] if response.answers else None
+        passage = next((h.passage for h in response.passages if answer and h.passage.id == answer.passage_id), None)
         return Prediction(answer.text if answer else None, answer.score if answer else None, response.abstained,
                           {"route": (routed - started) * 1000, "retrieve": response.timings["retrieve_ms"],
                            "read": response.timings["read_ms"], "end_to_end": (ended - started) * 1000},
                           [a.text for a in response.answers], int(response.timings["passages_read"]),
-                          response.reader == "technical")
+                          response.reader == "technical",
+                          (answer.document_id, answer.document_start, answer.document_end) if answer else None,
+                          (passage.start, passage.end) if passage else None)
 
     def answer_batch(self, questions: list[str]) -> float:
         """The product's batch path, `Assistant.answer_many`: one embedding call and one FAISS call for all
@@ -332,7 +337,9 @@ class BaselineSystem:
         return retrieved - started
 
 
-SYSTEMS = {"spanqa": SpanqaSystem, "spanqa-margin": SpanqaMarginSystem, "spanqa-fp32": SpanqaFp32System,
+# spanqa-before is SpanqaSystem run from an earlier revision (bench.run --before, bench.revision).
+SYSTEMS = {"spanqa": SpanqaSystem, "spanqa-before": SpanqaSystem, "spanqa-margin": SpanqaMarginSystem,
+           "spanqa-fp32": SpanqaFp32System,
            "spanqa-previous": SpanqaPreviousSystem,
            "haystack": HaystackSystem,
            "baseline": BaselineSystem}

@@ -2,6 +2,8 @@
 
     python -m bench.techdocs.build [--out bench/out/techdocs.json]
     python -m bench.techdocs.build --questions bench/techdocs/train.tsv --out bench/out/techtrain.json
+    python -m bench.techdocs.build --questions bench/techdocs/train.tsv --only distro,cloudpickle,platformdirs \
+        --out bench/out/techtrain-heldout.json
 
 `questions.tsv` is the development set (measured, never trained on); `train.tsv` asks about other packages'
 READMEs (13 of them, 314 questions) and trains the answer ranker (`spanqa train-ranker`) and the reader's technical
@@ -33,12 +35,16 @@ def locate(source: str, answer: str) -> tuple[int, str]:
     return match.start(), match.group(0)
 
 
-def build(questions: Path = HERE / "questions.tsv", sources: Path = HERE / "sources") -> dict:
+def build(questions: Path = HERE / "questions.tsv", sources: Path = HERE / "sources",
+          only: set[str] | None = None) -> dict:
+    """The SQuAD v2 dataset of `questions` (`only`: these sources' questions alone)."""
     by_source: dict[str, list[dict]] = {}
     for number, line in enumerate(questions.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         name, question, answer = line.split("\t")
+        if only is not None and name not in only:
+            continue
         text = (sources / f"{name}.txt").read_text(encoding="utf-8")
         qa = {"id": f"{name}-{number}", "question": question, "answers": [], "is_impossible": not answer}
         if answer:
@@ -54,8 +60,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=Path, default=HERE / "questions.tsv")
     parser.add_argument("--out", type=Path, default=Path("bench/out/techdocs.json"))
+    parser.add_argument("--only", help="comma-separated sources: their questions alone (e.g. the packages the "
+                                       "technical reader was not trained on)")
     args = parser.parse_args()
-    dataset = build(args.questions)
+    dataset = build(args.questions, only=set(args.only.split(",")) if args.only else None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(dataset, ensure_ascii=False, indent=1), encoding="utf-8")
     questions = [qa for article in dataset["data"] for p in article["paragraphs"] for qa in p["qas"]]
