@@ -181,8 +181,9 @@ def test_synthetic_follow_ups_name_nothing_their_first_turn_named():
 @pytest.mark.parametrize(("answer", "passage", "kind"), [
     (("pytest --timeout=300", 10, 30, "d"), (0, 100), "right"),
     (("--timeout=300", 17, 30, "d"), (0, 100), "boundary"),  # cut short
-    (("pytest-timeout plugin", 50, 71, "d"), (0, 100), "wrong span"),  # the right passage, the wrong words
-    (("pytest-timeout plugin", 250, 271, "d"), (200, 300), "wrong passage"),
+    (("pytest-timeout plugin", 50, 71, "d"), (0, 100), "wrong type"),  # a phrase where a command was asked for
+    (("pytest --timeout=60", 50, 69, "d"), (0, 100), "wrong span"),  # the right passage and kind, the wrong words
+    (("pytest --timeout=60", 250, 269, "d"), (200, 300), "wrong passage"),
     (("pytest --timeout=300", 10, 30, "other"), (0, 100), "right"),  # the same words quoted from elsewhere
     (None, None, "no answer"),
 ])

@@ -1,5 +1,5 @@
-"""Ablations of retrieval recall@5 (BM25, dense, hybrid): code-identifier terms in BM25, and the document title
-embedded with each passage.
+"""Ablations of retrieval recall@5 (BM25, dense, hybrid): code-identifier terms in BM25, the document title
+embedded with each passage, and code blocks kept whole with the sentence that introduces them.
 
     python -m bench.techdocs.recall [--data FILE.json ...] [--limit N]
 
@@ -14,16 +14,18 @@ import tempfile
 from pathlib import Path
 
 import spanqa.retriever.base as base
+import spanqa.retriever.chunking as chunking
 import spanqa.retriever.indexes as indexes
 from spanqa.plugin.engine.squad import load_squad
 from spanqa.retriever.collection import LocalCollection
 from spanqa.retriever.loaders import LoadReport
 from spanqa.retriever.records import Document
 
-ABLATIONS = {  # name → (identifier terms in BM25, title embedded)
-    "before both": (False, False),
-    "identifier terms": (True, False),
-    "identifier terms + embedded title (spanqa)": (True, True),
+ABLATIONS = {  # name → (identifier terms in BM25, title embedded, code blocks whole)
+    "before all three": (False, False, False),
+    "identifier terms": (True, False, False),
+    "identifier terms + embedded title": (True, True, False),
+    "+ code blocks whole (spanqa)": (True, True, True),
 }
 
 
@@ -51,19 +53,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, nargs="+", default=[Path("bench/out/techdocs.json")])
     parser.add_argument("--limit", type=int, help="first N answerable questions (and their contexts) per file")
     args = parser.parse_args()
-    identifier_terms, embedding_text = indexes.identifier_terms, base.embedding_text
+    identifier_terms, embedding_text, code_blocks = indexes.identifier_terms, base.embedding_text, chunking.code_blocks
     for path in args.data:
         documents, questions = documents_and_questions(path, args.limit)
-        for label, (identifiers, titled) in ABLATIONS.items():
+        for label, (identifiers, titled, whole_code) in ABLATIONS.items():
             indexes.identifier_terms = identifier_terms if identifiers else (lambda text: [])
             base.embedding_text = lambda passage, _, titled=titled: embedding_text(passage, titled)
+            chunking.code_blocks = code_blocks if whole_code else (lambda text, start=0, end=None: [])
             collection = LocalCollection(Path(tempfile.mkdtemp()) / "collection")
             collection.add_documents(LoadReport(documents=documents))
             recalls = {mode: recall_at_5(collection, questions, mode) for mode in ("bm25", "dense", "hybrid")}
             collection.close()
             print(f"{path.name}: {label:44s} " + "  ".join(f"{m} {r:.3f}" for m, r in recalls.items())
                   + f"  ({len(questions)} answerable questions)", flush=True)
-    indexes.identifier_terms, base.embedding_text = identifier_terms, embedding_text
+    indexes.identifier_terms, base.embedding_text, chunking.code_blocks = identifier_terms, embedding_text, code_blocks
 
 
 if __name__ == "__main__":
