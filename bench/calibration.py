@@ -1,11 +1,15 @@
 """Does the threshold mean the same on every domain, and how many in-domain labels does `spanqa calibrate` need?
 
     python -m bench.calibration --data FILE.json [--labels 100,300] [--holdout 0.15] [--limit N] [--skip N]
+        [--agreement]
 
 Answers every question of a SQuAD-format file once with the shipped ranker (collection calibration = identity),
 then reports, on the questions not used for fitting: ECE of the answer score and abstention at the default
 threshold, before calibration and after `spanqa calibrate`'s fit on N labelled questions of that domain (sampled,
 seeded; the rest measure it). Writes bench/out/calibration-<name>.json.
+
+`--agreement` also tries a fit that needs no labels at all: each question is read by the other reader too, and
+"both readers' first answers agree (F1 >= 0.5)" stands in for "right" (issue 29's label-free calibration).
 """
 
 from __future__ import annotations
@@ -23,7 +27,21 @@ from bench.common import write_json
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _answer_all(path: Path, holdout: float, limit: int | None, skip: int, seed: int) -> list[dict]:
+def _other_reader_agrees(assistant, question: str, first) -> bool:
+    """Whether the reader that did not answer `question` gives (F1 >= 0.5) the same first answer."""
+    from spanqa.plugin.engine.squad import f1_score
+
+    hits = assistant.search(question)
+    mine = assistant.reader_for(hits)
+    other = assistant.technical_reader if mine is assistant.reader else assistant.reader
+    candidates = assistant._read_candidates_many([question], [hits], [other])[0][0]
+    ranked = assistant.ranker.rank(question, candidates, hits, assistant.reader_name(other),
+                                   assistant.technical_text(hits))
+    return bool(ranked) and f1_score(first.text, ranked[0].text) >= 0.5
+
+
+def _answer_all(path: Path, holdout: float, limit: int | None, skip: int, seed: int,
+                agreement: bool = False) -> list[dict]:
     from spanqa.plugin.engine.assistant import Assistant
     from spanqa.plugin.engine.squad import CORRECT_F1, f1_score, max_over_ground_truths
     from spanqa.plugin.lab.ranker_training import open_domain_set
@@ -37,7 +55,8 @@ def _answer_all(path: Path, holdout: float, limit: int | None, skip: int, seed: 
             best = response.answers[0] if response.answers else None
             f1 = max_over_ground_truths(f1_score, best.text, truths) if best and truths else 0.0
             rows.append({"question": question, "answers": truths, "score": best.score if best else 0.0,
-                         "right": bool(truths) and f1 >= CORRECT_F1, "f1": f1})
+                         "right": bool(truths) and f1 >= CORRECT_F1, "f1": f1,
+                         "agree": bool(best) and agreement and _other_reader_agrees(assistant, question, best)})
         collection.close()
     return rows
 
@@ -62,7 +81,7 @@ def run(args) -> dict:
 
     from spanqa.settings import Settings
 
-    rows = _answer_all(args.data, args.holdout, args.limit, args.skip, args.seed)
+    rows = _answer_all(args.data, args.holdout, args.limit, args.skip, args.seed, args.agreement)
     threshold = Settings.answer_threshold
     result = {"data": args.data.name, "threshold": threshold,
               "shipped": _measure(rows, np.array([r["score"] for r in rows]), threshold)}
@@ -71,13 +90,19 @@ def run(args) -> dict:
             continue
         order = random.Random(args.seed).sample(range(len(rows)), len(rows))
         fit_rows, test_rows = [rows[i] for i in order[:n]], [rows[i] for i in order[n:]]
-        a, b = fit_platt([(r["score"], r["right"]) for r in fit_rows])
-        calibration = ScoreCalibration(a, b)
         raw = np.array([r["score"] for r in test_rows])
-        result[f"{n} labels"] = {"a": round(a, 3), "b": round(b, 3),
-                                 "before": _measure(test_rows, raw, threshold),
-                                 "after": _measure(test_rows, np.array([calibration.probability(p) for p in raw]),
-                                                   threshold)}
+        for label, key in (("labels", "right"), ("questions, agreement as the label", "agree")):
+            if key == "agree" and not args.agreement:
+                continue
+            a, b = fit_platt([(r["score"], r[key]) for r in fit_rows])
+            calibration = ScoreCalibration(a, b)
+            result[f"{n} {label}"] = {"a": round(a, 3), "b": round(b, 3),
+                                      "before": _measure(test_rows, raw, threshold),
+                                      "after": _measure(test_rows, np.array([calibration.probability(p) for p in raw]),
+                                                        threshold)}
+    if args.agreement:
+        result["agreement rate"] = round(float(np.mean([r["agree"] for r in rows])), 3)
+        result["right rate"] = round(float(np.mean([r["right"] for r in rows])), 3)
     return result
 
 
@@ -89,6 +114,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--skip", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--agreement", action="store_true",
+                        help="also fit on the two readers' agreement instead of labels (no labels needed)")
     args = parser.parse_args()
     args.labels = [int(n) for n in args.labels.split(",") if n.strip()]
     result = run(args)

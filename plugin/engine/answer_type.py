@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from spanqa.plugin.engine.models import read_model_json
 
 from spanqa.errors import ModelLoadError
 from spanqa.settings import PACKAGE_ROOT
@@ -137,10 +138,7 @@ class AnswerTypes:
     @classmethod
     def load(cls, path: Path | None = None) -> AnswerTypes:
         path = Path(path or default_answer_types_path())
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"Could not load the answer-type model {path}: {exc}") from exc
+        data = read_model_json(path, "answer-type model")
         if data.get("shapes") != list(SHAPES):
             raise ModelLoadError(f"The answer-type model {path} predicts other shapes than this spanqa knows; "
                                  "retrain it (python -m spanqa.plugin.lab.answer_type_training)")

@@ -6,15 +6,27 @@ shared the same way inside retriever/embedding.py.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["shared_model", "shared_reader", "shared_router", "loaded_models"]
+from spanqa.errors import ModelLoadError
+
+__all__ = ["read_model_json", "shared_model", "shared_reader", "shared_router", "loaded_models"]
 
 _MODELS: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
+
+
+def read_model_json(path: Path, what: str) -> dict:
+    """A small model stored as JSON (the answer ranker, the answer types); ModelLoadError naming `what` when it
+    cannot be read."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"Could not load the {what} {path}: {exc}") from exc
 
 
 def shared_model(key: tuple, build: Callable[[], Any]) -> Any:

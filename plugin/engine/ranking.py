@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from spanqa.plugin.engine.answer_type import AnswerTypes, span_shape
+from spanqa.plugin.engine.models import read_model_json
 from spanqa.plugin.engine.reader import Answer, unit_spans
 from spanqa.retriever.records import Hit
 
@@ -274,10 +275,7 @@ class AnswerRanker:
     @classmethod
     def load(cls, path: Path | None = None) -> AnswerRanker:
         path = Path(path or default_ranker_path())
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"Could not load the answer ranker {path}: {exc}") from exc
+        data = read_model_json(path, "answer ranker")
         if data.get("features") != list(FEATURES) or "prose" not in data:
             raise ModelLoadError(f"The answer ranker {path} was trained on other features than this spanqa computes; "
                                  "retrain it with `spanqa train-ranker`")
