@@ -245,9 +245,9 @@ class AnswerRanker:
 
     def features(self, question: str, answers: list[Answer], hits: list[Hit],
                  technical: bool = False) -> tuple[list[Answer], np.ndarray]:
-        """The candidates the ranker orders (the reader's and, on technical text, their whole units) and their
-        feature rows."""
-        candidates = with_units(answers, hits) if technical else answers
+        """The candidates the ranker orders (the reader's and, on technical text with a technical model to judge
+        them, their whole units) and their feature rows."""
+        candidates = with_units(answers, hits) if technical and self.technical is not None else answers
         types = self.answer_types.probabilities(question) if self.answer_types is not None else None
         return candidates, candidate_features(question, candidates, hits, types=types)
 
@@ -280,8 +280,10 @@ class AnswerRanker:
             raise ModelLoadError(f"The answer ranker {path} was trained on other features than this spanqa computes; "
                                  "retrain it with `spanqa train-ranker`")
         technical = data.get("technical")
+        # The answer types feed the technical model's features; a ranker without one has no use for them.
         return cls(LogisticModel.from_json(data["prose"], data["features"]),
-                   LogisticModel.from_json(technical, data["features"]) if technical else None, AnswerTypes.load(),
+                   LogisticModel.from_json(technical, data["features"]) if technical else None,
+                   AnswerTypes.load() if technical else None,
                    {name: ScoreCalibration.from_json(c) for name, c in data.get("reader_calibration", {}).items()})
 
 
