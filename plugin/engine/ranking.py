@@ -180,7 +180,7 @@ def candidate_features(question: str, answers: list[Answer], hits: list[Hit],
              "bm25_rank_inv": 1.0 / hit.bm25_rank if hit is not None and hit.bm25_rank else 0.0,
              "dense_rank_inv": 1.0 / hit.dense_rank if hit is not None and hit.dense_rank else 0.0,
              **_span_shape(answer.text), **kinds}
-        fit = types.get(span_shape(answer.text), likeliest)
+        fit = types.get(span_shape(answer.text), likeliest) if types else likeliest  # no model: no preference
         f["type_fit"], f["type_best"] = math.log(max(fit, 1e-4)), fit / likeliest
         span_words = _content_words(answer.text)
         f["span_in_question"] = len(span_words & question_words) / len(span_words) if span_words else 0.0
