@@ -14,6 +14,7 @@ from spanqa.settings import (
     Settings,
     default_embedder_path,
     limit_kernel_cache,
+    resolve_device,
     resolve_precision,
     torch_dtype,
 )
@@ -25,7 +26,7 @@ __all__ = ["Embedder", "PROBE_TEXT", "BUNDLED_EMBEDDER_NAME", "QUERY_CACHE_SIZE"
 PROBE_TEXT = "spanqa embedding probe: the quick brown fox answers questions about documents."
 BUNDLED_EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
-_MODELS: dict[tuple[str, str], object] = {}
+_MODELS: dict[tuple[str, str, str], object] = {}
 _MODELS_LOCK = threading.Lock()
 # One encode at a time in this process. The fast tokenizer is shared by every Embedder of the model and keeps
 # its truncation/padding settings as state between "set" and "encode": measured here, 176 of 2,000 calls from
@@ -35,19 +36,20 @@ _ENCODE_LOCK = threading.Lock()
 # search embed the same message, and this makes that one encoder pass. Questions are short; 256 vectors of 384
 # floats are 0.4 MB.
 QUERY_CACHE_SIZE = 256
-_QUERY_VECTORS: dict[tuple[str, str], OrderedDict[str, np.ndarray]] = {}
+_QUERY_VECTORS: dict[tuple[str, str, str], OrderedDict[str, np.ndarray]] = {}
 
 
-def _load_sentence_transformer(location: str, precision: str):
-    """Cached per process: every collection and browser session shares one copy of each model and precision."""
+def _load_sentence_transformer(location: str, precision: str, device: str):
+    """Cached per process: every collection and browser session shares one copy of each model, precision and
+    device."""
     with _MODELS_LOCK:
-        if (location, precision) not in _MODELS:
+        if (location, precision, device) not in _MODELS:
             limit_kernel_cache()
             from sentence_transformers import SentenceTransformer
 
-            _MODELS[location, precision] = SentenceTransformer(location, device="cpu",
-                                                               model_kwargs={"dtype": torch_dtype(precision)})
-        return _MODELS[location, precision]
+            _MODELS[location, precision, device] = SentenceTransformer(
+                location, device=device, model_kwargs={"dtype": torch_dtype(precision, device)})
+        return _MODELS[location, precision, device]
 
 
 class Embedder:
@@ -61,19 +63,21 @@ class Embedder:
         model: an HF id or a local directory; default the bundled all-MiniLM-L6-v2.
         batch_size: texts per forward pass. 16 embeds as fast as 32 on CPU and peaks lower: ingesting the COVID-QA
             benchmark's 2,915 passages peaked at about 850 instead of 955 MB, in the same 56-58 s (measured).
-        precision: "auto" (bf16 where the CPU has it natively, else fp32), "fp32" or "bf16" (a door passes
-            Settings.embedder_precision). Vectors are float32 either way.
+        precision: "auto" (bf16 where the CPU has it natively, else fp32; on a GPU bf16 or fp16), "fp32" or "bf16"
+            (a door passes Settings.embedder_precision). Vectors are float32 either way.
+        device: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu" or "cuda" (Settings.device).
     """
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 16,
-                 precision: str = Settings.embedder_precision) -> None:
+                 precision: str = Settings.embedder_precision, device: str = Settings.device) -> None:
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         if precision not in EMBEDDER_PRECISIONS:
             raise InputError(f"embedder precision must be one of {', '.join(EMBEDDER_PRECISIONS)}; got {precision!r}")
         self.location = str(model) if model is not None else default_embedder_path()
         self.batch_size = batch_size
-        self.precision = resolve_precision(precision)
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         self._model = None
 
     @property
@@ -87,7 +91,7 @@ class Embedder:
 
     def warm_up(self) -> None:
         if self._model is None:
-            self._model = _load_sentence_transformer(self.location, self.precision)
+            self._model = _load_sentence_transformer(self.location, self.precision, self.device)
 
     @property
     def tokenizer(self):
@@ -119,7 +123,7 @@ class Embedder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """`encode` for questions: a question embedded in the last QUERY_CACHE_SIZE calls is not embedded again."""
         with _MODELS_LOCK:
-            cache = _QUERY_VECTORS.setdefault((self.location, self.precision), OrderedDict())
+            cache = _QUERY_VECTORS.setdefault((self.location, self.precision, self.device), OrderedDict())
             known = {text: cache[text] for text in texts if text in cache}
         missing = list(dict.fromkeys(text for text in texts if text not in known))
         if missing:

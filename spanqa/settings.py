@@ -16,6 +16,7 @@ from typing import Literal
 __all__ = [
     "PACKAGE_ROOT", "SEARCH_MODES", "SearchMode", "READER_DOMAINS", "PRECISIONS", "EMBEDDER_PRECISIONS", "Precision",
     "CPU_BF16_CHOICES", "cpu_flags", "native_bf16", "resolve_precision", "torch_dtype", "limit_kernel_cache",
+    "DEVICES", "resolve_device",
     "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PASSAGES", "CollectionLimits", "PostgresSettings", "LOOPBACK_HOSTS",
     "ServerSettings", "Settings",
     "cache_dir",
@@ -39,6 +40,11 @@ Precision = Literal["auto", "fp32", "int8", "bf16"]
 # allowed; without native bf16 the multiplications are emulated and slower than fp32.
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "int8", "bf16")  # the first is the default
 EMBEDDER_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")  # the first is the default
+
+# Where the models run: "auto" (the default) on a CUDA GPU when torch sees one, else on the CPU; "cpu" always there;
+# "cuda" on the GPU or a clear error. On a GPU "auto" precision is bf16 where the GPU has it (Ampere and later),
+# else fp16; the reader's "int8" is dynamic quantization for CPUs and is refused on a GPU.
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")  # the first is the default
 
 DEFAULT_MAX_FILE_BYTES = 50 * 2**20
 DEFAULT_MAX_PASSAGES = 20_000  # ≈ 3 M words: a very long book; far beyond is usually a data dump
@@ -75,19 +81,55 @@ def native_bf16() -> bool:
     return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
-def resolve_precision(precision: str) -> str:
-    """The precision a model really runs at: "auto" becomes bf16 or fp32 by the rule above."""
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_device(device: str) -> str:
+    """The device models really run on: "cpu" or "cuda" ("auto" picks CUDA when torch sees a GPU)."""
+    from spanqa.errors import InputError
+
+    if device not in DEVICES:
+        raise InputError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
+    if device == "auto":
+        return "cuda" if _cuda_available() else "cpu"
+    if device == "cuda" and not _cuda_available():
+        import torch
+
+        build = f"with CUDA {torch.version.cuda}" if torch.version.cuda else "for CPUs only"
+        raise InputError(f"device 'cuda' was asked for, but torch sees no CUDA GPU here (torch {torch.__version__}, "
+                         f"built {build}); use device 'auto' or 'cpu' (SPANQA_DEVICE), or run on a GPU machine with "
+                         "a CUDA build of torch")
+    return device
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """The precision a model really runs at on `device` (already resolved): on the CPU "auto" becomes bf16 or fp32
+    by the rule above; on a GPU bf16 where it has bf16 arithmetic, else fp16."""
+    if device == "cuda":
+        if precision == "int8":
+            from spanqa.errors import InputError
+
+            raise InputError("precision 'int8' is dynamic quantization for CPUs; on a GPU use auto, bf16 or fp32")
+        if precision == "auto":
+            import torch
+
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return precision
     if precision == "auto":
         return "bf16" if native_bf16() else "fp32"
     return precision
 
 
-def torch_dtype(precision: str):
-    """The dtype a model is loaded in for `precision`: bf16 when it runs in bf16 (loaded so, it never holds an fp32
-    copy: the same weights bit for bit), else fp32 (int8 quantizes an fp32 model)."""
+def torch_dtype(precision: str, device: str = "cpu"):
+    """The dtype a model is loaded in for `precision`: bf16 (or fp16 on a GPU without bf16) when it runs so (loaded
+    so, it never holds an fp32 copy: the same weights bit for bit), else fp32 (int8 quantizes an fp32 model)."""
     import torch
 
-    return torch.bfloat16 if resolve_precision(precision) == "bf16" else torch.float32
+    resolved = resolve_precision(precision, device)
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(resolved, torch.float32)
 
 
 # oneDNN (torch's CPU kernels for bf16) compiles and caches a kernel for every input shape it meets, up to 1,024
@@ -176,6 +218,8 @@ class Settings:
     # technical set) exactly as fp32 did (largest confidence change 0.02) in 8.0 instead of 10.9 ms at the median
     # (docs/speed.md).
     router_precision: str = EMBEDDER_PRECISIONS[0]
+    # Where the embedder, the readers and the router run, at answer time, at ingest and in Ray's actors (DEVICES).
+    device: str = DEVICES[0]
     # Adaptive reading: read each question's first `read_first` passages (retrieval order), and the rest only when
     # no answer from them scores `read_stop_score` or more; 0 reads every passage at once. Chosen on development
     # questions (`python -m bench.adaptive`, docs/speed.md): 2 / 0.7 stopped 53 % of new_wiki's 1,000 selection
@@ -209,6 +253,8 @@ class Settings:
         for name in ("embedder_precision", "router_precision"):
             if getattr(self, name) not in EMBEDDER_PRECISIONS:
                 raise InputError(f"{name} must be one of {', '.join(EMBEDDER_PRECISIONS)}; got {getattr(self, name)!r}")
+        if self.device not in DEVICES:
+            raise InputError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
         if not 0.0 <= self.answer_threshold <= 1.0:
             raise InputError(f"answer_threshold must be within [0, 1]; got {self.answer_threshold}")
         for name in ("max_question_chars", "max_file_mb", "max_passages_per_document", "max_results", "max_top_k",

@@ -213,8 +213,9 @@ def _eval_reader(args) -> int:
     from spanqa.plugin.engine.squad import load_squad
     from spanqa.plugin.lab.reader_eval import evaluate_reader
 
-    precision = Settings.from_env(reader_precision=args.precision).reader_precision
-    reader = Reader(args.model, max_seq_len=args.max_seq_len, stride=args.stride, precision=precision)
+    settings = Settings.from_env(reader_precision=args.precision)
+    reader = Reader(args.model, max_seq_len=args.max_seq_len, stride=args.stride,
+                    precision=settings.reader_precision, device=settings.device)
     examples = load_squad(args.data, limit=args.limit)
     scores = evaluate_reader(reader, examples, progress=not args.json)
     if args.json:
@@ -256,8 +257,9 @@ def _train_ranker(args) -> int:
     if bool(args.data) == bool(args.prose_from):
         raise InputError("give the prose model's data (--data) or an earlier ranker to carry it over from "
                          "(--prose-from), one of the two")
-    precision = Settings.from_env().reader_precision
-    reader = Reader(args.reader, precision=precision) if args.reader else None
+    settings = Settings.from_env()
+    precision, device = settings.reader_precision, settings.device
+    reader = Reader(args.reader, precision=precision, device=device) if args.reader else None
     summary: dict = {"out": args.out}
     if args.data:
         prose, summary["prose"] = _fit_ranker_model(args.data, args.c, args, reader)
@@ -269,7 +271,8 @@ def _train_ranker(args) -> int:
     ranker = AnswerRanker(prose, technical, AnswerTypes.load())
     if args.technical_calibration:
         calibration, pairs = fit_reader_calibration(ranker, Path(args.technical_calibration),
-                                                    Reader(default_technical_reader_path(), precision=precision))
+                                                    Reader(default_technical_reader_path(), precision=precision,
+                                                           device=device))
         ranker.reader_calibration["technical"] = calibration
         summary["technical reader calibration"] = {**calibration.to_json(), "right": sum(r for _, r in pairs)}
     ranker.save(Path(args.out))
@@ -366,7 +369,7 @@ def _ask(args) -> int:
     settings = Settings.from_env(reader_precision=args.precision, reader_domain=args.reader_domain)
     questions = _questions(args)
     # A reader named here reads every question; without one, the shipped general and technical readers share them.
-    reader = Reader(args.reader, precision=settings.reader_precision) if args.reader else None
+    reader = Reader(args.reader, precision=settings.reader_precision, device=settings.device) if args.reader else None
     service = _service(args, settings, reader=reader)
     options = {"top_k": args.top_k, "min_score": args.threshold, "mode": args.mode}
     status = 0

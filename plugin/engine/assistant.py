@@ -143,14 +143,15 @@ class Assistant:
                 raise InputError("give a collection or a retriever, not both")
             from spanqa.retriever.langchain_source import RetrieverCollection
 
-            collection = RetrieverCollection(retriever, Embedder(precision=self.settings.embedder_precision),
+            collection = RetrieverCollection(retriever, Embedder(precision=self.settings.embedder_precision,
+                                                                 device=self.settings.device),
                                              limits=self.settings.collection_limits())
         self._collection_arg = collection
         self._collection: Collection | None = collection if isinstance(collection, Collection) else None
-        precision = self.settings.reader_precision
-        self.reader = reader or shared_reader(default_reader_path(), precision)
+        precision, device = self.settings.reader_precision, self.settings.device
+        self.reader = reader or shared_reader(default_reader_path(), precision, device)
         if technical_reader is None and reader is None:
-            technical_reader = shared_reader(default_technical_reader_path(), precision)
+            technical_reader = shared_reader(default_technical_reader_path(), precision, device)
         self.technical_reader = technical_reader
         self._router = router
         self.ranker = (ranker or AnswerRanker.load()) if rank else None
@@ -169,7 +170,7 @@ class Assistant:
             from spanqa.plugin.engine.defaults import ensure_default_router
 
             self._router = shared_router(ensure_default_router(), self.settings.router_precision,
-                                         self.settings.embedder_precision)
+                                         self.settings.embedder_precision, self.settings.device)
         return self._router
 
     def warm_up(self) -> None:

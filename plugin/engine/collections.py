@@ -38,7 +38,7 @@ def resolve_location(collection: str | Path | None) -> str | Path | None:
 def ensure_default_collection(embedder: Embedder | None = None, settings: Settings | None = None) -> Collection:
     """Open the bundled default collection, building or refreshing it from the bundled documentation."""
     settings = settings or Settings()
-    embedder = embedder or Embedder(precision=settings.embedder_precision)
+    embedder = embedder or Embedder(precision=settings.embedder_precision, device=settings.device)
     collection = LocalCollection(default_collection_path(), embedder=embedder, limits=settings.collection_limits())
     collection.ingest(default_sources())
     return collection
@@ -51,7 +51,7 @@ def open_collection(collection: str | Path | None = None, embedder: str | Embedd
     `settings` (the door's): its limits, the embedder's precision and PostgreSQL's connection settings."""
     settings = settings or Settings()
     if not isinstance(embedder, Embedder):
-        embedder = Embedder(embedder, precision=settings.embedder_precision)
+        embedder = Embedder(embedder, precision=settings.embedder_precision, device=settings.device)
     limits = settings.collection_limits()
     location = resolve_location(collection)
     if location is None:

@@ -37,28 +37,31 @@ def shared_model(key: tuple, build: Callable[[], Any]) -> Any:
         return _MODELS[key]
 
 
-def shared_reader(location: str | Path, precision: str):
-    """One Reader per model and the precision it really runs at ("auto" and what it resolves to are one)."""
+def shared_reader(location: str | Path, precision: str, device: str = "auto"):
+    """One Reader per model, device and the precision it really runs at ("auto" and what it resolves to are one)."""
     from spanqa.plugin.engine.reader import Reader
 
-    from spanqa.settings import resolve_precision
+    from spanqa.settings import resolve_device, resolve_precision
 
-    precision = resolve_precision(precision)
-    return shared_model(("reader", str(location), precision), lambda: Reader(location, precision=precision))
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    return shared_model(("reader", str(location), precision, device),
+                        lambda: Reader(location, precision=precision, device=device))
 
 
-def shared_router(location: str | Path, precision: str, embedder_precision: str):
+def shared_router(location: str | Path, precision: str, embedder_precision: str, device: str = "auto"):
     from spanqa.plugin.engine.router import load_router
     from spanqa.retriever.embedding import Embedder
 
-    from spanqa.settings import resolve_precision
+    from spanqa.settings import resolve_device, resolve_precision
 
-    precision, embedder_precision = resolve_precision(precision), resolve_precision(embedder_precision)
+    device = resolve_device(device)
+    precision, embedder_precision = resolve_precision(precision, device), resolve_precision(embedder_precision, device)
     # A router refitted with the user's corrections replaces its directory: its time stamp keys the new one.
     stamp = Path(location).stat().st_mtime_ns if Path(location).exists() else 0
-    return shared_model(("router", str(location), stamp, precision, embedder_precision),
-                        lambda: load_router(location, precision=precision,
-                                            embedder=Embedder(precision=embedder_precision)))
+    return shared_model(("router", str(location), stamp, precision, embedder_precision, device),
+                        lambda: load_router(location, precision=precision, device=device,
+                                            embedder=Embedder(precision=embedder_precision, device=device)))
 
 
 def loaded_models() -> int:

@@ -30,6 +30,7 @@ from spanqa.settings import (
     Settings,
     default_reader_path,
     limit_kernel_cache,
+    resolve_device,
     resolve_precision,
     torch_dtype,
 )
@@ -396,7 +397,8 @@ class Reader:
         max_question_tokens: longer questions are cut to this many tokens.
         batch_size: windows per forward pass.
         precision: "auto" (bf16 where the CPU has it natively, else fp32; see spanqa.settings), "fp32", "int8"
-            (dynamic quantization of the linear layers) or "bf16".
+            (dynamic quantization of the linear layers, CPUs only) or "bf16"; on a GPU "auto" is bf16 or fp16.
+        device: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu" or "cuda" (Settings.device).
 
     The reader proposes and scores spans; it never abstains. Whether an answer is given is the engine's decision
     (Settings.answer_threshold on the ranker's calibrated score), and `ReaderResult.abstains(threshold)` is the
@@ -412,6 +414,7 @@ class Reader:
         max_question_tokens: int = 64,
         batch_size: int = 16,
         precision: Precision = Settings.reader_precision,
+        device: str = Settings.device,
     ) -> None:
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
@@ -425,7 +428,8 @@ class Reader:
         self.max_answer_tokens = max_answer_tokens
         self.max_question_tokens = max_question_tokens
         self.batch_size = batch_size
-        self.precision = precision
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)  # refuses int8 on a GPU now, not at first read
         self.model = None
         self.tokenizer = None
         self.calibration = Calibration()
@@ -450,10 +454,11 @@ class Reader:
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-        precision = resolve_precision(self.precision)
+        precision = self.precision
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-            model = AutoModelForQuestionAnswering.from_pretrained(self.model_name, dtype=torch_dtype(precision))
+            model = AutoModelForQuestionAnswering.from_pretrained(self.model_name,
+                                                                  dtype=torch_dtype(precision, self.device))
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"Could not load the reader model {self.model_name!r}: {exc}") from exc
         if not tokenizer.is_fast:
@@ -465,6 +470,7 @@ class Reader:
             with warnings.catch_warnings():  # torch.ao is deprecated in favour of torchao, not yet installed here
                 warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated")
                 model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        model.to(self.device)
         if Path(self.model_name).is_dir():
             self.calibration = Calibration.load(Path(self.model_name))
         self.tokenizer, self.model = tokenizer, model

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from spanqa.errors import InputError, ModelLoadError
-from spanqa.settings import EMBEDDER_PRECISIONS, Settings, limit_kernel_cache, torch_dtype
+from spanqa.settings import EMBEDDER_PRECISIONS, Settings, limit_kernel_cache, resolve_device, torch_dtype
 
 __all__ = ["Intent", "Router", "IntentClassifier", "EmbeddingRouter", "RouterHead", "load_router", "HEAD_FILE",
            "RouterConfig", "CHAR_NGRAMS", "INTENTS", "OUT_OF_SCOPE", "softmax"]
@@ -116,14 +116,16 @@ class IntentClassifier(Router):
         top_alternatives: how many alternative labels each prediction lists.
         precision: "auto" (bf16 where the CPU has it natively, else fp32; see spanqa.settings), "fp32" or "bf16";
             the door passes Settings.router_precision.
+        device: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu" or "cuda" (Settings.device).
     """
 
     def __init__(self, model: str | Path, batch_size: int = 64, top_alternatives: int = 3,
-                 precision: str = Settings.router_precision) -> None:
+                 precision: str = Settings.router_precision, device: str = Settings.device) -> None:
         if precision not in EMBEDDER_PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(EMBEDDER_PRECISIONS)}; got {precision!r}")
         self.model_dir = Path(model)
         self.precision = precision
+        self.device = resolve_device(device)
         self.batch_size = batch_size
         self.top_alternatives = top_alternatives
         self.config: RouterConfig | None = None
@@ -144,13 +146,13 @@ class IntentClassifier(Router):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         config = RouterConfig.load(self.model_dir)
-        dtype = torch_dtype(self.precision)
+        dtype = torch_dtype(self.precision, self.device)
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
             model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, dtype=dtype)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"Could not load the intent model in {self.model_dir}: {exc}") from exc
-        model.eval()
+        model.eval().to(self.device)
         self.config, self.tokenizer, self.model = config, tokenizer, model
 
     def logits(self, texts: list[str]) -> np.ndarray:
@@ -163,7 +165,7 @@ class IntentClassifier(Router):
             for b in range(0, len(texts), self.batch_size):
                 batch = self.tokenizer(texts[b : b + self.batch_size], truncation=True, padding=True,
                                        max_length=self.config.max_length, return_tensors="pt")
-                out.append(self.model(**batch).logits.float().numpy())
+                out.append(self.model(**batch.to(self.model.device)).logits.float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.config.labels)), dtype=np.float32)
 
 
@@ -267,9 +269,10 @@ class EmbeddingRouter(Router):
         return self.head.logits(self._embedder.encode_queries(texts), texts)
 
 
-def load_router(model: str | Path, precision: str = Settings.router_precision, embedder=None) -> Router:
-    """The router saved in `model`: a head over the embedder where the directory holds head.json, else a
-    fine-tuned classifier."""
+def load_router(model: str | Path, precision: str = Settings.router_precision, embedder=None,
+                device: str = Settings.device) -> Router:
+    """The router saved in `model`: a head over the embedder (which runs on its own device) where the directory
+    holds head.json, else a fine-tuned classifier on `device`."""
     if (Path(model) / HEAD_FILE).is_file():
         return EmbeddingRouter(model, embedder=embedder)
-    return IntentClassifier(model, precision=precision)
+    return IntentClassifier(model, precision=precision, device=device)
