@@ -176,8 +176,20 @@ class CollectionBase:
         return self._chunker
 
     def ingest(self, paths: Iterable[str | Path], include: list[str] | None = None,
-               exclude: list[str] | None = None, progress: ProgressCallback | None = None) -> IngestReport:
-        """Ingest files and folders; unchanged files are skipped without embedding."""
+               exclude: list[str] | None = None, progress: ProgressCallback | None = None,
+               ray: str | None = None, settings: Settings | None = None) -> IngestReport:
+        """Ingest files and folders; unchanged files are skipped without embedding.
+
+        Args:
+            ray: read, chunk and embed on a Ray cluster (retriever.distributed): "local" (a Ray started on this
+                machine for the run), "auto" (the cluster this machine belongs to), "host:port" or
+                "ray://host:port"; None: in this process. The result is the same either way.
+            settings: the door's, for the Ray run (device, timeout, workers, batch size).
+        """
+        if ray is not None:
+            from spanqa.retriever.distributed import RayIngest
+
+            return RayIngest(self, ray, settings or Settings()).run(paths, include, exclude, progress)
         report = load_paths(list(paths), include, exclude, self.limits.max_file_bytes)
         return self.add_documents(report, progress)
 

@@ -18,7 +18,8 @@ from spanqa.retriever.records import Document, PageSpan, SkippedFile
 
 from spanqa.settings import DEFAULT_MAX_FILE_BYTES
 
-__all__ = ["LoadError", "LoadReport", "SUPPORTED_SUFFIXES", "load_bytes", "load_paths", "safe_source_name"]
+__all__ = ["LoadError", "LoadReport", "SUPPORTED_SUFFIXES", "list_files", "load_bytes", "load_file", "load_paths",
+           "safe_source_name"]
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf", ".docx")
 # A DOCX is a zip: refuse one whose parts would inflate past this (a zip bomb) before opening it.
@@ -220,39 +221,52 @@ def _matches(path: Path, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(path.as_posix(), p) or fnmatch.fnmatch(path.name, p) for p in patterns)
 
 
+def list_files(paths: list[str | Path], include: list[str] | None = None,
+               exclude: list[str] | None = None) -> tuple[list[Path], list[SkippedFile]]:
+    """The files `load_paths` would read, in its order, and the paths that do not exist. Globs in
+    `include`/`exclude` match a file's path or name.
+
+    A folder contributes only files with a supported suffix; a file named explicitly is always tried, so an
+    unsupported one gets a reason instead of silence.
+    """
+    files: list[Path] = []
+    missing: list[SkippedFile] = []
+    for raw in paths:
+        root = Path(raw)
+        if not root.exists():
+            missing.append(SkippedFile(str(raw), "does not exist"))
+            continue
+        if root.is_dir():
+            candidates = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _LOADERS)
+        else:
+            candidates = [root]
+        files += [path for path in candidates
+                  if not (include and not _matches(path, include)) and not (exclude and _matches(path, exclude))]
+    return files, missing
+
+
+def load_file(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Document | SkippedFile:
+    """One file as a Document, or the reason it was skipped. Its source is its absolute path."""
+    source = str(path.resolve())
+    try:
+        _check_size(path.stat().st_size, max_bytes)  # before reading: a huge file never enters memory
+        return load_bytes(source, path.read_bytes(), max_bytes)
+    except LoadError as exc:
+        return SkippedFile(source, f"{path.name} {exc}")
+    except OSError as exc:
+        return SkippedFile(source, f"{path.name} could not be read: {exc.strerror}")
+
+
 def load_paths(
     paths: list[str | Path],
     include: list[str] | None = None,
     exclude: list[str] | None = None,
     max_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> LoadReport:
-    """Load files and folders (recursively). Globs in `include`/`exclude` match a file's path or name.
-
-    A folder contributes only files with a supported suffix; a file named explicitly is always tried, so an
-    unsupported one gets a reason instead of silence.
-    """
-    report = LoadReport()
-    for raw in paths:
-        root = Path(raw)
-        if not root.exists():
-            report.skipped.append(SkippedFile(str(raw), "does not exist"))
-            continue
-        if root.is_dir():
-            candidates = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _LOADERS)
-        else:
-            candidates = [root]
-        for path in candidates:
-            if include and not _matches(path, include):
-                continue
-            if exclude and _matches(path, exclude):
-                continue
-            source = str(path.resolve())
-            try:
-                _check_size(path.stat().st_size, max_bytes)  # before reading: a huge file never enters memory
-                report.documents.append(load_bytes(source, path.read_bytes(), max_bytes))
-            except LoadError as exc:
-                report.skipped.append(SkippedFile(source, f"{path.name} {exc}"))
-            except OSError as exc:
-                report.skipped.append(SkippedFile(source, f"{path.name} could not be read: {exc.strerror}"))
+    """Load files and folders (recursively): `list_files`, then `load_file` for each."""
+    files, missing = list_files(paths, include, exclude)
+    report = LoadReport(skipped=missing)
+    for path in files:
+        loaded = load_file(path, max_bytes)
+        (report.skipped if isinstance(loaded, SkippedFile) else report.documents).append(loaded)
     return report
-

@@ -17,7 +17,7 @@ from spanqa.retriever.embedding import Embedder
 from spanqa.retriever.loaders import LoadReport
 from spanqa.retriever.records import Document, DocumentInfo, Feedback, Hit, SkippedFile
 
-from spanqa.settings import CollectionLimits, SearchMode
+from spanqa.settings import CollectionLimits, SearchMode, Settings
 
 __all__ = ["Collection", "IngestReport", "ProgressCallback"]
 
@@ -54,7 +54,8 @@ class Collection(Protocol):
         """Where the collection lives, fit to show a user (a directory, or a URL without its password)."""
 
     def ingest(self, paths: Iterable[str | Path], include: list[str] | None = None,
-               exclude: list[str] | None = None, progress: ProgressCallback | None = None) -> IngestReport: ...
+               exclude: list[str] | None = None, progress: ProgressCallback | None = None,
+               ray: str | None = None, settings: Settings | None = None) -> IngestReport: ...
 
     def ingest_bytes(self, files: list[tuple[str, bytes]],
                      progress: ProgressCallback | None = None) -> IngestReport: ...

@@ -238,6 +238,12 @@ class Settings:
     # the latest question and answer, so these bound what a request may send, not what resolution costs.
     max_history_turns: int = 64
     max_history_chars: int = 64_000
+    # Ingestion on a Ray cluster (`spanqa ingest --ray`): a cluster address that does not answer within this many
+    # seconds is reported as unreachable; embedding actors (0 = one per GPU where the cluster has GPUs and the device
+    # allows them, else one per CPU); documents per embedding batch.
+    ray_connect_timeout_s: float = 30.0
+    ray_workers: int = 0
+    ray_batch_documents: int = 64
     # How a PostgreSQL collection connects and searches (its own SPANQA_PG_* variables).
     postgres: PostgresSettings = field(default_factory=lambda: PostgresSettings())
 
@@ -261,6 +267,9 @@ class Settings:
                      "max_history_turns", "max_history_chars"):
             if getattr(self, name) <= 0:
                 raise InputError(f"{name} must be positive; got {getattr(self, name)}")
+        if self.ray_connect_timeout_s <= 0 or self.ray_workers < 0 or self.ray_batch_documents < 1:
+            raise InputError(f"ray_connect_timeout_s must be > 0, ray_workers >= 0 and ray_batch_documents >= 1; got "
+                             f"{self.ray_connect_timeout_s}, {self.ray_workers} and {self.ray_batch_documents}")
         if self.read_first < 0 or not 0.0 <= self.read_stop_score <= 1.0:
             raise InputError(f"read_first must be >= 0 and read_stop_score within [0, 1]; got {self.read_first} "
                              f"and {self.read_stop_score}")

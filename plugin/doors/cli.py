@@ -14,6 +14,7 @@ from pathlib import Path
 from spanqa import __version__
 from spanqa.errors import InputError, SpanqaError
 from spanqa.settings import (
+    DEVICES,
     PACKAGE_ROOT,
     PRECISIONS,
     READER_DOMAINS,
@@ -95,7 +96,10 @@ def _ingest(args) -> int:
     from spanqa.errors import CollectionError
 
     _quiet_parsers()
-    settings = Settings.from_env(max_file_mb=args.max_file_mb, max_passages_per_document=args.max_passages_per_document)
+    settings = Settings.from_env(max_file_mb=args.max_file_mb, max_passages_per_document=args.max_passages_per_document,
+                                 device=args.device, ray_workers=args.ray_workers)
+    if args.ray is not None:
+        return _ingest_on_ray(args, settings)
     limits = settings.collection_limits()
     loaded = load_paths(args.paths, args.include, args.exclude, limits.max_file_bytes)
     for skipped in loaded.skipped:
@@ -113,6 +117,31 @@ def _ingest(args) -> int:
     report = collection.add_documents(loaded, progress=None if args.json else _tqdm_progress())
     for skipped in report.skipped[len(loaded.skipped):]:
         print(f"spanqa ingest: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    return _ingest_report(args, collection, report)
+
+
+def _ingest_on_ray(args, settings: Settings) -> int:
+    """`spanqa ingest --ray`: the files are listed here and read, chunked and embedded on the cluster; the skipped
+    files and why are said at the end (they are known only once the workers have read them)."""
+    from spanqa.plugin.engine.collections import open_collection, resolve_location
+    from spanqa.retriever.chunking import ChunkingSettings
+    from spanqa.retriever.distributed import import_ray
+    from spanqa.retriever.loaders import list_files
+
+    import_ray()  # a missing extra is said before a collection is created
+    chunking = ChunkingSettings(max_tokens=args.chunk_tokens, overlap_tokens=args.overlap_tokens)
+    location = resolve_location(args.collection) or default_collection_path()
+    files, _ = list_files(args.paths, args.include, args.exclude)
+    collection = open_collection(location, embedder=args.embedder, create=bool(files), settings=settings,
+                                 chunking=chunking)
+    report = collection.ingest(args.paths, args.include, args.exclude, ray=args.ray, settings=settings,
+                               progress=None if args.json else _tqdm_progress())
+    for skipped in report.skipped:
+        print(f"spanqa ingest: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    return _ingest_report(args, collection, report)
+
+
+def _ingest_report(args, collection, report) -> int:
     if args.json:
         from spanqa.plugin.engine.response import SCHEMA_VERSION
 
@@ -579,6 +608,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-file-mb", type=float, help=f"skip larger files ({_env_default('max_file_mb')})")
     p.add_argument("--max-passages-per-document", type=int,
                    help=f"refuse documents yielding more passages ({_env_default('max_passages_per_document')})")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="read, chunk and embed on a Ray cluster (pip install 'spanqa[ray]'): ADDRESS is host:port, "
+                        "ray://host:port or auto; without it, a Ray started on this machine for the run")
+    p.add_argument("--ray-workers", type=int, help=f"embedding actors on the cluster ({_env_default('ray_workers')}; "
+                                                   "0 = one per GPU, else one per CPU)")
+    p.add_argument("--device", choices=DEVICES, help=f"where the embedder runs ({_env_default('device')})")
     p.add_argument("--json", action="store_true", help="print the ingest report as JSON")
 
     p = add("search", "Print the best passages for a query, with their scores and sources.")
