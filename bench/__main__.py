@@ -1,6 +1,7 @@
 """python -m bench (= spanqa bench): the side-by-side benchmark (bench.run). Sections of their own:
 `python -m bench scale` (bench.scale), `python -m bench serving` (bench.serving), `python -m bench conversations`
-(follow-up questions, bench.conversation) and `python -m bench soak` (the server under 16 clients and hostile
+(follow-up questions, bench.conversation), `python -m bench ingest-scale` (one process against Ray workers, into
+both backends, bench.ingest_scale) and `python -m bench soak` (the server under 16 clients and hostile
 requests for ten minutes, bench.soak)."""
 
 import sys
@@ -16,6 +17,10 @@ if sys.argv[1:2] == ["serving"]:
     sys.exit(main())
 if sys.argv[1:2] == ["conversations"]:
     from bench.conversation import main
+
+    sys.exit(main(sys.argv[2:]))
+if sys.argv[1:2] == ["ingest-scale"]:
+    from bench.ingest_scale import main
 
     sys.exit(main(sys.argv[2:]))
 if sys.argv[1:2] == ["soak"]:

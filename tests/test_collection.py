@@ -106,9 +106,12 @@ def test_titles_are_embedded_only_in_collections_built_with_them(tmp_path, embed
     original = embedder.encode
     monkeypatch.setattr(embedder, "encode", lambda texts, *a, **k: encoded.extend(texts) or original(texts, *a, **k))
     new = LocalCollection(tmp_path / "new", embedder=embedder)
-    new.ingest_bytes([("guide.md", b"# Guide\n\nPress reset twice.")])
+    new.ingest_bytes([("guide.md", b"# Guide\n\n" + b"Press reset twice. " * 150)])
     new.close()
-    assert "Guide\n# Guide\n\nPress reset twice." in encoded
+    # Each passage is embedded under its title, except one that already opens with it (said once, not twice).
+    passages = [text for text in encoded if "Press" in text]
+    assert len(passages) > 2 and passages[0].startswith("# Guide\n\nPress reset twice.")
+    assert all(text.startswith("Guide\nPress reset twice.") for text in passages[1:])
 
     manifest_path = tmp_path / "new" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
