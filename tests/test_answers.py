@@ -49,7 +49,8 @@ def test_code_spans_are_quoted_whole(cut, whole):
 CODE = ("Open it with ``open(path, newline='')`` first.\n\n```bash\n$ pytest --timeout=300\n```\n\n"
         ">>> orjson.dumps(data, option=orjson.OPT_NAIVE_UTC)\n"
         "Traceback (most recent call last):\n  File \"run.py\", line 3, in <module>\n"
-        "subprocess.CalledProcessError: Command 'ls' returned non-zero exit status 2.\n")
+        "subprocess.CalledProcessError: Command 'ls' returned non-zero exit status 2.\n\n"
+        "Methods\n=======\n\nthread\n------\n\nThis is the surest method.\n")
 
 
 @pytest.mark.parametrize(("cut", "whole"), [
@@ -59,6 +60,8 @@ CODE = ("Open it with ``open(path, newline='')`` first.\n\n```bash\n$ pytest --t
     ("orjson.dumps(data, option", "orjson.dumps(data, option=orjson.OPT_NAIVE_UTC)"),  # a call's arguments closed
     ("Traceback (most recent call last):\n  File \"run.py\", line 3, in <module>\nsubprocess.CalledPr",
      "subprocess.CalledProcessError"),  # a traceback's frames are not the exception asked for
+    ("thread\n------\n\nThis is the surest", "thread"),  # a span never runs across a heading's underline
+    ("=======\n\nthread", "thread"),  # nor starts on one
 ])
 def test_code_boundaries_never_cut_a_unit(cut, whole):
     start = CODE.index(cut)

@@ -47,6 +47,8 @@ _LINE = re.compile(r"[^\n]+|(?<=\n)(?=\n)")
 _FENCE = re.compile(r"\s*(```|~~~)[\w+-]*\s*$")
 _TRACEBACK = "Traceback (most recent call last)"
 _PROMPT = re.compile(r"[ \t]*(\$|>>>|\.\.\.)[ \t]+")
+# A heading's underline (reStructuredText, Setext Markdown) or a rule: one punctuation mark repeated on a line.
+_ADORNMENT = re.compile(r"[ \t]*([=\-~^*+#:`'\"_])\1{2,}[ \t]*$")
 _CLOSER = {"[": "]", "(": ")"}
 _OPENER = {"]": "[", ")": "("}
 
@@ -254,13 +256,21 @@ def _sentence_around(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 def _strip_lines(text: str, start: int, end: int) -> tuple[int, int]:
     """Leave out of a span the lines no answer is made of: blank lines and code fences at its edges, a traceback's
-    header and frames (its last line, the exception, is the answer), and a prompt (`$ `, `>>> `, `... `)."""
+    header and frames (its last line, the exception, is the answer), a prompt (`$ `, `>>> `, `... `), and a
+    heading's underline with whatever follows it."""
     lines = [(m.start(), m.end()) for m in _LINE.finditer(text, start, end)]
     keep = [(a, b) for a, b in lines if text[a:b].strip() and not _FENCE.match(text[a:b])]
     if not keep:
         return start, end
     if any(_TRACEBACK in text[a:b] for a, b in keep) and len(keep) > 1:
         keep = keep[-1:]
+    # A span never runs across a heading's underline or a rule: it keeps the lines before the first one (where
+    # the reader's start was), or, starting on one, what follows it.
+    while len(keep) > 1 and _ADORNMENT.match(text, *keep[0]):
+        keep = keep[1:]
+    cut = next((i for i, (a, b) in enumerate(keep) if i and _ADORNMENT.match(text, a, b)), None)
+    if cut is not None:
+        keep = keep[:cut]
     start, end = max(start, keep[0][0]), min(end, keep[-1][1])
     prompt = _PROMPT.match(text, start, end)
     if prompt is not None and prompt.end() < end:
