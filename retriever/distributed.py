@@ -274,8 +274,11 @@ class RayIngest:
         # actors that hold every CPU), and as many run at once as there are actors.
         dataset = dataset.map(read_and_chunk, fn_kwargs={"plan": plan}, num_cpus=0,
                               compute=ray.data.TaskPoolStrategy(size=workers))
+        # Every actor gets work: a batch of at most ray_batch_documents, fewer when the files are few (12 long
+        # articles in one 64-document batch were embedded by one actor while the other waited).
+        batch = max(1, min(self.settings.ray_batch_documents, -(-len(files) // (2 * workers))))
         return dataset.map_batches(EmbedWorker, fn_constructor_kwargs={"plan": plan}, batch_format="numpy",
-                                   batch_size=self.settings.ray_batch_documents,
+                                   batch_size=batch,
                                    compute=ray.data.ActorPoolStrategy(size=workers),
                                    num_cpus=0 if gpus else 1, num_gpus=gpus).iter_rows()
 
