@@ -18,8 +18,8 @@ import pickle
 import socket
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,7 +28,7 @@ from spanqa.retriever.base import CollectionBase, embedding_text
 from spanqa.retriever.chunking import Chunker, ChunkingSettings
 from spanqa.retriever.loaders import list_files, load_file
 from spanqa.retriever.protocol import IngestReport, ProgressCallback
-from spanqa.retriever.records import Document, Passage, SkippedFile
+from spanqa.retriever.records import SkippedFile
 
 from spanqa.errors import CollectionError, InputError
 from spanqa.settings import PostgresSettings, Settings
@@ -125,7 +125,8 @@ class _Plan:
 
 @functools.lru_cache(maxsize=4)
 def _chunker(embedder: str, chunking: ChunkingSettings, max_passages: int) -> Chunker:
-    """One chunker per worker process, cut by the embedder's own tokenizer (as in one process)."""
+    """One chunker per worker process, cut by the embedder's own tokenizer (as in one process). The tokenizer alone,
+    not `Embedder.tokenizer`, which would load the model into every reading task's process."""
     from transformers import AutoTokenizer
 
     return Chunker(AutoTokenizer.from_pretrained(embedder), chunking, max_passages)
@@ -209,13 +210,11 @@ class RayIngest:
         report = IngestReport(skipped=list(missing))
         if files:
             with ray_cluster(self.address, self.settings.ray_connect_timeout_s) as ray:
+                # The driver holds the collection's write lock while it stores; PostgreSQL's writers lock per document.
+                guard = self.collection._write_guard() if self._driver_writes else nullcontext()
                 try:
-                    rows = self._pipeline(ray, files)
-                    if self._driver_writes:
-                        with self.collection._write_guard():
-                            self._consume(rows, report, len(files), progress, started)
-                    else:
-                        self._consume(rows, report, len(files), progress, started)
+                    with guard:
+                        self._consume(self._pipeline(ray, files), report, len(files), progress, started)
                 except ray.exceptions.RayError as exc:
                     raise CollectionError(
                         f"The Ray run stopped after {len(report.added) + len(report.updated)} of {len(files)} files "
@@ -231,10 +230,8 @@ class RayIngest:
         return not isinstance(self.collection, PostgresCollection)
 
     def _plan(self) -> _Plan:
-        from spanqa.retriever.postgres import PostgresCollection
-
         collection = self.collection
-        postgres = isinstance(collection, PostgresCollection)
+        postgres = not self._driver_writes
         return _Plan(
             embedder=collection.embedder.location, precision=collection.embedder.precision,
             device=self.settings.device, chunking=collection.chunking,
@@ -267,7 +264,7 @@ class RayIngest:
         workers, gpus = self._workers(ray)
         plan = self._plan()
         if gpus:
-            plan = _Plan(**{**plan.__dict__, "device": "cuda"})
+            plan = replace(plan, device="cuda")
         dataset = ray.data.from_items([{"path": str(path.resolve())} for path in files],
                                       override_num_blocks=min(len(files), 4 * workers))
         # Reading and chunking is light next to embedding: its tasks take no CPU of their own (so they run beside
@@ -305,7 +302,5 @@ class RayIngest:
 
     def _store(self, row: dict) -> None:
         document, passages = pickle.loads(row["payload"])
-        document: Document
-        passages: list[Passage]
         vectors = np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(passages), -1)
         self.collection._commit(document, passages, vectors)
