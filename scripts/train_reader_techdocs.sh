@@ -20,7 +20,7 @@ MIX=${MIX:-runs/techpass} OUT=${OUT:-runs/reader-techdocs}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} PYTHONUNBUFFERED=1
 .venv/bin/python -m bench.techdocs.build --questions bench/techdocs/train.tsv --out bench/out/techtrain.json
 [ -f "$MIX/train.json" ] || .venv/bin/python -m spanqa.plugin.lab.tech_mix --tech bench/out/techtrain.json \
-  --hold-out distro cloudpickle platformdirs --squad "$DATA/squad-v1.1/train-v1.1.json" --squad-questions "${SQUAD_QUESTIONS:-3000}" \
+  --hold-out distro cloudpickle platformdirs --leave-out ${LEAVE_OUT:-} --squad "$DATA/squad-v1.1/train-v1.1.json" --squad-questions "${SQUAD_QUESTIONS:-3000}" \
   --repeat "${REPEAT:-2}" --wiki-dev "$DATA/squadshifts/new_wiki_v1.0.json" --wiki-dev-questions 300 --out "$MIX"
 RESUME=""
 [ -f "$OUT/checkpoint/state.pt" ] && RESUME="--resume"

@@ -5,9 +5,10 @@
     python -m bench.techdocs.build --questions bench/techdocs/train.tsv --only distro,cloudpickle,platformdirs \
         --out bench/out/techtrain-heldout.json
 
-`questions.tsv` is the development set (measured, never trained on); `train.tsv` asks about other packages'
-READMEs (13 of them, 314 questions) and trains the answer ranker (`spanqa train-ranker`) and the reader's technical
-adaptation (`scripts/train_reader_techdocs.sh`, which holds three of its packages out for checkpoint selection).
+`questions.tsv` is the development set (measured, never trained on: 237 questions over ten READMEs); `train.tsv`
+asks about other packages' READMEs (26 of them, 692 questions) and trains the answer ranker (`spanqa train-ranker`)
+and the reader's technical adaptation (`scripts/train_reader_techdocs.sh`, which holds three of its packages out for
+checkpoint selection and leaves four out for the technical reader's own calibration).
 
 Each source is one document: the long description (README) of a package installed on this kind of machine,
 copied verbatim from its `*.dist-info/METADATA` (licences in `sources/LICENSES.md`); nobody in this project wrote

@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tech", type=Path, default=Path("bench/out/techtrain.json"))
     parser.add_argument("--hold-out", nargs="*", default=[], help="packages kept for checkpoint selection")
+    parser.add_argument("--leave-out", nargs="*", default=[],
+                        help="packages in neither set: kept for fitting what reads this reader's candidates")
     parser.add_argument("--repeat", type=int, default=2, help="passes over the technical questions per epoch")
     parser.add_argument("--squad", type=Path, help="SQuAD JSON to mix in (whole articles)")
     parser.add_argument("--squad-questions", type=int, default=0)
@@ -113,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     chunker = Chunker(AutoTokenizer.from_pretrained(str(args.reader)))
     train, dev, dropped = [], [], 0
     for article in json.loads(args.tech.read_text(encoding="utf-8"))["data"]:
+        if article["title"] in args.leave_out:
+            continue
         cut, lost = passage_article(article, chunker)
         dropped += lost
         (dev if article["title"] in args.hold_out else train).append(cut)
