@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def _collection(directory: Path):
 
     from bench.conversations import sources
 
+    # Built afresh: an incremental ingest into a collection left by an earlier run keeps documents the set no longer
+    # lists, and the run would measure another collection than it names.
+    shutil.rmtree(directory, ignore_errors=True)
     collection = open_collection(directory, create=True)
     collection.ingest([str(p) for p in sources()])
     return collection
