@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import platform
+import resource
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["percentiles", "markdown_table", "machine", "write_json"]
+__all__ = ["percentiles", "markdown_table", "machine", "peak_rss_mb", "write_json"]
 
 
 def percentiles(values_ms: list[float]) -> dict[str, float]:
@@ -33,6 +34,11 @@ def machine() -> dict:
 
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import tempfile
@@ -28,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import machine, markdown_table, write_json
+from bench.common import machine, markdown_table, peak_rss_mb, write_json
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -240,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["corpora"][kind] = run_corpus(kind, corpus, server, cluster, embedder, args.repeats, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    results["driver_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["driver_peak_mb"] = peak_rss_mb()
     write_json(args.out / "ingest-scale.json", results)
     text = report(results)
     (args.out / "report.md").write_text(text)

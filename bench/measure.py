@@ -7,13 +7,12 @@ no system inherits another's warm caches.
 
 from __future__ import annotations
 
-import resource
 import time
 
 import numpy as np
 from spanqa.plugin.engine.squad import CORRECT_F1, exact_match_score, f1_score, max_over_ground_truths
 
-from bench.common import percentiles
+from bench.common import peak_rss_mb, percentiles
 from bench.flops import encoder_flops, matmul_gflops
 from bench.qa_data import BenchSet
 from bench.systems import make_system
@@ -125,10 +124,6 @@ def _open_domain(system, bench: BenchSet, gflops: float) -> dict:
     }
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def measure_system(name: str, bench: BenchSet, reader: str, top_k: int, batch: int) -> dict:
     import torch
 
@@ -136,29 +131,29 @@ def measure_system(name: str, bench: BenchSet, reader: str, top_k: int, batch: i
     started = time.perf_counter()
     system = make_system(name, reader, top_k)
     load_s = time.perf_counter() - started
-    peaks["models loaded"] = _peak_rss_mb()
+    peaks["models loaded"] = peak_rss_mb()
     started = time.perf_counter()
     passages = system.index(bench)
     ingest_s = time.perf_counter() - started
-    peaks["ingest"] = _peak_rss_mb()
+    peaks["ingest"] = peak_rss_mb()
     result = {"load_seconds": load_s,
               "ingest": {"passages": passages, "seconds": ingest_s, "passages_per_s": passages / ingest_s},
               "retrieval": _retrieval(system, bench), "gold_passage": _gold_reading(system, bench),
               "torch_threads": torch.get_num_threads()}
-    peaks["retrieval + gold passages"] = _peak_rss_mb()
+    peaks["retrieval + gold passages"] = peak_rss_mb()
     result["open_domain"] = _open_domain(system, bench, matmul_gflops())
-    peaks["open domain, batch 1"] = _peak_rss_mb()
+    peaks["open domain, batch 1"] = peak_rss_mb()
     questions = [q.text for q in bench.questions[:batch]]
     started = time.perf_counter()
     retrieve_seconds = system.answer_batch(questions)
     seconds = time.perf_counter() - started
     result["throughput"] = {"questions": len(questions), "seconds": seconds, "retrieve_seconds": retrieve_seconds,
                             "questions_per_s": len(questions) / seconds}
-    peaks["throughput batch"] = _peak_rss_mb()
+    peaks["throughput batch"] = peak_rss_mb()
     if hasattr(system, "intent_routed_to_documents"):
         routed = [system.intent_routed_to_documents(q.text) for q in bench.questions]
         result["routed_to_documents"] = float(np.mean(routed))
         result["routed_away"] = int(len(routed) - sum(routed))
-    result["peak_rss_mb"] = _peak_rss_mb()
+    result["peak_rss_mb"] = peak_rss_mb()
     result["peak_rss_mb_after"] = peaks
     return result
