@@ -89,13 +89,13 @@ def measure(name: str, path: Path, until: int | None, firsts: list[int], stops: 
             limit: int | None = None) -> dict:
     from transformers import AutoTokenizer
 
-    from spanqa.settings import default_embedder_path, default_reader_path
+    from spanqa.settings import Settings
 
-    bench = build_bench_set(path, AutoTokenizer.from_pretrained(default_embedder_path()), limit=limit)
+    bench = build_bench_set(path, AutoTokenizer.from_pretrained(Settings.from_env().embedder_path), limit=limit)
     if until is not None:  # only the file's first `until` questions (their contexts stay in the collection)
         keep = {e.id for e in load_squad(path)[:until]}
         bench.questions = [q for q in bench.questions if q.id in keep]
-    system = SpanqaSystem(str(default_reader_path()), top_k)
+    system = SpanqaSystem(Settings.from_env().reader_path, top_k)
     system.index(bench)
     threshold = system.assistant.settings.answer_threshold
     reads = read_each_passage(system, bench.questions, top_k)

@@ -34,7 +34,7 @@ def _other_reader_agrees(assistant, question: str, first) -> bool:
     hits = assistant.search(question)
     mine = assistant.reader_for(hits)
     other = assistant.technical_reader if mine is assistant.reader else assistant.reader
-    candidates = assistant._read_candidates_many([question], [hits], [other])[0][0]
+    candidates = assistant.read_candidates_many([question], [hits], [other])[0][0]
     ranked = assistant.ranker.rank(question, candidates, hits, assistant.reader_name(other),
                                    assistant.technical_text(hits))
     return bool(ranked) and f1_score(first.text, ranked[0].text) >= 0.5

@@ -179,14 +179,14 @@ def single_turn(count: int) -> dict:
     from bench.qa_data import build_bench_set
     from bench.systems import SpanqaSystem
     from bench.techdocs.build import build
-    from spanqa.settings import default_embedder_path, default_reader_path
+    from spanqa.settings import Settings
 
-    tokenizer = AutoTokenizer.from_pretrained(default_embedder_path())
+    tokenizer = AutoTokenizer.from_pretrained(Settings.from_env().embedder_path)
     results = {}
     for name, (path, skip, contexts) in SINGLE_TURN_SETS.items():
         if name == "technical":
             write_json(path, build())
-        system = SpanqaSystem(str(default_reader_path()), top_k=5)
+        system = SpanqaSystem(Settings.from_env().reader_path, top_k=5)
         bench = build_bench_set(path, tokenizer, limit=count, skip=skip, contexts=contexts)
         system.index(bench)
         ways: dict[str, list[tuple[float, float]]] = {"alone": [], "after another topic": []}

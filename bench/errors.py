@@ -80,10 +80,11 @@ def measure(data: Path, limit: int | None) -> dict:
 
     from bench.qa_data import build_bench_set
     from bench.systems import SpanqaSystem
-    from spanqa.settings import default_embedder_path, default_reader_path
+    from spanqa.settings import Settings
 
-    system = SpanqaSystem(str(default_reader_path()), top_k=5)
-    bench = build_bench_set(data, AutoTokenizer.from_pretrained(default_embedder_path()), limit=limit, holdout=0.0)
+    settings = Settings.from_env()
+    system = SpanqaSystem(settings.reader_path, top_k=5)
+    bench = build_bench_set(data, AutoTokenizer.from_pretrained(settings.embedder_path), limit=limit, holdout=0.0)
     system.index(bench)
     kinds: Counter = Counter()
     withheld: Counter = Counter()

@@ -2,7 +2,7 @@
 
     python -m bench.forward [--questions 40] [--compile] [--out bench/out]
 
-The shipped reader at the product's precision reads each question's passages as `Reader._logits` does, in the
+The shipped reader at the product's precision reads each question's passages as `Reader.forward_logits` does, in the
 shapes the product meets: the first two passages (adaptive reading's first pass, all a settled question reads) and
 the next three. Passages are consecutive new_wiki selection contexts (development data), which are about as long
 as the collection's passages. Per shape: the median forward time; its FLOPs (bench.flops) over this machine's
@@ -53,7 +53,7 @@ def timed(reader: Reader, encodings: list, repeats: int = 3) -> float:
     for _ in range(repeats):
         for encoding in encodings:
             started = time.perf_counter()
-            reader._logits(encoding)
+            reader.forward_logits(encoding)
             times.append(time.perf_counter() - started)
     return 1000 * float(np.median(times))
 
@@ -64,7 +64,7 @@ def op_shares(reader: Reader, encodings: list) -> dict[str, float]:
 
     with profile() as prof:
         for encoding in encodings:
-            reader._logits(encoding)
+            reader.forward_logits(encoding)
     self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
     total = sum(self_us.values())
     shares = {group: sum(self_us.get(op, 0.0) for op in ops) / total for group, ops in OP_GROUPS.items()}

@@ -105,8 +105,8 @@ def phased_single_process(make_collection, corpus: Path) -> dict:
     original_load = loaders.load_paths
     collection.chunker.split = timing("chunk", collection.chunker.split)
     collection.embedder.encode = timing("embed", collection.embedder.encode)
-    collection._commit = timing("write", collection._commit)
-    collection._after_write = timing("write", collection._after_write)
+    collection.commit_document = timing("write", collection.commit_document)
+    collection.finish_writes = timing("write", collection.finish_writes)
     import spanqa.retriever.base as base
 
     base.load_paths = timing("read", original_load)
@@ -133,7 +133,7 @@ def postgres_write_rate(url: str, corpus: Path, embedder) -> dict:
         ready.append((document, passages, embedder.encode([embedding_text(p, True) for p in passages])))
     started = time.perf_counter()
     for document, passages, vectors in ready:
-        collection._commit(document, passages, vectors)
+        collection.commit_document(document, passages, vectors)
     wall = time.perf_counter() - started
     count = sum(len(p) for _, p, _ in ready)
     collection.drop()

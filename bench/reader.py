@@ -19,7 +19,7 @@ from spanqa.plugin.engine.squad import load_squad
 from spanqa.plugin.lab.reader_eval import evaluate_reader, gold_passage
 
 from bench.common import machine, markdown_table, write_json
-from spanqa.settings import PRECISIONS, default_reader_path
+from spanqa.settings import PRECISIONS, Settings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SELECTION_QUESTIONS = 1000
@@ -100,7 +100,7 @@ def speed(model: str, questions: int = 100, top_k: int = 5) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="+", default=[str(default_reader_path())])
+    parser.add_argument("--model", nargs="+", default=[Settings.from_env().reader_path])
     parser.add_argument("--limit", type=int, default=BENCHMARK_SAMPLE, help="questions per data set (random sample)")
     parser.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS), choices=list(DEFAULT_SETS))
     parser.add_argument("--speed-questions", type=int, default=100)

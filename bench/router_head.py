@@ -23,9 +23,9 @@ from spanqa.plugin.engine.router import EmbeddingRouter, IntentClassifier
 from spanqa.plugin.lab.router_eval import evaluate_intents
 from spanqa.plugin.lab.router_training import (
     IntentTrainConfig,
-    _train_and_validation,
     fit_router_head,
     router_train_config,
+    train_and_validation,
     train_intent_classifier,
 )
 from spanqa.retriever.embedding import Embedder
@@ -60,7 +60,7 @@ def routing_data(tmp: Path, embedder: Embedder) -> tuple[dict, dict[str, object]
             train_intent_classifier(cfg, progress=False)
             routers[kind] = IntentClassifier(tmp / kind)
         seconds[kind] = time.perf_counter() - started
-    _, (texts, labels) = _train_and_validation(router_train_config(tmp / "split"))
+    _, (texts, labels) = train_and_validation(router_train_config(tmp / "split"))
     rows = {kind: {**_report(router, texts, labels), "fit_seconds": seconds[kind]} for kind, router in routers.items()}
     return rows, routers
 

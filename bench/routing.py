@@ -14,11 +14,12 @@ import random
 from pathlib import Path
 
 from spanqa.plugin.engine.assistant import Assistant
-from spanqa.plugin.engine.defaults import ensure_default_router
+from spanqa.plugin.engine.defaults import router_location
 from spanqa.plugin.engine.router import load_router
 from spanqa.plugin.engine.squad import load_squad
 
 from bench.techdocs.build import build
+from spanqa.settings import Settings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -42,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--router", type=Path, help="router directory (default: the default router)")
     args = parser.parse_args()
-    router = load_router(args.router or ensure_default_router())
+    router = load_router(args.router or router_location(Settings.from_env()))
     sets = {"technical set": [qa["question"] for article in build()["data"] for p in article["paragraphs"]
                               for qa in p["qas"]],
             "new_wiki (unseen)": unseen_questions(SHARED / "squadshifts" / "new_wiki_v1.0.json", 1000),

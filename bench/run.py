@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from bench.qa_data import build_bench_set
     from bench.report import markdown_report, write_plots
-    from spanqa.settings import default_embedder_path, default_reader_path
+    from spanqa.settings import Settings
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(systems) - set(SYSTEMS)
@@ -81,11 +81,11 @@ def run(args: argparse.Namespace) -> dict:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     quick = QUICK if args.quick else {}
-    reader = str(args.reader or default_reader_path())
+    reader = str(args.reader or Settings.from_env().reader_path)
     args.out.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(default_embedder_path())
+    tokenizer = AutoTokenizer.from_pretrained(Settings.from_env().embedder_path)
     bench = build_bench_set(args.data, tokenizer, limit=quick.get("limit", args.limit), skip=args.skip,
                             contexts=quick.get("contexts", args.contexts), holdout=args.holdout, seed=args.seed)
     batch = quick.get("throughput_batch", args.throughput_batch)

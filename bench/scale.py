@@ -12,7 +12,7 @@ For each size and index:
   plus the rate of the product's own per-document write path (`PostgresCollection` commits, index maintained)
   for 5,000 more passages;
 - search p50/p95 at 1 and 8 concurrent clients: FAISS `search`, and the SQL the product runs
-  (`PostgresCollection._ranked`, dense, through its connection pool);
+  (`PostgresCollection.ranked`, dense, through its connection pool);
 - recall@10 against exact search (FAISS flat over the same vectors);
 - memory: the FAISS index's size (it lives in the process's RAM); pgvector's table + index size (what the
   server keeps in its cache to search at these speeds).
@@ -134,7 +134,7 @@ def _copy_rows(conn, schema: str, vectors: np.ndarray, per_document: int = 1000)
 def pgvector_rows(url: str, vectors: np.ndarray, queries: np.ndarray, exact: np.ndarray, embedder) -> dict:
     import psycopg
     from psycopg import sql
-    from spanqa.retriever import postgres as backend
+    from spanqa.retriever import postgres_schema as backend
     from spanqa.retriever.postgres import PostgresCollection
 
     from spanqa.settings import PostgresSettings
@@ -142,7 +142,7 @@ def pgvector_rows(url: str, vectors: np.ndarray, queries: np.ndarray, exact: np.
     settings = PostgresSettings.from_env(pg_pool_size=8, pg_statement_timeout_ms=0)  # SPANQA_PG_HNSW_* apply
     collection = PostgresCollection(url, embedder=embedder, settings=settings)
     schema = collection.where.schema
-    index_ddl = next(s for s in backend._CREATE if "USING hnsw" in s)
+    index_ddl = next(s for s in backend.CREATE if "USING hnsw" in s)
     with psycopg.connect(collection.where.conninfo, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP INDEX {s}.passages_embedding").format(s=sql.Identifier(schema)))
         started = time.perf_counter()
@@ -151,7 +151,7 @@ def pgvector_rows(url: str, vectors: np.ndarray, queries: np.ndarray, exact: np.
         conn.execute("SET maintenance_work_mem = '6GB'")
         conn.execute("SET max_parallel_maintenance_workers = 1")  # 2 cores: the leader and one worker
         started = time.perf_counter()
-        conn.execute(collection._sql(index_ddl, m=settings.pg_hnsw_m,
+        conn.execute(collection.sql(index_ddl, m=settings.pg_hnsw_m,
                                      ef_construction=settings.pg_hnsw_ef_construction))
         indexed = time.perf_counter() - started
         conn.execute(sql.SQL("UPDATE {s}.meta SET value = %s WHERE key = 'passages'").format(
@@ -160,7 +160,7 @@ def pgvector_rows(url: str, vectors: np.ndarray, queries: np.ndarray, exact: np.
         table_mb, index_mb = conn.execute(
             "SELECT pg_table_size(%s::regclass) / 1048576.0, pg_relation_size(%s::regclass) / 1048576.0",
             (f"{schema}.passages", f"{schema}.passages_embedding")).fetchone()
-    search = lambda q: collection._ranked("", q, "dense", K)  # noqa: E731 - the product's dense SQL
+    search = lambda q: collection.ranked("", q, "dense", K)  # noqa: E731 - the product's dense SQL
     for q in queries[:20]:  # warm the server's cache, as a serving replica's would be
         search(q)
     rows = []
@@ -192,7 +192,7 @@ def _write_path_rate(collection, passages: int = 5000, per_document: int = 50) -
         text = " ".join(f"w{d}x{i}" for i in range(per_document))
         document = Document(source=f"write-path/{d}.txt", text=text)
         chunks = [Passage(document.id, document.source, f"w{d}x{i}", 0, 0, 1, i) for i in range(per_document)]
-        collection._commit(document, chunks, vectors[d * per_document:(d + 1) * per_document])
+        collection.commit_document(document, chunks, vectors[d * per_document:(d + 1) * per_document])
     return passages / (time.perf_counter() - started)
 
 

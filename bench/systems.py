@@ -211,10 +211,10 @@ class HaystackSystem:
         from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
         from haystack.document_stores.in_memory import InMemoryDocumentStore
 
-        from spanqa.settings import default_embedder_path
+        from spanqa.settings import Settings
 
         self.top_k = top_k
-        embedder = default_embedder_path()
+        embedder = Settings.from_env().embedder_path
         self.store = InMemoryDocumentStore()
         self.document_embedder = SentenceTransformersDocumentEmbedder(model=embedder, progress_bar=False,
                                                                       local_files_only=True)
@@ -290,11 +290,11 @@ class BaselineSystem:
         from sentence_transformers import SentenceTransformer
         from spanqa.plugin.engine.reader import Reader
 
-        from spanqa.settings import Settings, default_embedder_path
+        from spanqa.settings import Settings
 
         self.top_k = top_k
         self.threshold = Settings.answer_threshold  # the reader's calibrated score, as spanqa's default threshold
-        self.model = SentenceTransformer(default_embedder_path(), device="cpu")
+        self.model = SentenceTransformer(Settings.from_env().embedder_path, device="cpu")
         self.reader = Reader(reader_path)
         self.reader.warm_up()
         self.tokens = TokenCounter(self.reader.model)

@@ -1,7 +1,8 @@
 """What every writable collection backend does the same way: the ingest pipeline (load → chunk → embed →
 one transaction per document), the embedding-model check, search-argument checks and reciprocal rank fusion.
 
-A backend supplies storage primitives (`_commit`, `_remove`, `_ranked`, `_passages`, ...); this class turns them
+A backend supplies storage primitives (`commit_document`, `_remove`, `ranked`, `_passages`, ...; the first two
+write seams are public, as a distributed ingest writes through them too); this class turns them
 into the `Collection` protocol, so both backends chunk, embed, fuse and refuse in exactly one way.
 """
 
@@ -146,17 +147,17 @@ class CollectionBase:
     def _stored_hash(self, document_id: str) -> str | None:
         raise NotImplementedError
 
-    def _commit(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
+    def commit_document(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
         """Replace `document` and its passages in one transaction; set each passage's id."""
         raise NotImplementedError
 
     def _remove(self, document_id: str) -> None:
         raise NotImplementedError
 
-    def _after_write(self) -> None:
+    def finish_writes(self) -> None:
         """Called once after a batch of writes (e.g. to refresh caches)."""
 
-    def _ranked(self, query: str, vector: np.ndarray | None, mode: str, pool: int) -> Ranked:
+    def ranked(self, query: str, vector: np.ndarray | None, mode: str, pool: int) -> Ranked:
         raise NotImplementedError
 
     def _passages(self, ids: list[int]) -> dict[int, Passage]:
@@ -231,12 +232,12 @@ class CollectionBase:
                 vectors = self.embedder.encode(texts)
                 release_freed_memory()  # each group's activations, in its own shapes, would otherwise stay
                 for (document, passages, replaced), own in zip(group, _split(vectors, group), strict=True):
-                    self._commit(document, passages, own)  # one transaction: a crash leaves it old or new
+                    self.commit_document(document, passages, own)  # one transaction: a crash leaves it old or new
                     (report.updated if replaced else report.added).append(document.source)
                     report.passages += len(passages)
                     done += 1
             if pending:
-                self._after_write()
+                self.finish_writes()
             if progress:
                 progress("Done", total, total)
         report.seconds = time.time() - started
@@ -265,7 +266,7 @@ class CollectionBase:
             if not match:
                 return False
             self._remove(match[0].id)
-            self._after_write()
+            self.finish_writes()
             return True
 
     def get_setting(self, key: str) -> dict | None:
@@ -297,7 +298,7 @@ class CollectionBase:
         check_search_arguments(queries, k, mode, self.limits)
         pool = candidates if candidates is not None else max(4 * k, 20)
         vectors = self.embedder.encode_queries(list(queries)) if mode != "bm25" else None
-        ranked = self._ranked_many(queries, vectors, mode, pool if mode == "hybrid" else k)
+        ranked = self.ranked_many(queries, vectors, mode, pool if mode == "hybrid" else k)
         fused = [reciprocal_rank_fusion(r, weights)[:k] for r in ranked]
         passages = self._passages(sorted({f.id for items in fused for f in items}))
         missing = sorted({f.id for items in fused for f in items if "dense" not in f.scores}) if vectors is not None \
@@ -306,9 +307,9 @@ class CollectionBase:
         return [self._hits(items, passages, stored, None if vectors is None else vectors[i])
                 for i, items in enumerate(fused)]
 
-    def _ranked_many(self, queries: list[str], vectors: np.ndarray | None, mode: str, pool: int) -> list[Ranked]:
+    def ranked_many(self, queries: list[str], vectors: np.ndarray | None, mode: str, pool: int) -> list[Ranked]:
         """One ranking per query; a backend that can search many vectors in one call overrides this."""
-        return [self._ranked(q, None if vectors is None else vectors[i], mode, pool) for i, q in enumerate(queries)]
+        return [self.ranked(q, None if vectors is None else vectors[i], mode, pool) for i, q in enumerate(queries)]
 
     @staticmethod
     def _hits(fused, passages: dict[int, Passage], stored: dict[int, np.ndarray],

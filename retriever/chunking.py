@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from spanqa.retriever.records import Document, Passage
 
 from spanqa.errors import InputError
-from spanqa.settings import DEFAULT_MAX_PASSAGES
+from spanqa.settings import DEFAULT_MAX_PASSAGES, Settings
 
 __all__ = ["Chunker", "ChunkingSettings", "code_blocks", "sentence_spans"]
 
@@ -55,8 +55,8 @@ def _with_code_whole(text: str, spans: list[tuple[int, int]], blocks: list[tuple
 
 @dataclass(frozen=True)
 class ChunkingSettings:
-    max_tokens: int = 192
-    overlap_tokens: int = 32
+    max_tokens: int = Settings.chunk_tokens
+    overlap_tokens: int = Settings.chunk_overlap_tokens
 
     def __post_init__(self) -> None:
         if self.max_tokens < 16:

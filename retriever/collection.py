@@ -205,7 +205,7 @@ class LocalCollection(CollectionBase):
     def _stored_hash(self, document_id: str) -> str | None:
         return self.store.document_hash(document_id)
 
-    def _commit(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
+    def commit_document(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
         with self._lock:
             old_ids = self.store.previous_passage_ids(document.id)
             self.store.put_document(document, passages, vectors)
@@ -216,14 +216,14 @@ class LocalCollection(CollectionBase):
         with self._lock:
             self.dense.remove(self.store.delete_document(document_id))
 
-    def _after_write(self) -> None:
+    def finish_writes(self) -> None:
         # The flat index was updated in place; an HNSW index that lost vectors is rebuilt.
         self._rebuild_indexes(dense=self.dense.needs_rebuild)
 
-    def _ranked(self, query: str, vector: np.ndarray | None, mode: str, pool: int) -> Ranked:
-        return self._ranked_many([query], None if vector is None else vector[None, :], mode, pool)[0]
+    def ranked(self, query: str, vector: np.ndarray | None, mode: str, pool: int) -> Ranked:
+        return self.ranked_many([query], None if vector is None else vector[None, :], mode, pool)[0]
 
-    def _ranked_many(self, queries: list[str], vectors: np.ndarray | None, mode: str, pool: int) -> list[Ranked]:
+    def ranked_many(self, queries: list[str], vectors: np.ndarray | None, mode: str, pool: int) -> list[Ranked]:
         self._refresh_if_changed_elsewhere()
         ranked: list[Ranked] = [{} for _ in queries]
         with self._lock:

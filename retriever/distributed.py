@@ -179,7 +179,7 @@ class EmbedWorker:
             own = vectors[offset: offset + len(passages)]
             offset += len(passages)
             if self.collection is not None:
-                self.collection._commit(document, passages, own)  # one transaction, keyed by the content hash
+                self.collection.commit_document(document, passages, own)  # one transaction, keyed by the content hash
                 out["payload"][i] = b""
             else:
                 out["vectors"][i] = np.ascontiguousarray(own, dtype=np.float32).tobytes()
@@ -298,9 +298,9 @@ class RayIngest:
                 rate = report.passages / max(time.time() - started, 1e-9)
                 progress(f"{done}/{total} files, {report.passages} passages, {rate:.0f} passages/s", done, total)
         if written:
-            self.collection._after_write()
+            self.collection.finish_writes()
 
     def _store(self, row: dict) -> None:
         document, passages = pickle.loads(row["payload"])
         vectors = np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(passages), -1)
-        self.collection._commit(document, passages, vectors)
+        self.collection.commit_document(document, passages, vectors)

@@ -12,10 +12,10 @@ from spanqa.errors import InputError
 from spanqa.settings import (
     EMBEDDER_PRECISIONS,
     Settings,
-    default_embedder_path,
     limit_kernel_cache,
     resolve_device,
     resolve_precision,
+    shipped_embedder_path,
     torch_dtype,
 )
 
@@ -74,7 +74,7 @@ class Embedder:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         if precision not in EMBEDDER_PRECISIONS:
             raise InputError(f"embedder precision must be one of {', '.join(EMBEDDER_PRECISIONS)}; got {precision!r}")
-        self.location = str(model) if model is not None else default_embedder_path()
+        self.location = str(model) if model is not None else shipped_embedder_path()
         self.batch_size = batch_size
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)

@@ -3,12 +3,9 @@
     postgresql://user:password@host:5432/database?collection=manuals
 
 Each collection is one schema, `spanqa_<name>`, so several collections (and other applications) share a
-database without touching each other's tables:
+database without touching each other's tables.
 
-    meta        schema_version, manifest (embedder, dimension, probe, chunking), passage count, settings
-    documents   id, source, title, hash, text, pages
-    passages    offsets, page, text, embedding vector(d) [HNSW, cosine], lexemes tsvector [GIN]
-    feedback    thumbs-up/down with what was rated
+The URL is parsed in postgres_location.py; the tables and their migrations are in postgres_schema.py.
 
 Search is the same hybrid as the embedded backend: pgvector's HNSW for the dense ranking, PostgreSQL's full-text
 ranking (`ts_rank` over an OR of the question's stemmed words) for the lexical one, fused by reciprocal rank in
@@ -26,12 +23,20 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 from spanqa.retriever.base import CollectionBase, Ranked, check_manifest, new_manifest
 from spanqa.retriever.chunking import ChunkingSettings
 from spanqa.retriever.embedding import Embedder
+from spanqa.retriever.postgres_location import PostgresLocation, is_postgres_location
+from spanqa.retriever.postgres_schema import (
+    CREATE,
+    SCHEMA_VERSION,
+    TEXT_SEARCH_CONFIG,
+    check_version,
+    migrate,
+    read_documents,
+)
 from spanqa.retriever.records import Document, DocumentInfo, Feedback, PageSpan, Passage
 
 from spanqa.errors import CollectionError, InputError
@@ -39,73 +44,6 @@ from spanqa.settings import CollectionLimits, PostgresSettings
 
 __all__ = ["PostgresCollection", "PostgresLocation", "SCHEMA_VERSION", "is_postgres_location", "migrate",
            "replace_collection"]
-
-SCHEMA_VERSION = 1
-# Statements that take a collection from version v-1 to v ({s} is the collection's schema). Version 1 is the
-# creation script below; a later release appends here and `spanqa migrate` applies what a collection lacks.
-MIGRATIONS: dict[int, list[str]] = {}
-TEXT_SEARCH_CONFIG = "english"
-_SCHEMES = ("postgresql://", "postgres://")
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
-
-_CREATE = [
-    "CREATE SCHEMA {s}",
-    "CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL)",
-    """CREATE TABLE {s}.documents (id text PRIMARY KEY, source text NOT NULL, title text NOT NULL,
-        hash text NOT NULL, text text NOT NULL, pages jsonb NOT NULL, added double precision NOT NULL)""",
-    """CREATE TABLE {s}.passages (id bigserial PRIMARY KEY,
-        document_id text NOT NULL REFERENCES {s}.documents(id) ON DELETE CASCADE,
-        idx integer NOT NULL, start integer NOT NULL, "end" integer NOT NULL, page integer NOT NULL,
-        text text NOT NULL, embedding vector({dimension}) NOT NULL,
-        lexemes tsvector GENERATED ALWAYS AS (to_tsvector({config}, text)) STORED)""",
-    "CREATE INDEX passages_document ON {s}.passages (document_id)",
-    """CREATE INDEX passages_embedding ON {s}.passages USING hnsw (embedding vector_cosine_ops)
-        WITH (m = {m}, ef_construction = {ef_construction})""",
-    "CREATE INDEX passages_lexemes ON {s}.passages USING gin (lexemes)",
-    """CREATE TABLE {s}.feedback (id bigserial PRIMARY KEY, created double precision NOT NULL,
-        question text NOT NULL, answer text NOT NULL, source text NOT NULL, passage_id bigint, score real,
-        rating integer NOT NULL, route text NOT NULL DEFAULT 'documents')""",
-]
-
-
-def is_postgres_location(location: object) -> bool:
-    return isinstance(location, str) and location.startswith(_SCHEMES)
-
-
-class PostgresLocation:
-    """A collection URL split into the server's connection string and the collection's name."""
-
-    def __init__(self, url: str) -> None:
-        if not is_postgres_location(url):
-            raise InputError(f"{url!r} is not a PostgreSQL URL (postgresql://user@host/database?collection=name)")
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        names = [value for key, value in query if key == "collection"]
-        self.name = names[-1] if names else "default"
-        if not self.name or len(self.name) > 48 or not set(self.name) <= _NAME_CHARS:
-            raise InputError(f"Collection name {self.name!r} in {self.display(parts)}: use 1-48 lowercase letters, "
-                             "digits and underscores (?collection=manuals)")
-        rest = urlencode([(k, v) for k, v in query if k != "collection"])
-        self.conninfo = urlunsplit(parts._replace(query=rest))
-        self.schema = f"spanqa_{self.name}"
-        self.url = url
-        self.shown = self.display(parts)
-
-    def with_name(self, name: str) -> str:
-        """The URL of another collection on the same server and database."""
-        parts = urlsplit(self.url)
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "collection"]
-        return urlunsplit(parts._replace(query=urlencode([*query, ("collection", name)])))
-
-    @staticmethod
-    def display(parts) -> str:
-        """The URL without its password, fit for messages and logs."""
-        netloc = parts.netloc
-        if "@" in netloc and ":" in netloc.split("@", 1)[0]:
-            user = netloc.split("@", 1)[0].split(":", 1)[0]
-            netloc = f"{user}:***@{netloc.split('@', 1)[1]}"
-        return urlunsplit(parts._replace(netloc=netloc))
-
 
 class PostgresCollection(CollectionBase):
     """A collection stored in PostgreSQL with pgvector (see the module docstring).
@@ -229,7 +167,7 @@ class PostgresCollection(CollectionBase):
         except psycopg.Error as exc:
             raise CollectionError(f"PostgreSQL at {self.location} failed: {str(exc).strip()}") from exc
 
-    def _sql(self, text: str, **literals):
+    def sql(self, text: str, **literals):
         from psycopg import sql
 
         return sql.SQL(text).format(s=sql.Identifier(self.where.schema),
@@ -252,9 +190,9 @@ class PostgresCollection(CollectionBase):
                     raise CollectionError(f"No collection {self.where.name!r} at {self.location}; create it with "
                                           f"`spanqa ingest PATH --collection '{self.where.url}'`")
                 return self._create(conn, chunking)
-            meta = dict(conn.execute(self._sql("SELECT key, value FROM {s}.meta WHERE key IN "
+            meta = dict(conn.execute(self.sql("SELECT key, value FROM {s}.meta WHERE key IN "
                                                "('schema_version', 'manifest')")).fetchall())
-        _check_version(int(meta.get("schema_version", 0)), self.where)
+        check_version(int(meta.get("schema_version", 0)), self.where)
         return json.loads(meta["manifest"])
 
     def _create(self, conn, chunking: ChunkingSettings) -> dict:
@@ -265,28 +203,28 @@ class PostgresCollection(CollectionBase):
             raise CollectionError(f"The pgvector extension is not available in {self.location} ({exc}). Install "
                                   "pgvector on the server, or have a superuser run CREATE EXTENSION vector.") from exc
         manifest = new_manifest(self.embedder, chunking)
-        for statement in _CREATE:
-            conn.execute(self._sql(statement.replace("{dimension}", str(int(self.embedder.dimension))),
+        for statement in CREATE:
+            conn.execute(self.sql(statement.replace("{dimension}", str(int(self.embedder.dimension))),
                                    config=TEXT_SEARCH_CONFIG, m=self.settings.pg_hnsw_m,
                                    ef_construction=self.settings.pg_hnsw_ef_construction))
-        conn.execute(self._sql("INSERT INTO {s}.meta(key, value) VALUES ('schema_version', %s), ('manifest', %s), "
+        conn.execute(self.sql("INSERT INTO {s}.meta(key, value) VALUES ('schema_version', %s), ('manifest', %s), "
                                "('passages', '0')"), (str(SCHEMA_VERSION), json.dumps(manifest)))
         return manifest
 
     def drop(self) -> None:
         """Delete the whole collection (its schema) from the database."""
         with self._connection(write=True) as conn:
-            conn.execute(self._sql("DROP SCHEMA {s} CASCADE"))
+            conn.execute(self.sql("DROP SCHEMA {s} CASCADE"))
         self.close()
 
     # --- storage primitives (see CollectionBase) -----------------------------------------------------
 
     def _stored_hash(self, document_id: str) -> str | None:
         with self._connection() as conn:
-            row = conn.execute(self._sql("SELECT hash FROM {s}.documents WHERE id = %s"), (document_id,)).fetchone()
+            row = conn.execute(self.sql("SELECT hash FROM {s}.documents WHERE id = %s"), (document_id,)).fetchone()
         return row[0] if row else None
 
-    def _commit(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
+    def commit_document(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
         """Replace `document` in one transaction, its passages written by one binary COPY. A document already
         stored with the same content hash is left as it is: a retried write (a Ray task run again after its
         worker died) or a concurrent writer of the same file adds nothing twice."""
@@ -294,13 +232,13 @@ class PostgresCollection(CollectionBase):
             raise InputError("one vector per passage is required")
         pages = json.dumps([[p.number, p.start, p.end] for p in document.pages])
         with self._connection(write=True) as conn:
-            stored = conn.execute(self._sql("SELECT hash FROM {s}.documents WHERE id = %s"),
+            stored = conn.execute(self.sql("SELECT hash FROM {s}.documents WHERE id = %s"),
                                   (document.id,)).fetchone()
             if stored is not None and stored[0] == document.hash:
                 ids = self._stored_passage_ids(conn, document.id)
             else:
                 removed = self._delete_rows(conn, document.id)
-                conn.execute(self._sql("INSERT INTO {s}.documents(id, source, title, hash, text, pages, added) "
+                conn.execute(self.sql("INSERT INTO {s}.documents(id, source, title, hash, text, pages, added) "
                                        "VALUES (%s, %s, %s, %s, %s, %s, %s)"),
                              (document.id, document.source, document.title, document.hash, document.text, pages,
                               time.time()))
@@ -314,10 +252,10 @@ class PostgresCollection(CollectionBase):
         none): measured by `python -m bench ingest-scale` as the write path's rate."""
         if not passages:
             return []
-        ids = [row[0] for row in conn.execute(self._sql(
+        ids = [row[0] for row in conn.execute(self.sql(
             "SELECT nextval(pg_get_serial_sequence({table}, 'id')) FROM generate_series(1, %s)",
             table=f"{self.where.schema}.passages"), (len(passages),)).fetchall()]
-        with conn.cursor() as cursor, cursor.copy(self._sql(
+        with conn.cursor() as cursor, cursor.copy(self.sql(
                 'COPY {s}.passages (id, document_id, idx, start, "end", page, text, embedding) '
                 "FROM STDIN WITH (FORMAT BINARY)")) as copy:
             copy.set_types(["bigint", "text", "integer", "integer", "integer", "integer", "text", "vector"])
@@ -327,35 +265,35 @@ class PostgresCollection(CollectionBase):
         return ids
 
     def _stored_passage_ids(self, conn, document_id: str) -> list[int]:
-        rows = conn.execute(self._sql("SELECT id FROM {s}.passages WHERE document_id = %s ORDER BY idx"),
+        rows = conn.execute(self.sql("SELECT id FROM {s}.passages WHERE document_id = %s ORDER BY idx"),
                             (document_id,)).fetchall()
         return [int(r[0]) for r in rows]
 
     def _delete_rows(self, conn, document_id: str) -> int:
         """Delete a document (its passages cascade); returns how many passages went with it."""
-        removed = conn.execute(self._sql("SELECT count(*) FROM {s}.passages WHERE document_id = %s"),
+        removed = conn.execute(self.sql("SELECT count(*) FROM {s}.passages WHERE document_id = %s"),
                                (document_id,)).fetchone()[0]
-        conn.execute(self._sql("DELETE FROM {s}.documents WHERE id = %s"), (document_id,))
+        conn.execute(self.sql("DELETE FROM {s}.documents WHERE id = %s"), (document_id,))
         return int(removed)
 
     def _count_passages(self, conn, delta: int) -> None:
         # The count lives in meta, updated in the writer's transaction: len() must not scan a million rows.
         if delta:
-            conn.execute(self._sql("UPDATE {s}.meta SET value = (value::bigint + %s)::text WHERE key = 'passages'"),
+            conn.execute(self.sql("UPDATE {s}.meta SET value = (value::bigint + %s)::text WHERE key = 'passages'"),
                          (delta,))
 
     def _remove(self, document_id: str) -> None:
         with self._connection(write=True) as conn:
             self._count_passages(conn, -self._delete_rows(conn, document_id))
 
-    def _ranked(self, query: str, vector: np.ndarray | None, mode: str, pool: int) -> Ranked:
+    def ranked(self, query: str, vector: np.ndarray | None, mode: str, pool: int) -> Ranked:
         ranked: Ranked = {}
         with self._connection() as conn:
             if mode != "bm25":
                 # HNSW returns at most ef_search rows: widen the beam to the pool (pgvector's ceiling is 1000).
                 ef_search = min(1000, max(self.settings.pg_hnsw_ef_search, pool))
                 conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
-                rows = conn.execute(self._sql("SELECT id, 1 - (embedding <=> %s) FROM {s}.passages "
+                rows = conn.execute(self.sql("SELECT id, 1 - (embedding <=> %s) FROM {s}.passages "
                                               "ORDER BY embedding <=> %s LIMIT %s"),
                                     (vector, vector, pool)).fetchall()
                 ranked["dense"] = [(int(i), float(score)) for i, score in rows]
@@ -364,7 +302,7 @@ class PostgresCollection(CollectionBase):
                 # some of the question's words, as BM25 does, instead of only those that share all of them. Equal
                 # ranks are common; they are ordered by document and position, not by id, so the order in which
                 # documents were written (one process, or Ray's workers) never changes the results.
-                rows = conn.execute(self._sql(
+                rows = conn.execute(self.sql(
                     "WITH q AS (SELECT replace(plainto_tsquery({config}, %s)::text, ' & ', ' | ')::tsquery AS q) "
                     "SELECT p.id, ts_rank(p.lexemes, q.q, 1) AS r FROM {s}.passages p, q "
                     "WHERE p.lexemes @@ q.q ORDER BY r DESC, p.document_id, p.idx LIMIT %s",
@@ -377,7 +315,7 @@ class PostgresCollection(CollectionBase):
         if not ids:
             return {}
         with self._connection() as conn:
-            rows = conn.execute(self._sql(
+            rows = conn.execute(self.sql(
                 'SELECT p.id, p.document_id, d.source, p.text, p.start, p."end", p.page, p.idx, d.title '
                 "FROM {s}.passages p JOIN {s}.documents d ON d.id = p.document_id WHERE p.id = ANY(%s)"),
                 ([int(i) for i in ids],)).fetchall()
@@ -390,25 +328,25 @@ class PostgresCollection(CollectionBase):
 
     def _vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
         with self._connection() as conn:
-            rows = conn.execute(self._sql("SELECT id, embedding FROM {s}.passages WHERE id = ANY(%s)"),
+            rows = conn.execute(self.sql("SELECT id, embedding FROM {s}.passages WHERE id = ANY(%s)"),
                                 ([int(i) for i in ids],)).fetchall()
         return {int(i): np.asarray(v, dtype=np.float32) for i, v in rows}
 
     def _get_meta(self, key: str) -> str | None:
         with self._connection() as conn:
-            row = conn.execute(self._sql("SELECT value FROM {s}.meta WHERE key = %s"), (key,)).fetchone()
+            row = conn.execute(self.sql("SELECT value FROM {s}.meta WHERE key = %s"), (key,)).fetchone()
         return row[0] if row else None
 
     def _set_meta(self, key: str, value: str) -> None:
         with self._connection(write=True) as conn:
-            conn.execute(self._sql("INSERT INTO {s}.meta(key, value) VALUES (%s, %s) "
+            conn.execute(self.sql("INSERT INTO {s}.meta(key, value) VALUES (%s, %s) "
                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), (key, value))
 
     # --- the rest of the Collection protocol ------------------------------------------------------------
 
     def add_feedback(self, feedback: Feedback) -> int:
         with self._connection() as conn:
-            row = conn.execute(self._sql(
+            row = conn.execute(self.sql(
                 "INSERT INTO {s}.feedback(created, question, answer, source, passage_id, score, rating, route) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"),
                 (time.time(), feedback.question, feedback.answer, feedback.source, feedback.passage_id,
@@ -417,20 +355,20 @@ class PostgresCollection(CollectionBase):
 
     def feedback(self) -> list[Feedback]:
         with self._connection() as conn:
-            rows = conn.execute(self._sql("SELECT question, answer, source, rating, passage_id, score, route "
+            rows = conn.execute(self.sql("SELECT question, answer, source, rating, passage_id, score, route "
                                           "FROM {s}.feedback ORDER BY id")).fetchall()
         return [Feedback(*row) for row in rows]
 
     def documents(self) -> list[DocumentInfo]:
         with self._connection() as conn:
-            rows = conn.execute(self._sql(
+            rows = conn.execute(self.sql(
                 "SELECT d.id, d.source, d.title, d.hash, count(p.id), length(d.text), d.added FROM {s}.documents d "
                 "LEFT JOIN {s}.passages p ON p.document_id = d.id GROUP BY d.id ORDER BY d.added")).fetchall()
         return [DocumentInfo(*row) for row in rows]
 
     def document(self, document_id: str) -> Document | None:
         with self._connection() as conn:
-            row = conn.execute(self._sql("SELECT id, source, title, hash, text, pages FROM {s}.documents "
+            row = conn.execute(self.sql("SELECT id, source, title, hash, text, pages FROM {s}.documents "
                                          "WHERE id = %s"), (document_id,)).fetchone()
         if row is None:
             return None
@@ -444,7 +382,7 @@ class PostgresCollection(CollectionBase):
     def integrity_problems(self) -> list[str]:
         problems = []
         with self._connection() as conn:
-            counted = conn.execute(self._sql("SELECT count(*) FROM {s}.passages")).fetchone()[0]
+            counted = conn.execute(self.sql("SELECT count(*) FROM {s}.passages")).fetchone()[0]
             invalid = conn.execute(
                 "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT i.indisvalid",
@@ -456,47 +394,6 @@ class PostgresCollection(CollectionBase):
         return problems
 
 
-def _check_version(found: int, where: PostgresLocation) -> None:
-    if found < SCHEMA_VERSION:
-        raise CollectionError(f"Collection {where.name!r} at {where.shown} has schema version {found}; this spanqa "
-                              f"needs version {SCHEMA_VERSION}. Upgrade it in place with `spanqa migrate "
-                              f"--collection '{where.url}'`.")
-    if found > SCHEMA_VERSION:
-        raise CollectionError(f"Collection {where.name!r} at {where.shown} has schema version {found}, newer than "
-                              f"this spanqa understands ({SCHEMA_VERSION}); upgrade spanqa.")
-
-
-def migrate(url: str, settings: PostgresSettings | None = None) -> tuple[int, int]:
-    """Bring a collection's schema up to SCHEMA_VERSION in one transaction; returns (from, to) versions."""
-    import psycopg
-    from psycopg import sql
-
-    where = PostgresLocation(url)
-    settings = settings or PostgresSettings()
-    try:
-        conn = psycopg.connect(where.conninfo, connect_timeout=max(1, round(settings.pg_connect_timeout_s)))
-    except psycopg.Error as exc:
-        raise CollectionError(f"PostgreSQL at {where.shown} is not reachable ({exc}).") from exc
-    schema = sql.Identifier(where.schema)
-    try:
-        with conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (where.schema,))
-            row = conn.execute(sql.SQL("SELECT value FROM {s}.meta WHERE key = 'schema_version'").format(s=schema))
-            found = int(row.fetchone()[0])
-            if found > SCHEMA_VERSION:
-                _check_version(found, where)
-            for version in range(found + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version]:
-                    conn.execute(sql.SQL(statement).format(s=schema))
-            conn.execute(sql.SQL("UPDATE {s}.meta SET value = %s WHERE key = 'schema_version'").format(s=schema),
-                         (str(SCHEMA_VERSION),))
-    except psycopg.errors.UndefinedTable as exc:
-        raise CollectionError(f"No collection {where.name!r} at {where.shown}") from exc
-    finally:
-        conn.close()
-    return found, SCHEMA_VERSION
-
-
 def replace_collection(url: str, embedder: Embedder, settings: PostgresSettings | None = None):
     """Re-embed every document of a collection for `embedder` into a staging collection, then swap it in under
     the collection's name in one transaction: readers see the old collection until the new one is complete."""
@@ -505,7 +402,7 @@ def replace_collection(url: str, embedder: Embedder, settings: PostgresSettings 
     from spanqa.retriever.loaders import LoadReport
 
     where = PostgresLocation(url)
-    documents = _read_documents(where, settings)
+    documents = read_documents(where, settings)
     staging = PostgresCollection(where.with_name(f"{where.name[:37]}_reindexing"), embedder=embedder,
                                  settings=settings)
     try:
@@ -522,19 +419,3 @@ def replace_collection(url: str, embedder: Embedder, settings: PostgresSettings 
     return report
 
 
-def _read_documents(where: PostgresLocation, settings: PostgresSettings | None) -> list[Document]:
-    """Every document of a collection, read without the embedder check (for re-embedding it)."""
-    import psycopg
-    from psycopg import sql
-
-    settings = settings or PostgresSettings()
-    try:
-        with psycopg.connect(where.conninfo, connect_timeout=max(1, round(settings.pg_connect_timeout_s))) as conn:
-            rows = conn.execute(sql.SQL("SELECT id, source, title, hash, text, pages FROM {s}.documents "
-                                        "ORDER BY added").format(s=sql.Identifier(where.schema))).fetchall()
-    except psycopg.errors.UndefinedTable as exc:
-        raise CollectionError(f"No collection {where.name!r} at {where.shown}") from exc
-    except psycopg.Error as exc:
-        raise CollectionError(f"PostgreSQL at {where.shown} failed: {exc}") from exc
-    return [Document(source=s, text=t, pages=[PageSpan(*p) for p in pages], title=title, id=i, hash=h)
-            for i, s, title, h, t, pages in rows]

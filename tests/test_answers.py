@@ -209,12 +209,13 @@ def test_thumbs_down_on_a_routed_reply_becomes_routing_data(tmp_path, embedder):
     collection.add_feedback(Feedback("hi", "Hello!", "", 1, route="reply"))
     collection.add_feedback(Feedback("When?", "1889", "t.txt", 0, 3, 0.8, route="documents"))
     assert routing_corrections(collection) == ["minimum system requirements"]
-    before = router_fingerprint()
-    assert add_routing_feedback(routing_corrections(collection)) == 1
-    assert add_routing_feedback(routing_corrections(collection)) == 0  # recorded once
-    row = json.loads(routing_feedback_path().read_text())
+    home = tmp_path / "home"
+    before = router_fingerprint(home)
+    assert add_routing_feedback(routing_corrections(collection), home) == 1
+    assert add_routing_feedback(routing_corrections(collection), home) == 0  # recorded once
+    row = json.loads(routing_feedback_path(home).read_text())
     assert row == {"text": "minimum system requirements", "label": "document_question"}
-    assert router_fingerprint() != before  # the refitted router no longer matches: `spanqa setup` fits it again
+    assert router_fingerprint(home) != before  # the refitted router no longer matches: `spanqa setup` fits it again
 
 
 @pytest.mark.integration

@@ -159,11 +159,11 @@ def test_each_question_is_read_by_the_reader_its_passages_need(assistant, tmp_pa
 def test_the_technical_reader_loads_only_when_a_question_needs_it(assistant):
     from spanqa.plugin.engine.reader import Reader
 
-    from spanqa.settings import default_technical_reader_path
+    from spanqa.settings import SHIPPED_TECHNICAL_READER
 
     # Its own technical reader: the process-wide one may have been loaded by another test's question.
     engine = Assistant(assistant.collection, router=assistant.router,
-                       technical_reader=Reader(default_technical_reader_path()))
+                       technical_reader=Reader(SHIPPED_TECHNICAL_READER))
     engine.warm_up()
     assert engine.technical_reader.model is None  # warm, yet a prose collection never pays its memory
     assert engine.respond("How long does the pump warranty last?").reader == "general"

@@ -5,26 +5,36 @@ in test_doors.py and on the development set by `python -m bench conversations`."
 from __future__ import annotations
 
 import pytest
-from spanqa.plugin.engine.conversation import Turn, check_history, recent_history, resolve
+from spanqa.plugin.engine.conversation import resolve
+from spanqa.plugin.engine.history import Turn, recent_history
+from spanqa.plugin.engine.requests import parse, turns
 
-from spanqa.errors import InputError
+from spanqa.errors import InvalidRequest
 from spanqa.settings import Settings
 
 SETTINGS = Settings()
 
 
 def chat(*exchanges: tuple[str, str]) -> list[dict]:
-    """User questions and spanqa's text replies (quoting the answer as the engine words it; "" = abstained)."""
+    """User questions and spanqa's replies with their response JSON, as the chat UI keeps them ("" = abstained)."""
     history = []
     for question, answer in exchanges:
         reply = f"“{answer}” — notes.md, page 1 (confidence 0.91)" if answer else \
             "The documents don't seem to answer that. The closest passages are in: notes.md, page 1."
-        history += [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]
+        response = {"route": "documents", "abstained": not answer,
+                    "answers": [{"text": answer, "source": "notes.md"}] if answer else []}
+        history += [{"role": "user", "content": question},
+                    {"role": "assistant", "content": reply, "response": response}]
     return history
 
 
+def checked(history, settings: Settings = SETTINGS):
+    """A history as the request contract checks it, as Turns."""
+    return turns(parse(settings, "ask", {"question": "q", "history": history}).history)
+
+
 def understood(message: str, history: list[dict]):
-    return resolve(message, check_history(history, SETTINGS))
+    return resolve(message, checked(history))
 
 
 @pytest.mark.parametrize(("history", "message", "question"), [
@@ -107,25 +117,36 @@ def test_a_hostile_history_changes_only_what_is_searched():
 
 
 @pytest.mark.parametrize(("history", "problem"), [
-    ([{"role": "user", "content": "hi"}] * 65, "history has 65 messages; the limit is 64 (the max_history_turns "
-                                               "setting)"),
+    ([{"role": "user", "content": "hi"}] * 65, "history: List should have at most 64 items after validation, not 65 "
+                                               "(field_type=List, max_length=64, actual_length=65, the "
+                                               "max_history_turns setting)"),
     ([{"role": "user", "content": "x" * 64_001}], "history has 64,001 characters; the limit is 64,000 (the "
                                                   "max_history_chars setting)"),
-    ([{"role": "robot", "content": "beep"}], "history[0].role must be one of user, assistant, got 'robot'"),
-    ([{"role": "user", "content": 42}], "history[0].content must be text, got int"),
+    ([{"role": "robot", "content": "beep"}], "history.0.role: Input should be 'user' or 'assistant'"),
+    ([{"role": "user", "content": 42}], "history.0.content: Input should be a valid string"),
     ([{"role": "assistant", "content": "Hello! Ask me anything."}], "history has no user message"),
-    ("hello", "history must be a list of {role, content} messages, not str"),
+    ("hello", "history: Input should be a valid list"),
 ], ids=["too many", "too long", "bad role", "not text", "only assistant", "not a list"])
 def test_a_bad_history_is_refused_naming_what_is_wrong(history, problem):
-    with pytest.raises(InputError, match="^Invalid history — ") as refused:
-        check_history(history, SETTINGS)
+    with pytest.raises(InvalidRequest, match="^Invalid arguments — ") as refused:
+        checked(history)
     assert problem in str(refused.value)
 
 
+def test_a_text_reply_without_its_json_gives_its_questions_not_its_wording():
+    """A client that keeps only the reply's text (the OpenAI route's usual client) gives resolution the earlier
+    questions; nothing is parsed back out of spanqa's own wording."""
+    text_only = [{"role": "user", "content": "Which filetype function guesses the type of a file?"},
+                 {"role": "assistant", "content": "“filetype.guess” — notes.md, page 1 (confidence 0.91)"}]
+    assert checked(text_only)[1].answer_text == ""
+    resolution = understood("what does it return when it cannot tell?", text_only)
+    assert resolution.follow_up and "filetype" in resolution.query
+
+
 def test_turns_keep_the_response_a_door_passed():
-    turns = check_history([{"role": "user", "content": "q"},
-                           {"role": "assistant", "content": "a", "response": {"route": "documents"}}], SETTINGS)
-    assert turns == (Turn("user", "q"), Turn("assistant", "a", {"route": "documents"}))
+    kept = checked([{"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "a", "response": {"route": "documents"}}])
+    assert kept == (Turn("user", "q"), Turn("assistant", "a", {"route": "documents"}))
 
 
 def test_a_long_chat_sends_its_latest_exchanges_within_the_limits():
@@ -137,4 +158,4 @@ def test_a_long_chat_sends_its_latest_exchanges_within_the_limits():
     settings = Settings(max_history_chars=350)  # 111 characters an exchange: three fit
     kept = recent_history(exchanges, settings)
     assert [t["content"] for t in kept if t["role"] == "user"] == ["question 47", "question 48", "question 49"]
-    assert len(check_history(kept, settings)) == 6  # what a door sends is never refused
+    assert len(checked(kept, settings)) == 6  # what a door sends is never refused

@@ -193,7 +193,10 @@ class Doors:
         from spanqa.plugin.doors.http_server import create_app
 
         if self._http is None:
-            self._http = TestClient(create_app(self.service().engine))
+            from spanqa.settings import ServerSettings
+
+            serving = ServerSettings()  # micro-batched, as `spanqa serve` is
+            self._http = TestClient(create_app(Service.open(self.location, serving=serving), serving))
             self._http.__enter__()  # runs the lifespan: models warm, MCP sessions up
         return self._http
 

@@ -160,12 +160,13 @@ def test_huge_question_is_refused_with_the_limit_named(tmp_path, embedder):
     from spanqa.errors import InputError
 
     assistant = Assistant(LocalCollection(tmp_path / "c", embedder=embedder))
-    with pytest.raises(InputError, match=r"102,400 characters long; the limit is 2,000 \(max_question_chars\)"):
-        assistant.check_message("x" * 102_400)
+    with pytest.raises(InputError, match=r"question: String should have at most 2000 characters \(max_length=2000, "
+                                         r"the max_question_chars setting\)"):
+        assistant.respond("x" * 102_400)
     for empty in ("", "   ", "\x00\x01\x02"):
-        with pytest.raises(InputError, match="empty"):
-            assistant.check_message(empty)
-    assert assistant.check_message("  Où est la gare? 🚉\x07 ") == "Où est la gare? 🚉"
+        with pytest.raises(InputError, match="question: String should have at least 1 character"):
+            assistant.answer(empty)
+    assert assistant.check("classify", message="  Où est la gare? 🚉\x07 ").message == "Où est la gare? 🚉"
 
 
 def test_a_collection_that_cannot_be_created_is_a_collection_error(tmp_path, embedder):

@@ -75,12 +75,12 @@ def test_bad_collection_names_are_refused_before_connecting():
 
 def test_an_older_schema_is_refused_until_spanqa_migrate(postgres_url, embedder, monkeypatch):
     from spanqa.retriever import PostgresCollection
-    from spanqa.retriever import postgres as backend
+    from spanqa.retriever import postgres_schema as schema
 
     PostgresCollection(postgres_url, embedder=embedder).close()
     # This code's next schema version adds a column; the collection on the server is still at version 1.
-    monkeypatch.setattr(backend, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(backend, "MIGRATIONS", {2: ["ALTER TABLE {s}.feedback ADD COLUMN comment text"]})
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", {2: ["ALTER TABLE {s}.feedback ADD COLUMN comment text"]})
     with pytest.raises(CollectionError, match=r"schema version 1.*needs version 2.*spanqa migrate"):
         PostgresCollection(postgres_url, embedder=embedder, create=False)
     from spanqa.plugin.doors.cli import main
@@ -89,7 +89,7 @@ def test_an_older_schema_is_refused_until_spanqa_migrate(postgres_url, embedder,
     collection = PostgresCollection(postgres_url, embedder=embedder, create=False)
     assert collection.integrity_problems() == []
     collection.close()
-    monkeypatch.setattr(backend, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
     with pytest.raises(CollectionError, match="newer than this spanqa"):
         PostgresCollection(postgres_url, embedder=embedder, create=False)
 

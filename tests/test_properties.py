@@ -209,7 +209,7 @@ _ASSISTANT = Assistant(collection=None)
 @given(message=st.one_of(st.text(max_size=2500), st.integers(), st.none(), st.binary(max_size=20)))
 def test_messages_are_cleaned_or_refused_clearly(message):
     try:
-        cleaned = _ASSISTANT.check_message(message)
+        cleaned = _ASSISTANT.check("classify", message=message).message
     except InputError as exc:
         assert len(str(exc)) > 20  # a sentence saying what is wrong, not a bare type error
     else:

@@ -18,6 +18,7 @@ from spanqa.plugin.lab.router_training import (
 )
 
 from spanqa.errors import DataFileError, ModelLoadError
+from spanqa.settings import Settings
 
 TINY = {
     "weather": ["will it rain today", "is it sunny tomorrow", "what's the forecast", "how cold is it outside",
@@ -94,10 +95,10 @@ def test_threshold_sends_unseen_out_of_domain_text_to_out_of_scope():
 
 @pytest.mark.integration
 def test_default_router_routes_and_flags_unseen_text():
-    from spanqa.plugin.engine.defaults import SHIPPED_ROUTER, ensure_default_router
+    from spanqa.plugin.engine.defaults import SHIPPED_ROUTER, router_location
 
-    assert ensure_default_router() == SHIPPED_ROUTER  # shipped: nothing to train on a fresh install
-    classifier = load_router(ensure_default_router())
+    assert router_location(Settings.from_env()) == SHIPPED_ROUTER  # shipped: nothing to train on a fresh install
+    classifier = load_router(router_location(Settings.from_env()))
     got = {t: classifier.classify(t) for t in ["hello there!", "thanks a lot", "What does the lease say about pets?",
                                                "set an alarm for 6 am", "bye for now"]}
     assert [i.label for i in got.values()] == ["greeting", "thanks", "document_question", "out_of_scope", "goodbye"]
@@ -181,18 +182,21 @@ def test_a_head_fitted_on_other_vectors_is_refused(tmp_path):
 
 
 @pytest.mark.integration
-def test_routing_corrections_refit_the_shipped_head(monkeypatch):
-    from spanqa.plugin.engine.defaults import SHIPPED_ROUTER, add_routing_feedback, ensure_default_router
+def test_routing_corrections_refit_the_shipped_head(tmp_path):
+    from spanqa.plugin.engine.defaults import SHIPPED_ROUTER, add_routing_feedback, router_location
     from spanqa.plugin.lab.router_training import refit_default_router
 
+    settings = Settings(home=str(tmp_path / "home"))
+    home = settings.home_path
     # What a user corrects with a thumbs-down: a document's jargon that reads like a greeting to the router.
     message = "good morning routine"
     assert load_router(SHIPPED_ROUTER).classify(message).label == "greeting"
-    add_routing_feedback([message, "good morning checklist", "morning routine steps", "the good morning procedure"])
-    assert ensure_default_router() == SHIPPED_ROUTER  # answering never trains: the shipped router until refitted
-    refitted = refit_default_router()
+    add_routing_feedback([message, "good morning checklist", "morning routine steps", "the good morning procedure"],
+                         home)
+    assert router_location(settings) == SHIPPED_ROUTER  # answering never trains: the shipped router until refitted
+    refitted = refit_default_router(home)
     assert refitted != SHIPPED_ROUTER and (refitted / "head.json").is_file()
-    assert ensure_default_router() == refitted
+    assert router_location(settings) == refitted
     stamp = (refitted / "head.json").stat().st_mtime_ns
-    assert refit_default_router() == refitted and (refitted / "head.json").stat().st_mtime_ns == stamp  # not again
+    assert refit_default_router(home) == refitted and (refitted / "head.json").stat().st_mtime_ns == stamp  # not again
     assert load_router(refitted).classify(message).label == "document_question"

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import wait_until_ready
+from spanqa.plugin.doors.service import Service
 from spanqa.plugin.engine.assistant import Assistant
 from spanqa.retriever import LocalCollection
 
@@ -199,10 +200,10 @@ def app_client(collection_dir, tmp_path):
     shutil.copytree(collection_dir, copy)
 
     def make(max_file_mb: float | None = None, max_results: int | None = None, **server):
-        engine = Settings.from_env(max_file_mb=max_file_mb, max_results=max_results,
-                                   top_k=min(max_results, Settings.top_k) if max_results else None)
-        assistant = Assistant(LocalCollection(copy), settings=engine)
-        return TestClient(create_app(assistant, ServerSettings(**server)))
+        settings = Settings.from_env(max_file_mb=max_file_mb, max_results=max_results,
+                                     top_k=min(max_results, Settings.top_k) if max_results else None)
+        serving = ServerSettings(**server)
+        return TestClient(create_app(Service.open(str(copy), settings, serving=serving), serving))
 
     return make
 
@@ -234,7 +235,7 @@ def test_an_unexpected_failure_is_a_json_500_with_a_reference_not_a_trace(app_cl
     import re
 
     with app_client() as client:
-        monkeypatch.setattr(Assistant, "respond_many", lambda *a, **k: 1 / 0)
+        monkeypatch.setattr(Assistant, "run_ask", lambda *a, **k: 1 / 0)
         from fastapi.testclient import TestClient
 
         quiet = TestClient(client.app, raise_server_exceptions=False)

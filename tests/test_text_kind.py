@@ -65,9 +65,9 @@ def test_reader_domain_is_validated_in_the_one_home_of_settings(monkeypatch):
 
 
 def test_the_technical_reader_ships_inside_the_package():
-    from spanqa.settings import default_technical_reader_path
+    from spanqa.settings import SHIPPED_TECHNICAL_READER
 
-    folder = default_technical_reader_path()
+    folder = SHIPPED_TECHNICAL_READER
     assert (folder / "model.safetensors").is_file() and (folder / "README.md").is_file()
     config = json.loads((folder / "config.json").read_text())
     assert config["architectures"] == ["BertForQuestionAnswering"]

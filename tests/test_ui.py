@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from spanqa.settings import Settings
+
 pytestmark = pytest.mark.integration
 APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")  # = spanqa.ui.app
 
@@ -79,7 +81,7 @@ def test_upload_then_ask_then_feedback_then_delete(app):
 def test_markup_in_documents_renders_as_text(app):
     from spanqa.plugin.engine.collections import ensure_default_collection
 
-    collection = ensure_default_collection()
+    collection = ensure_default_collection(Settings.from_env())  # the UI's default collection, under SPANQA_HOME
     collection.ingest_bytes([("evil.html.txt", b"The launch code is <script>alert('pwned')</script> 42 "
                                                 b"<img src=x onerror=alert(1)>.")])
     app.run()

@@ -7,18 +7,22 @@ the tools and the servers return; every spanqa error is shown as its message, ne
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
-from spanqa.plugin.doors.service import Service
-from spanqa.plugin.engine.assistant import Assistant
-from spanqa.plugin.engine.collections import ensure_default_collection, open_collection, resolve_location
-from spanqa.plugin.engine.conversation import exchange, interpretation, recent_history
-from spanqa.retriever.postgres import PostgresLocation, is_postgres_location
+from spanqa.plugin.doors.service import (
+    Service,
+    exchange,
+    interpretation,
+    local_collections,
+    recent_history,
+    shown_location,
+)
 from spanqa.ui.render import escape_markdown, highlighted_passage, intent_badge
 
 from spanqa.errors import SpanqaError
-from spanqa.settings import SEARCH_MODES, Settings, cache_dir
+from spanqa.settings import SEARCH_MODES, Settings
 
 DEFAULT = "default"
 st.set_page_config(page_title="spanqa", page_icon="🔎", layout="wide")
@@ -26,36 +30,25 @@ st.markdown("<style>.spanqa-answer{background:#ffe08a;padding:0 2px;border-radiu
             ".spanqa-passage{font-size:0.92em;line-height:1.5;white-space:pre-wrap}</style>", unsafe_allow_html=True)
 
 
-def shown_location(name: str) -> str:
-    """A collection's name as the sidebar shows it: a PostgreSQL URL without its password."""
-    return PostgresLocation(name).shown if is_postgres_location(name) else name
-
-
-def collections_root() -> Path:
-    return cache_dir() / "collections"
-
-
 @st.cache_resource(show_spinner="Loading the models and the collection… (the very first time, spanqa also builds "
                                 "its default collection: seconds)")
-def engine(name: str, settings: Settings) -> Service:
-    """One engine per collection and settings, shared by every browser session (the engine's parts lock what they
-    must), all of them on one set of model weights (plugin/engine/models.py)."""
-    # A name is the bundled default, $SPANQA_COLLECTION (a directory or a PostgreSQL URL), or a local collection.
-    location = name if name == resolve_location(None) else collections_root() / name
-    collection = (ensure_default_collection(settings=settings) if name == DEFAULT
-                  else open_collection(location, create=True, settings=settings))
-    assistant = Assistant(collection, settings=settings)
-    assistant.warm_up()
-    return Service(assistant)
+def open_service(name: str, settings: Settings) -> Service:
+    """One service per collection and settings, shared by every browser session (the engine's parts lock what
+    they must), all of them on one set of model weights. A name is the bundled default collection, the
+    `collection` setting (a directory or a PostgreSQL URL), or a local collection under the `home` setting."""
+    if name == DEFAULT:
+        return Service.open(None, replace(settings, collection="")).warm_up()
+    location = name if name == settings.collection else settings.home_path / "collections" / name
+    return Service.open(location, settings, create=True).warm_up()
 
 
 # --- sidebar: collection, documents, settings ---------------------------------------------------------------
 with st.sidebar:
     st.title("🔎 spanqa")
-    root = collections_root()
-    existing = sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file()) if root.is_dir() else []
-    configured = resolve_location(None)  # `spanqa ui --collection LOCATION` or $SPANQA_COLLECTION comes first
-    names = ([str(configured)] if configured else []) + [DEFAULT] + [n for n in existing if n != DEFAULT]
+    door_settings = Settings.from_env()  # the door resolves the environment, once; the engine is handed it
+    configured = door_settings.collection  # `spanqa ui --collection LOCATION` or $SPANQA_COLLECTION comes first
+    names = ([configured] if configured else []) + [DEFAULT] + \
+        [n for n in local_collections(door_settings) if n != DEFAULT]
     choice = st.selectbox("Collection", names + ["➕ New collection…"], key="collection_choice",
                           format_func=shown_location)
     if choice == "➕ New collection…":
@@ -68,8 +61,8 @@ with st.sidebar:
             st.stop()
         choice = new_name
     try:
-        service = engine(choice, Settings.from_env())  # the door resolves the environment; the engine is handed it
-        documents = service.call("documents").value
+        service = open_service(choice, door_settings)
+        documents = service.call("documents").data["documents"]
     except SpanqaError as exc:  # a damaged or vanished collection: say so, keep the page
         st.error(f"Could not open collection {choice!r}: {exc}")
         st.stop()
@@ -90,15 +83,15 @@ with st.sidebar:
                     st.warning(f"Skipped: {skipped.reason}")
                 status.update(label=report.summary(), state="error" if report.skipped and not
                               (report.added or report.updated or report.unchanged) else "complete")
-            documents = service.call("documents").value
+            documents = service.call("documents").data["documents"]
         if not documents:
             st.caption("No documents yet.")
         for doc in documents:
             left, right = st.columns([5, 1])
-            left.caption(f"{Path(doc.source).name} · {doc.passages} passages")
-            if right.button("🗑", key=f"del-{doc.id}", help=f"Delete {Path(doc.source).name}"):
+            left.caption(f"{Path(doc['source']).name} · {doc['passages']} passages")
+            if right.button("🗑", key=f"del-{doc['document_id']}", help=f"Delete {Path(doc['source']).name}"):
                 try:
-                    service.remove(doc.id)
+                    service.remove(doc["document_id"])
                 except SpanqaError as exc:
                     st.error(str(exc))
                 else:

@@ -22,8 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from spanqa.plugin.doors.service import Service
-from spanqa.plugin.engine.conversation import exchange, interpretation, recent_history
+from spanqa.plugin.doors.service import Service, exchange, interpretation, recent_history
 
 from spanqa.errors import SpanqaError
 

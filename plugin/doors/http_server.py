@@ -34,9 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from spanqa.plugin.doors.mcp_server import build_mcp_server
-from spanqa.plugin.doors.service import Result, Service, error_json, http_status, invalid_request
-from spanqa.plugin.engine.batching import BatchingAssistant
-from spanqa.plugin.engine.response import SCHEMA_VERSION
+from spanqa.plugin.doors.service import SCHEMA_VERSION, Result, Service, error_json, http_status, invalid_request
 from starlette.exceptions import HTTPException
 
 from spanqa import __version__
@@ -92,12 +90,9 @@ def _question_and_history(messages: list[ChatMessage]) -> tuple[str, list[dict]]
     return _text(messages[last]), [{"role": m.role, "content": _text(m)} for m in earlier[start:]]
 
 
-def create_app(engine, settings: ServerSettings | None = None) -> FastAPI:
-    """The app around `engine` (micro-batched across requests unless `settings.max_batch` is 1)."""
+def create_app(service: Service, settings: ServerSettings | None = None) -> FastAPI:
+    """The app around `service` (`Service.open(..., serving=settings)` micro-batches concurrent questions)."""
     settings = settings or ServerSettings()
-    if settings.max_batch > 1 and not isinstance(engine, BatchingAssistant):
-        engine = BatchingAssistant(engine, settings.batch_window_ms, settings.max_batch)
-    service = Service(engine)
     mcp = build_mcp_server(service)
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
@@ -106,7 +101,7 @@ def create_app(engine, settings: ServerSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
-        await anyio.to_thread.run_sync(engine.warm_up)
+        await anyio.to_thread.run_sync(service.warm_up)
         state["ready"] = True
         async with sessions.run():
             yield
@@ -201,7 +196,7 @@ def _add_rest(app: FastAPI, service: Service, state: dict) -> None:
     def ready():
         if not state["ready"]:
             return _error(503, "not_ready", "Models are still loading")
-        return {"status": "ready", "documents": len(service.engine.collection)}
+        return {"status": "ready", "documents": service.passage_count()}
 
     for operation, doc in (
             ("ask", "Route the message and answer it: from the documents, or in kind (a greeting gets a greeting)."),

@@ -20,7 +20,6 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import BaseTool, BaseToolkit, ToolException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from spanqa.plugin.doors.service import TOOLS, Service, invalid_request
-from spanqa.plugin.engine.response import hit_json
 
 from spanqa.errors import InputError, SpanqaError
 
@@ -109,6 +108,6 @@ class SpanqaRetriever(BaseRetriever):
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
                                 k: int | None = None, mode: str | None = None) -> list[LCDocument]:
         """`invoke(query, k=1)` or `invoke(query, mode="bm25")` overrides the retriever's own k and mode."""
-        hits = Service(self.assistant).search(query, k=k or self.k, mode=mode or self.mode).value
-        return [LCDocument(page_content=h.passage.text, id=str(h.passage.id),
-                           metadata={k: v for k, v in hit_json(h).items() if k != "text"}) for h in hits]
+        passages = Service(self.assistant).search(query, k=k or self.k, mode=mode or self.mode).data["passages"]
+        return [LCDocument(page_content=p["text"], id=str(p["passage_id"]),
+                           metadata={key: value for key, value in p.items() if key != "text"}) for p in passages]

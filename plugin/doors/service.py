@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
-from spanqa.plugin.engine.conversation import history_problems
+from pydantic import BaseModel
+from spanqa.plugin.engine.history import exchange, interpretation, recent_history
 from spanqa.plugin.engine.protocol import Engine
+from spanqa.plugin.engine.requests import invalid_request, parse, request_models
 from spanqa.plugin.engine.response import (
     SCHEMA_VERSION,
     documents_json,
@@ -44,137 +45,11 @@ from spanqa.errors import (
     NotFound,
     SpanqaError,
 )
-from spanqa.settings import SEARCH_MODES, Settings
+from spanqa.settings import ServerSettings, Settings
 
-__all__ = ["HistoryMessage", "OPERATIONS", "TOOLS", "RequestModels", "Result", "Service", "error_json",
-           "error_type", "field_problems", "http_status", "request_models"]
-
-
-# --- requests -------------------------------------------------------------------------------------------------
-
-class _Arguments(BaseModel):
-    # A misspelled or unknown argument is refused with its name, never silently ignored.
-    model_config = ConfigDict(extra="forbid")
-
-
-def _text(settings: Settings, description: str) -> Any:
-    return (str, Field(description=description, min_length=1, max_length=settings.max_question_chars))
-
-
-def _options(settings: Settings, count: str) -> dict[str, Any]:
-    """What a question may tune: passages to read, the answer threshold, the retrieval mode."""
-    return {
-        count: (int | None, Field(default=None, ge=1, le=settings.max_top_k,
-                                  description=f"How many passages to read (default {settings.top_k}, at most "
-                                              f"{settings.max_top_k}). Raise it for broad questions.")),
-        "min_score": (float | None, Field(default=None, ge=0.0, le=1.0,
-                                          description="Lowest confidence to accept an answer (default "
-                                                      f"{settings.answer_threshold}). Raise it when a wrong answer "
-                                                      "would be costly.")),
-        "mode": _mode(settings),
-    }
-
-
-def _mode(settings: Settings) -> Any:
-    return (Literal[SEARCH_MODES] | None,  # type: ignore[valid-type]
-            Field(default=None, description=f"{' | '.join(SEARCH_MODES)} (default {settings.retrieval_mode}): hybrid "
-                                            "for most queries; bm25 for exact codes or names; dense for paraphrases."))
-
-
-class HistoryMessage(_Arguments):
-    """One earlier message of the conversation, in OpenAI's shape."""
-
-    role: Literal["user", "assistant"] = Field(description="who said it: user or assistant")
-    content: str = Field(description="what was said")
-    response: dict[str, Any] | None = Field(default=None, description="the response JSON spanqa gave for an "
-                                                                      "assistant message, when the client kept it")
-
-
-def _history(settings: Settings) -> Any:
-    return (list[HistoryMessage] | None,
-            Field(default=None, max_length=settings.max_history_turns,
-                  description="The conversation so far, oldest first, as OpenAI-style {role, content} messages (at "
-                              f"most {settings.max_history_turns} and {settings.max_history_chars:,} characters). A "
-                              "follow-up such as 'and its default?' is answered in its light; omit it when the "
-                              "question already stands alone."))
-
-
-@dataclass(frozen=True)
-class RequestModels:
-    """One argument model per operation that takes arguments, built from one `Settings`."""
-
-    ask: type[BaseModel]
-    answer: type[BaseModel]
-    search: type[BaseModel]
-    classify: type[BaseModel]
-    remove: type[BaseModel]
-    document: type[BaseModel]
-    feedback: type[BaseModel]
-
-
-@lru_cache(maxsize=16)
-def request_models(settings: Settings) -> RequestModels:
-    """The argument models for `settings`' limits (built once per distinct settings)."""
-    question = _text(settings, "The user's question, in natural language, to answer from their documents.")
-    document_id = (str, Field(min_length=1, max_length=512, description="A document's id (from the document list) "
-                                                                        "or its source name."))
-    return RequestModels(
-        ask=create_model("AskInput", __base__=_Arguments, question=question, **_options(settings, "top_k"),
-                         history=_history(settings)),
-        answer=create_model("DocumentQAInput", __base__=_Arguments, question=question, **_options(settings, "top_k"),
-                            history=_history(settings)),
-        search=create_model(
-            "DocumentSearchInput", __base__=_Arguments,
-            query=_text(settings, "What to look for in the documents: keywords or a question."),
-            k=(int | None, Field(default=None, ge=1, le=settings.max_results,
-                                 description=f"How many passages to return (default {settings.top_k}, at most "
-                                             f"{settings.max_results}).")),
-            mode=_mode(settings)),
-        classify=create_model("ClassifyIntentInput", __base__=_Arguments,
-                              message=_text(settings, "A user message to classify.")),
-        remove=create_model("RemoveDocumentInput", __base__=_Arguments, document_id=document_id),
-        document=create_model("DocumentInput", __base__=_Arguments, document_id=document_id),
-        feedback=create_model(
-            "FeedbackInput", __base__=_Arguments,
-            message=_text(settings, "The message that was answered."),
-            rating=(Literal[0, 1], Field(description="1 = helpful, 0 = not helpful")),
-            route=(str, Field(default="documents", max_length=32,
-                              description="The response's route (documents, fallback, help, reply), or abstained.")),
-            answer=(str, Field(default="", max_length=100_000, description="The answer text rated.")),
-            resolved=(str | None, Field(default=None, max_length=100_000,
-                                        description="The question as spanqa understood it (the response's "
-                                                    "resolved.question), when the message was a follow-up: it is "
-                                                    "what is kept, so a wrong interpretation is what a thumbs-down "
-                                                    "records.")),
-            source=(str, Field(default="", max_length=4096, description="Its source.")),
-            passage_id=(int | None, Field(default=None, description="Its passage id.")),
-            score=(float | None, Field(default=None, ge=0.0, le=1.0, description="Its score as shown."))),
-    )
-
-
-# Which setting each bounded field's limit comes from, so that a refusal names the setting to change.
-_LIMIT_SETTINGS = {"question": "max_question_chars", "query": "max_question_chars", "message": "max_question_chars",
-                   "top_k": "max_top_k", "k": "max_results", "history": "max_history_turns"}
-
-
-def field_problems(errors: list[dict]) -> str:
-    """Each bad field, what is wrong with it and the limit it broke, in one line: "top_k: Input should be less
-    than or equal to 50 (le=50, the max_top_k setting); mode: Extra inputs are not permitted"."""
-    problems = []
-    for item in errors:
-        location = [str(part) for part in item.get("loc", ())]
-        where = ".".join(location) or "input"
-        limits = [f"{k}={v}" for k, v in (item.get("ctx") or {}).items() if k != "error"]
-        if limits and location and location[-1] in _LIMIT_SETTINGS and item.get("type") in (
-                "less_than_equal", "string_too_long", "too_long"):
-            limits.append(f"the {_LIMIT_SETTINGS[location[-1]]} setting")
-        problems.append(f"{where}: {item.get('msg', 'invalid')}" + (f" ({', '.join(limits)})" if limits else ""))
-    return "; ".join(problems)
-
-
-def invalid_request(errors: list[dict]) -> InvalidRequest:
-    """The one refusal of arguments that do not fit their model, whichever door they came through."""
-    return InvalidRequest(f"Invalid arguments — {field_problems(errors)}. Fix these arguments and try again.")
+__all__ = ["OPERATIONS", "SCHEMA_VERSION", "TOOLS", "Result", "Service", "error_json", "error_type", "exchange",
+           "http_status", "interpretation", "invalid_request", "local_collections", "recent_history",
+           "shown_location"]
 
 
 # --- errors ---------------------------------------------------------------------------------------------------
@@ -231,27 +106,42 @@ class Service:
         self.inputs = request_models(engine.settings)
 
     @classmethod
-    def open(cls, collection=None, **given) -> Service:
-        """The Python door: settings from the defaults, the SPANQA_* environment and `given`, resolved once."""
+    def open(cls, collection: str | Path | None = None, settings: Settings | None = None, *, create: bool = False,
+             serving: ServerSettings | None = None, **given) -> Service:
+        """The service over `collection` (a directory or PostgreSQL URL; None: the `collection` setting, else the
+        bundled default collection, built on first use). `settings`: what the door resolved; without them, the
+        defaults, the SPANQA_* environment and `given`, resolved here, once. `create` makes a missing local or
+        PostgreSQL collection. `serving`: a server's settings; concurrent questions then share batches (unless
+        its `max_batch` is 1). The collection opens when first used, so classifying never opens one."""
         from spanqa.plugin.engine.assistant import Assistant
+        from spanqa.plugin.engine.batching import BatchingAssistant
+        from spanqa.plugin.engine.collections import open_collection
 
-        return cls(Assistant(collection, settings=Settings.from_env(**given)))
+        settings = settings or Settings.from_env(**given)
+        if create:
+            collection = open_collection(collection, create=True, settings=settings)
+        engine = Assistant(collection, settings=settings)
+        if serving is not None and serving.max_batch > 1:
+            engine = BatchingAssistant(engine, serving.batch_window_ms, serving.max_batch)
+        return cls(engine)
+
+    def warm_up(self) -> Service:
+        """Open the collection and load the models every message may need, now rather than on the first message."""
+        self.engine.warm_up()
+        return self
+
+    @property
+    def location(self) -> str:
+        """The collection's location as it may be shown (a PostgreSQL URL without its password)."""
+        return self.engine.collection.location
+
+    def passage_count(self) -> int:
+        return len(self.engine.collection)
 
     def parse(self, operation: str, arguments: dict[str, Any] | None) -> BaseModel:
-        """`arguments` checked against the operation's model (None values mean "not given"); InvalidRequest names
-        each bad field."""
-        model = getattr(self.inputs, operation)
-        if not isinstance(arguments, dict):
-            raise InvalidRequest(f"Invalid arguments — expected an object of {', '.join(model.model_fields)}, got "
-                                 f"{type(arguments).__name__}. Fix these arguments and try again.")
-        try:
-            parsed = model.model_validate({k: v for k, v in arguments.items() if v is not None})
-        except ValidationError as exc:
-            raise invalid_request(exc.errors()) from None
-        problems = history_problems(getattr(parsed, "history", None) or [], self.settings)
-        if problems:
-            raise InvalidRequest(f"Invalid arguments — {'; '.join(problems)}. Fix these arguments and try again.")
-        return parsed
+        """`arguments` checked against the operation's request model (None values mean "not given");
+        InvalidRequest names each bad field."""
+        return parse(self.settings, operation, arguments)
 
     def call(self, operation: str, arguments: dict[str, Any] | None = None) -> Result:
         """Run `operation` (one of OPERATIONS but ingest) with JSON-style arguments."""
@@ -283,14 +173,8 @@ class Service:
 
     def ask_many(self, questions: list[str], **options) -> list[Result]:
         """`ask` for several questions at once: one router pass, one embedding call, shared reader batches."""
-        parsed = [self.parse("ask", {"question": q, **options}) for q in questions]
-        if not parsed:
-            return []
-        first = parsed[0]
-        responses = self.engine.respond_many([p.question for p in parsed], top_k=first.top_k,
-                                             threshold=first.min_score, mode=first.mode,
-                                             histories=[p.history for p in parsed])
-        return [Result(response_json(r), r) for r in responses]
+        requests = [self.parse("ask", {"question": q, **options}) for q in questions]
+        return [Result(response_json(r), r) for r in self.engine.run_ask(requests)] if requests else []
 
     def classify(self, message: str) -> Result:
         return self.call("classify", {"message": message})
@@ -300,22 +184,20 @@ class Service:
 
     # --- the operations ---------------------------------------------------------------------------------------
 
-    def _ask(self, args) -> Result:
-        response = self.engine.respond(args.question, top_k=args.top_k, threshold=args.min_score, mode=args.mode,
-                                       history=args.history)
+    def _ask(self, request) -> Result:
+        response = self.engine.run_ask([request])[0]
         return Result(response_json(response), response)
 
-    def _answer(self, args) -> Result:
-        response = self.engine.answer(args.question, top_k=args.top_k, threshold=args.min_score, mode=args.mode,
-                                      history=args.history)
+    def _answer(self, request) -> Result:
+        response = self.engine.run_answer([request])[0]
         return Result(response_json(response), response)
 
-    def _search(self, args) -> Result:
-        hits = self.engine.search(args.query, k=args.k, mode=args.mode)
-        return Result(hits_json(args.query, hits), hits)
+    def _search(self, request) -> Result:
+        hits = self.engine.run_search(request)
+        return Result(hits_json(request.query, hits), hits)
 
-    def _classify(self, args) -> Result:
-        intent = self.engine.classify(args.message)
+    def _classify(self, request) -> Result:
+        intent = self.engine.run_classify(request)
         return Result({"schema": SCHEMA_VERSION, "intent": intent_json(intent)}, intent)
 
     def _documents(self) -> Result:
@@ -340,6 +222,8 @@ class Service:
                           args.score, args.route)
         return Result({"schema": SCHEMA_VERSION, "id": self.engine.collection.add_feedback(record)}, record)
 
+    # --- ingest ---------------------------------------------------------------------------------------------
+
     def ingest(self, files: list[tuple[str, bytes]], progress=None) -> Result:
         """Add uploaded files (name, bytes): names are labels only, nothing is written outside the collection. A
         file over `max_file_mb` is refused before anything is added."""
@@ -353,4 +237,153 @@ class Service:
 
     def _no_document(self, document_id: str) -> NotFound:
         return NotFound(f"No document {document_id!r} in this collection (list them with `spanqa docs list` or "
-                             "GET /v1/documents)")
+                        "GET /v1/documents)")
+
+
+def shown_location(location: str | Path) -> str:
+    """A collection's location as it may be shown: a PostgreSQL URL without its password."""
+    from spanqa.retriever.postgres_location import PostgresLocation, is_postgres_location
+
+    return PostgresLocation(str(location)).shown if is_postgres_location(str(location)) else str(location)
+
+
+def local_collections(settings: Settings) -> list[str]:
+    """The names of the local collections kept under the `home` setting (the chat UI offers them)."""
+    root = settings.home_path / "collections"
+    return sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file()) if root.is_dir() else []
+
+
+# --- collections: what the command line does to them --------------------------------------------------------
+
+@dataclass(frozen=True)
+class IngestJob:
+    """Files and folders to add to a collection, and how: the globs that pick files and a Ray cluster ("local"
+    starts one here). The passage size, the embedder and the limits are the settings'."""
+
+    paths: list[str]
+    collection: str | None = None
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+    ray: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """Where the documents went, and the report (None when nothing could be added and no collection was made)."""
+
+    location: str
+    report: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION, "collection": self.location, **self.report.to_dict()}
+
+
+def ingest(job: IngestJob, settings: Settings, progress=None, skipped=None) -> IngestOutcome:
+    """Add `job`'s files to its collection (made by its first document, never by a run that adds nothing).
+    `skipped(source, reason)` hears of each file left out as soon as it is known."""
+    from spanqa.plugin.engine.collections import default_location, open_collection
+    from spanqa.retriever.chunking import ChunkingSettings
+    from spanqa.retriever.loaders import list_files, load_paths
+
+    chunking = ChunkingSettings(max_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens)
+    location = default_location(job.collection, settings)
+    skipped = skipped or (lambda source, reason: None)
+    if job.ray is not None:
+        from spanqa.retriever.distributed import import_ray
+
+        import_ray()  # a missing extra is said before a collection is created
+        files, _ = list_files(job.paths, job.include, job.exclude)
+        if not files:
+            return IngestOutcome(shown_location(location))
+        collection = open_collection(location, create=True, settings=settings,
+                                     chunking=chunking)
+        report = collection.ingest(job.paths, job.include, job.exclude, ray=job.ray, settings=settings,
+                                   progress=progress)
+        for item in report.skipped:
+            skipped(item.source, item.reason)
+        return IngestOutcome(collection.location, report)
+    loaded = load_paths(job.paths, job.include, job.exclude, settings.collection_limits().max_file_bytes)
+    for item in loaded.skipped:
+        skipped(item.source, item.reason)
+    try:
+        collection = open_collection(location, create=bool(loaded.documents),
+                                     settings=settings, chunking=chunking)
+    except CollectionError:
+        if loaded.documents:
+            raise
+        return IngestOutcome(shown_location(location))
+    report = collection.add_documents(loaded, progress=progress)
+    for item in report.skipped[len(loaded.skipped):]:
+        skipped(item.source, item.reason)
+    return IngestOutcome(collection.location, report)
+
+
+def reindex(collection: str | None, settings: Settings, embedder: str | None = None) -> str:
+    """Rebuild a collection's indexes, or re-embed it for another embedding model; what was done, in words."""
+    from spanqa.plugin.engine.collections import reindex_collection
+
+    return reindex_collection(collection, settings, embedder=embedder)
+
+
+def migrate(collection: str | None, settings: Settings) -> str:
+    """Upgrade a PostgreSQL collection's schema in one transaction; what was done, in words."""
+    from spanqa.plugin.engine.collections import resolve_location
+    from spanqa.retriever.postgres_location import is_postgres_location
+    from spanqa.retriever.postgres_schema import migrate as migrate_schema
+
+    location = resolve_location(collection, settings)
+    if not is_postgres_location(str(location)):
+        raise InputError(f"{location or 'the default collection'} is a local collection; local collections upgrade "
+                         "themselves when opened. migrate takes a PostgreSQL URL.")
+    found, now = migrate_schema(str(location), settings.postgres)
+    shown = shown_location(str(location))
+    return (f"{shown}: schema version {found} → {now}" if found != now else
+            f"{shown}: schema already at version {now}; nothing to do")
+
+
+def setup(settings: Settings) -> list[str]:
+    """Build what the first answer needs: the router (refitted when the user corrected routing) and the default
+    collection; what was built, a line each."""
+    from spanqa.plugin.engine.collections import ensure_default_collection
+    from spanqa.plugin.engine.defaults import router_location
+    from spanqa.plugin.lab.router_training import refit_default_router
+
+    refit_default_router(settings.home_path, progress=True)
+    collection = ensure_default_collection(settings)
+    return [f"default router: {router_location(settings)}",
+            f"default collection: {collection.location} ({len(collection.documents())} documents)"]
+
+
+@dataclass(frozen=True)
+class CalibrationOutcome:
+    """What `spanqa calibrate` did: routing corrections added (None when routing was not asked for) and the
+    collection's new answer calibration (None when only routing was asked for)."""
+
+    routing_added: int | None = None
+    report: Any = None
+
+
+def calibrate(service: Service, labels: str | None = None, use_feedback: bool = True,
+              routing: bool = False) -> CalibrationOutcome:
+    """Refit a collection's answer calibration from labelled questions and its feedback; with `routing`, first
+    turn thumbs-down on replies that did not come from the documents into routing data and refit the router."""
+    from spanqa.plugin.engine.calibration import calibrate_collection, load_labels, routing_corrections
+    from spanqa.plugin.engine.defaults import add_routing_feedback
+    from spanqa.plugin.lab.router_training import refit_default_router
+
+    added = None
+    if routing:
+        home = service.settings.home_path
+        added = add_routing_feedback(routing_corrections(service.engine.collection), home)
+        refit_default_router(home)
+        if not labels:
+            return CalibrationOutcome(added)
+    report = calibrate_collection(service.engine, load_labels(labels) if labels else None, use_feedback=use_feedback)
+    return CalibrationOutcome(added, report)
+
+
+def limit_server_memory() -> None:
+    """Cap glibc's malloc arenas before a server starts its request threads (retriever/memory.py says why)."""
+    from spanqa.retriever.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()

@@ -22,18 +22,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from spanqa.plugin.engine.conversation import Resolution, check_history, resolve, standalone
+from spanqa.plugin.engine.conversation import Resolution, resolve, standalone
 from spanqa.plugin.engine.models import shared_reader, shared_router
 from spanqa.plugin.engine.ranking import CALIBRATION_SETTING, AnswerRanker, ScoreCalibration
 from spanqa.plugin.engine.reader import Answer, Reader, combine_answers
+from spanqa.plugin.engine.requests import parse, turns
 from spanqa.plugin.engine.response import Response, citation
 from spanqa.plugin.engine.router import INTENTS, Intent, Router
 from spanqa.plugin.engine.text_kind import looks_technical
 from spanqa.retriever import Collection, Embedder, Hit
 from spanqa.retriever.fusion import fuse_hits
 
-from spanqa.errors import InputError
-from spanqa.settings import SEARCH_MODES, Settings, default_reader_path, default_technical_reader_path
+from spanqa.errors import InputError, InvalidRequest
+from spanqa.settings import Settings
 
 __all__ = ["Assistant", "Response", "ROUTES", "REPLIES", "CANDIDATES", "answer_settled", "passage_relevance"]
 
@@ -96,6 +97,19 @@ def answer_settled(ranked: list[Answer], stop_score: float) -> bool:
     return bool(ranked) and ranked[0].score >= stop_score
 
 
+def by_options(requests: list, run) -> list:
+    """`run(group, top_k, min_score, mode)` for each group of requests that share their options, the results in the
+    requests' order (a batch searches with one k and reads against one threshold)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, request in enumerate(requests):
+        groups.setdefault((request.top_k, request.min_score, request.mode), []).append(i)
+    results: list = [None] * len(requests)
+    for options, members in groups.items():
+        for i, result in zip(members, run([requests[i] for i in members], *options), strict=True):
+            results[i] = result
+    return results
+
+
 def passage_relevance(cosine: float | None) -> float:
     """How strongly retrieval supports a passage, from 0 (unrelated) to 1; see the module docstring."""
     if cosine is None:
@@ -112,8 +126,8 @@ class Assistant:
         print(response.reply)
 
     Args:
-        collection: a Collection, a collection directory or PostgreSQL URL, or None for $SPANQA_COLLECTION or
-            else the default collection.
+        collection: a Collection, a collection directory or PostgreSQL URL, or None for the `collection` setting
+            or else the default collection.
         retriever: instead of a collection, any LangChain retriever (e.g. `vector_store.as_retriever()`): spanqa
             reads and cites what it returns (see spanqa.retriever.langchain_source).
         reader: the extractive reader (default: the shipped general one, at `settings.reader_precision`).
@@ -143,15 +157,16 @@ class Assistant:
                 raise InputError("give a collection or a retriever, not both")
             from spanqa.retriever.langchain_source import RetrieverCollection
 
-            collection = RetrieverCollection(retriever, Embedder(precision=self.settings.embedder_precision,
+            collection = RetrieverCollection(retriever, Embedder(self.settings.embedder_path,
+                                                                 precision=self.settings.embedder_precision,
                                                                  device=self.settings.device),
                                              limits=self.settings.collection_limits())
         self._collection_arg = collection
         self._collection: Collection | None = collection if isinstance(collection, Collection) else None
         precision, device = self.settings.reader_precision, self.settings.device
-        self.reader = reader or shared_reader(default_reader_path(), precision, device)
+        self.reader = reader or shared_reader(self.settings.reader_path, precision, device)
         if technical_reader is None and reader is None:
-            technical_reader = shared_reader(default_technical_reader_path(), precision, device)
+            technical_reader = shared_reader(self.settings.technical_reader_path, precision, device)
         self.technical_reader = technical_reader
         self._router = router
         self.ranker = (ranker or AnswerRanker.load()) if rank else None
@@ -167,10 +182,9 @@ class Assistant:
     @property
     def router(self) -> Router:
         if self._router is None:
-            from spanqa.plugin.engine.defaults import ensure_default_router
+            from spanqa.plugin.engine.defaults import router_location
 
-            self._router = shared_router(ensure_default_router(), self.settings.router_precision,
-                                         self.settings.embedder_precision, self.settings.device)
+            self._router = shared_router(router_location(self.settings), self.settings)
         return self._router
 
     def warm_up(self) -> None:
@@ -180,32 +194,45 @@ class Assistant:
         self.router.warm_up()
         self.reader.warm_up()
 
-    # --- the verbs ---------------------------------------------------------------------------------------
+    # --- the verbs, on checked requests (plugin/engine/requests.py): what the service calls -----------------
 
-    def check_message(self, message: str) -> str:
-        if not isinstance(message, str):
-            raise InputError(f"The message must be text, not {type(message).__name__}")
-        cleaned = "".join(ch for ch in message if ch.isprintable() or ch in "\n\t").strip()
-        if not cleaned:
-            raise InputError("The message is empty: type a question about your documents.")
-        limit = self.settings.max_question_chars
-        if len(cleaned) > limit:
-            raise InputError(f"The message is {len(cleaned):,} characters long; the limit is {limit:,} "
-                             "(max_question_chars). Ask a shorter question (to add a document, ingest or upload it "
-                             "instead).")
-        return cleaned
+    def run_classify(self, request) -> Intent:
+        return self.router.classify(request.message)
+
+    def run_search(self, request) -> list[Hit]:
+        k = request.k if request.k is not None else self.settings.top_k
+        mode = request.mode if request.mode is not None else self.settings.retrieval_mode
+        return self.collection.search(request.query, k=k, mode=mode)
+
+    def run_ask(self, requests: list) -> list[Response]:
+        """Route each message, then answer it from the documents or reply in kind: one router pass, one embedding
+        call and one search for the requests that share options, their passages read in shared reader batches.
+        Each response is what asking alone would give; its timings are those of its batch's stages."""
+        return by_options(requests, self._respond_group)
+
+    def run_answer(self, requests: list, intent: Intent | None = None) -> list[Response]:
+        """Answer each question from the documents, without routing; `intent`: what a caller that routed the
+        questions itself recorded."""
+        intent = intent or Intent("document_question", 1.0, False)
+
+        def answer(group: list, top_k: int | None, threshold: float | None, mode: str | None) -> list[Response]:
+            threshold = threshold if threshold is not None else self.settings.answer_threshold
+            return self._answer_many(self._resolutions(group), [intent] * len(group), top_k, mode,
+                                     [threshold] * len(group))
+
+        return by_options(requests, answer)
+
+    # --- the same verbs for Python callers: their arguments checked by the same contract --------------------
+
+    def check(self, operation: str, **arguments) -> Any:
+        """`arguments` checked as `operation`'s request (InvalidRequest names each bad field)."""
+        return parse(self.settings, operation, arguments)
 
     def classify(self, message: str) -> Intent:
-        return self.router.classify(self.check_message(message))
+        return self.run_classify(self.check("classify", message=message))
 
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]:
-        query = self.check_message(query)
-        self.check_options(None, None, mode)
-        if k is not None and not 1 <= k <= self.settings.max_results:  # this engine's limit, whatever the collection's
-            raise InputError(f"k must be between 1 and {self.settings.max_results} (the max_results limit), got {k}")
-        k = k if k is not None else self.settings.top_k
-        mode = mode if mode is not None else self.settings.retrieval_mode
-        return self.collection.search(query, k=k, mode=mode)
+        return self.run_search(self.check("search", query=query, k=k, mode=mode))
 
     def respond(self, message: str, top_k: int | None = None, threshold: float | None = None,
                 mode: str | None = None, history: Sequence[Any] | None = None) -> Response:
@@ -213,19 +240,43 @@ class Assistant:
         conversation's earlier messages, oldest first, as `{"role": "user" | "assistant", "content": str}`
         (optionally with the earlier response's JSON as "response"); a follow-up is read in their light
         (plugin/engine/conversation.py). None or [] answers the message alone."""
-        return self.respond_many([message], top_k=top_k, threshold=threshold, mode=mode,
-                                 histories=None if history is None else [history])[0]
+        return self.respond_many([message], top_k, threshold, mode, None if history is None else [history])[0]
 
     def respond_many(self, messages: list[str], top_k: int | None = None, threshold: float | None = None,
                      mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None
                      ) -> list[Response]:
-        """`respond` for several messages at once (each with its own history, when given): one router pass, one
-        embedding call and one search for all of them, their passages read in shared reader batches. Each
-        response is what `respond` would give; its timings are those of the batch's stages."""
-        router = self.router  # loads (or first trains) the router outside the timed stages
+        """`respond` for several messages at once (each with its own history, when given)."""
+        return self.run_ask(self._checked("ask", messages, top_k, threshold, mode, histories))
+
+    def answer(self, question: str, top_k: int | None = None, threshold: float | None = None,
+               mode: str | None = None, history: Sequence[Any] | None = None,
+               intent: Intent | None = None) -> Response:
+        """Answer from the documents, without routing (what the `document_qa` tool does); `history` as in
+        `respond`; `intent`: what a caller that routed the question itself recorded."""
+        return self.run_answer(self._checked("answer", [question], top_k, threshold, mode,
+                                             None if history is None else [history]), intent)[0]
+
+    def answer_many(self, questions: list[str], top_k: int | None = None, threshold: float | None = None,
+                    mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None
+                    ) -> list[Response]:
+        """`answer` for several questions at once (one embedding call, one search, shared reader batches)."""
+        return self.run_answer(self._checked("answer", questions, top_k, threshold, mode, histories))
+
+    def _checked(self, operation: str, questions: list[str], top_k: int | None, threshold: float | None,
+                 mode: str | None, histories: Sequence[Sequence[Any] | None] | None) -> list:
+        if histories is not None and len(histories) != len(questions):
+            raise InvalidRequest(f"{len(questions)} questions but {len(histories)} histories: give one per question")
+        histories = histories if histories is not None else [None] * len(questions)
+        return [self.check(operation, question=q, top_k=top_k, min_score=threshold, mode=mode, history=h)
+                for q, h in zip(questions, histories, strict=True)]
+
+    # --- answering ---------------------------------------------------------------------------------------
+
+    def _respond_group(self, requests: list, top_k: int | None, threshold: float | None,
+                       mode: str | None) -> list[Response]:
+        router = self.router  # loads the router outside the timed stages
         started = time.perf_counter()
-        messages = [self.check_message(m) for m in messages]
-        resolutions = self.resolve_many(messages, histories)
+        resolutions = self._resolutions(requests)
         resolved = time.perf_counter()
         intents = self._route(router, resolutions)
         route_ms = (time.perf_counter() - resolved) * 1000
@@ -237,31 +288,27 @@ class Assistant:
             [max(base, FALLBACK_THRESHOLD) if routes[i] == "fallback" else base for i in to_documents]),
             strict=True))
         responses = []
-        for i, (message, intent, route) in enumerate(zip(messages, intents, routes, strict=True)):
-            if i in answered:
-                response = answered[i]
-                response.route = route
-                if route == "fallback" and response.abstained:
-                    response.reply = ("I'm not sure what you mean, and the documents don't answer it clearly. "
-                                      + self._help_text())
-            elif route == "help":
-                response = Response(message, intent, route, self._help_text())
-            else:
-                response = Response(message, intent, route, REPLIES.get(intent.label, REPLIES["smalltalk"]))
+        for i, (resolution, intent, route) in enumerate(zip(resolutions, intents, routes, strict=True)):
+            response = answered[i] if i in answered else self._reply_in_kind(resolution.message, intent, route)
+            response.route = route
+            if route == "fallback" and response.abstained:
+                response.reply = ("I'm not sure what you mean, and the documents don't answer it clearly. "
+                                  + self._help_text())
             response.timings["resolve_ms"] = (resolved - started) * 1000
             response.timings["route_ms"] = route_ms
             response.timings["total_ms"] = (time.perf_counter() - started) * 1000
             responses.append(response)
         return responses
 
-    def resolve_many(self, messages: list[str], histories: Sequence[Sequence[Any] | None] | None
-                     ) -> list[Resolution]:
-        """How each checked message is understood after its history (standalone without one)."""
-        if histories is None:
-            return [standalone(m) for m in messages]
-        if len(histories) != len(messages):
-            raise InputError(f"{len(messages)} messages but {len(histories)} histories: give one per message")
-        return [resolve(m, check_history(h, self.settings)) for m, h in zip(messages, histories, strict=True)]
+    def _reply_in_kind(self, message: str, intent: Intent, route: str) -> Response:
+        if route == "help":
+            return Response(message, intent, route, self._help_text())
+        return Response(message, intent, route, REPLIES.get(intent.label, REPLIES["smalltalk"]))
+
+    @staticmethod
+    def _resolutions(requests: list) -> list[Resolution]:
+        """How each checked question is understood after its history (standalone without one)."""
+        return [resolve(r.question, turns(r.history)) if r.history else standalone(r.question) for r in requests]
 
     def _route(self, router: Router, resolutions: list[Resolution]) -> list[Intent]:
         """Each message's intent. A follow-up the router does not send to the documents on its own words ("and by
@@ -281,45 +328,12 @@ class Assistant:
         """The handler a classified message goes to: documents, reply, help or fallback."""
         return "fallback" if intent.below_threshold else self.routes.get(intent.label, "fallback")
 
-    def check_options(self, top_k: int | None, threshold: float | None, mode: str | None) -> None:
-        """Refuse per-request options out of bounds (None means the setting's value)."""
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise InputError(f"threshold must be within [0, 1], got {threshold}")
-        if top_k is not None and not 1 <= top_k <= self.settings.max_top_k:
-            raise InputError(f"top_k must be between 1 and {self.settings.max_top_k} (the max_top_k limit), got "
-                             f"{top_k}")
-        if mode is not None and mode not in SEARCH_MODES:
-            raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
-
-    def answer(self, question: str, top_k: int | None = None, threshold: float | None = None,
-               mode: str | None = None, history: Sequence[Any] | None = None,
-               intent: Intent | None = None) -> Response:
-        """Answer from the documents, without routing (what the `document_qa` tool calls); `history` as in
-        `respond`; `intent`: what a caller that routed the question itself recorded."""
-        question = self.check_message(question)
-        threshold = threshold if threshold is not None else self.settings.answer_threshold
-        resolution = self.resolve_many([question], None if history is None else [history])[0]
-        return self._answer_many([resolution], [intent or Intent("document_question", 1.0, False)], top_k, mode,
-                                 [threshold])[0]
-
-    def answer_many(self, questions: list[str], top_k: int | None = None, threshold: float | None = None,
-                    mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None
-                    ) -> list[Response]:
-        """`answer` for several questions at once (one embedding call, one search, shared reader batches)."""
-        questions = [self.check_message(q) for q in questions]
-        threshold = threshold if threshold is not None else self.settings.answer_threshold
-        return self._answer_many(self.resolve_many(questions, histories),
-                                 [Intent("document_question", 1.0, False)] * len(questions), top_k, mode,
-                                 [threshold] * len(questions))
-
     def _answer_many(self, resolutions: list[Resolution], intents: list[Intent], top_k: int | None,
                      mode: str | None, thresholds: list[float]) -> list[Response]:
         """Answer checked, resolved questions from the documents, each against its own threshold: each searches
         its resolution's query and reads its resolved question."""
         if not resolutions:
             return []
-        for threshold in thresholds:
-            self.check_options(top_k, threshold, mode)
         started = time.perf_counter()
         top_k = top_k if top_k is not None else self.settings.top_k
         mode = mode if mode is not None else self.settings.retrieval_mode
@@ -398,7 +412,7 @@ class Assistant:
         pending = list(range(len(questions)))
         for low, high in rounds:
             pending = [i for i in pending if found[i][low:high]]
-            read = self._read_candidates_many([questions[i] for i in pending], [found[i][low:high] for i in pending],
+            read = self.read_candidates_many([questions[i] for i in pending], [found[i][low:high] for i in pending],
                                               [readers[i] for i in pending])
             for i, (answers, windows) in zip(pending, read, strict=True):
                 candidates[i] = combine_answers(candidates[i] + answers, CANDIDATES)
@@ -419,9 +433,9 @@ class Assistant:
     def read_candidates(self, question: str, hits: list[Hit]) -> tuple[list[Answer], int]:
         """The reader's candidate spans from the passages of `hits`, and the number of windows read. The ranker's
         training data comes from here too, so it learns from what it will see."""
-        return self._read_candidates_many([question], [hits], [self.reader_for(hits)])[0]
+        return self.read_candidates_many([question], [hits], [self.reader_for(hits)])[0]
 
-    def _read_candidates_many(self, questions: list[str], found: list[list[Hit]],
+    def read_candidates_many(self, questions: list[str], found: list[list[Hit]],
                               readers: list[Reader]) -> list[tuple[list[Answer], int]]:
         """Each question's candidates from its reader; the questions of one reader share its batches."""
         items = [(q, [h.passage for h in _readable(hits)]) for q, hits in zip(questions, found, strict=True)]

@@ -3,20 +3,17 @@
 A server answers each request on a thread of its own. `BatchingAssistant` stands in for the `Assistant` there:
 a `respond` (or `answer`) call waits up to `window_ms` for other calls to join it — never longer, and not at all
 when it is alone and the engine is idle — then one thread answers the whole batch with
-`Assistant.respond_many` (one router pass, one embedding call, one search, shared reader batches, see
-assistant.py) and hands every caller its own response. Each message is checked before it joins a batch, so one
-client's bad input is that client's error alone.
+`Assistant.run_ask` (one router pass, one embedding call, one search, shared reader batches, see assistant.py) and
+hands every caller its own response.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
-
-from spanqa.plugin.engine.conversation import Turn, check_history
 
 from spanqa.errors import InputError
 
@@ -104,17 +101,16 @@ class MicroBatcher:
 
 
 class BatchingAssistant:
-    """An `Engine` whose concurrent `respond` and `answer` calls are answered in shared batches by `assistant`;
-    every other method is the assistant's own, called directly."""
+    """An `Engine` whose concurrent `run_ask` and `run_answer` calls of one request each are answered in shared
+    batches by `assistant`; every other call is the assistant's own. Requests come checked (the service checked
+    them), so one client's bad input never reaches a batch."""
 
     def __init__(self, assistant, window_ms: float = 5.0, max_batch: int = 16) -> None:
         self.assistant = assistant
         self.settings = assistant.settings
-        # Items are (message, history) pairs; requests with the same options share a batch.
-        self._respond = MicroBatcher(lambda key, items: assistant.respond_many(*_batch(items, key)), window_ms,
-                                     max_batch)
-        self._answer = MicroBatcher(lambda key, items: assistant.answer_many(*_batch(items, key)), window_ms,
-                                    max_batch)
+        # The assistant groups a batch's requests by their options itself.
+        self._ask = MicroBatcher(lambda _key, requests: assistant.run_ask(requests), window_ms, max_batch)
+        self._answer = MicroBatcher(lambda _key, requests: assistant.run_answer(requests), window_ms, max_batch)
 
     @property
     def collection(self):
@@ -123,43 +119,18 @@ class BatchingAssistant:
     def warm_up(self) -> None:
         self.assistant.warm_up()
 
-    def check_message(self, message: str) -> str:
-        return self.assistant.check_message(message)
+    def run_classify(self, request):
+        return self.assistant.run_classify(request)
 
-    def classify(self, message: str):
-        return self.assistant.classify(message)
+    def run_search(self, request):
+        return self.assistant.run_search(request)
 
-    def search(self, query: str, k: int | None = None, mode: str | None = None):
-        return self.assistant.search(query, k=k, mode=mode)
+    def run_ask(self, requests: list):
+        if len(requests) != 1:  # a caller's own batch is already one
+            return self.assistant.run_ask(requests)
+        return [self._ask.submit(requests[0])]
 
-    def respond(self, message: str, top_k: int | None = None, threshold: float | None = None,
-                mode: str | None = None, history: Sequence[Any] | None = None):
-        self.assistant.check_options(top_k, threshold, mode)
-        item = (self.assistant.check_message(message), self._checked(history))
-        return self._respond.submit(item, (top_k, threshold, mode))
-
-    def respond_many(self, messages: list[str], top_k: int | None = None, threshold: float | None = None,
-                     mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None):
-        return self.assistant.respond_many(messages, top_k=top_k, threshold=threshold, mode=mode,
-                                           histories=histories)
-
-    def answer(self, question: str, top_k: int | None = None, threshold: float | None = None,
-               mode: str | None = None, history: Sequence[Any] | None = None):
-        self.assistant.check_options(top_k, threshold, mode)
-        item = (self.assistant.check_message(question), self._checked(history))
-        return self._answer.submit(item, (top_k, threshold, mode))
-
-    def answer_many(self, questions: list[str], top_k: int | None = None, threshold: float | None = None,
-                    mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None):
-        return self.assistant.answer_many(questions, top_k=top_k, threshold=threshold, mode=mode,
-                                          histories=histories)
-
-    def _checked(self, history: Sequence[Any] | None) -> tuple[Turn, ...]:
-        """A caller's history, checked before it joins a batch (its bad input is its own error alone)."""
-        return check_history(history, self.settings)
-
-
-def _batch(items: list[tuple[str, tuple[Turn, ...]]], options: tuple) -> tuple:
-    """`respond_many` / `answer_many`'s positional arguments for a batch of (message, history) items: the
-    messages, the shared options (top_k, threshold, mode), then each message's history."""
-    return [message for message, _ in items], *options, [history for _, history in items]
+    def run_answer(self, requests: list):
+        if len(requests) != 1:
+            return self.assistant.run_answer(requests)
+        return [self._answer.submit(requests[0])]

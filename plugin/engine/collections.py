@@ -2,14 +2,13 @@
 
 A collection location is a directory (the embedded backend) or a PostgreSQL URL
 (`postgresql://user@host/db?collection=name`); every door takes either, through `open_collection`. With no
-location given, $SPANQA_COLLECTION is used, and without it the bundled default collection: spanqa's own
+location given, the `collection` setting is used, and without it the bundled default collection: spanqa's own
 documentation (docs/, shipped inside the package), so a newcomer can ask spanqa about spanqa. It is built on first
-use into the cache directory and refreshed when those files change (unchanged files cost a hash comparison).
+use under the `home` setting and refreshed when those files change (unchanged files cost a hash comparison).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -20,26 +19,32 @@ from spanqa.retriever.loaders import LoadReport
 from spanqa.retriever.postgres import PostgresCollection, is_postgres_location
 from spanqa.retriever.protocol import Collection
 
-from spanqa.settings import Settings, default_collection_path, default_documents_path
+from spanqa.settings import SHIPPED_DOCUMENTS, Settings
 
-__all__ = ["default_sources", "resolve_location", "open_collection", "ensure_default_collection",
+__all__ = ["default_location", "default_sources", "resolve_location", "open_collection", "ensure_default_collection",
            "reindex_collection"]
 
 
 def default_sources() -> list[Path]:
-    return [default_documents_path()]
+    return [SHIPPED_DOCUMENTS]
 
 
-def resolve_location(collection: str | Path | None) -> str | Path | None:
-    """The location asked for, else $SPANQA_COLLECTION, else None (the bundled default collection)."""
-    return collection or os.environ.get("SPANQA_COLLECTION") or None
+def resolve_location(collection: str | Path | None, settings: Settings) -> str | Path | None:
+    """The location asked for, else the `collection` setting, else None (the bundled default collection)."""
+    return collection or settings.collection or None
 
 
-def ensure_default_collection(embedder: Embedder | None = None, settings: Settings | None = None) -> Collection:
+def default_location(collection: str | Path | None, settings: Settings) -> str | Path:
+    """Where `collection` is: as `resolve_location`, with the bundled default collection's directory for None."""
+    return resolve_location(collection, settings) or settings.default_collection_path
+
+
+def ensure_default_collection(settings: Settings, embedder: Embedder | None = None) -> Collection:
     """Open the bundled default collection, building or refreshing it from the bundled documentation."""
-    settings = settings or Settings()
-    embedder = embedder or Embedder(precision=settings.embedder_precision, device=settings.device)
-    collection = LocalCollection(default_collection_path(), embedder=embedder, limits=settings.collection_limits())
+    embedder = embedder or Embedder(settings.embedder_path, precision=settings.embedder_precision,
+                                    device=settings.device)
+    collection = LocalCollection(settings.default_collection_path, embedder=embedder,
+                                 limits=settings.collection_limits())
     collection.ingest(default_sources())
     return collection
 
@@ -48,24 +53,25 @@ def open_collection(collection: str | Path | None = None, embedder: str | Embedd
                     create: bool = False, settings: Settings | None = None,
                     chunking: ChunkingSettings | None = None) -> Collection:
     """Open a collection by directory or PostgreSQL URL (see `resolve_location`); `create` makes it if absent.
-    `settings` (the door's): its limits, the embedder's precision and PostgreSQL's connection settings."""
+    `settings` (the door's): the locations, the limits, the embedder and PostgreSQL's connection settings."""
     settings = settings or Settings()
     if not isinstance(embedder, Embedder):
-        embedder = Embedder(embedder, precision=settings.embedder_precision, device=settings.device)
+        embedder = Embedder(embedder or settings.embedder_path, precision=settings.embedder_precision,
+                            device=settings.device)
     limits = settings.collection_limits()
-    location = resolve_location(collection)
+    location = resolve_location(collection, settings)
     if location is None:
-        return ensure_default_collection(embedder, settings)
+        return ensure_default_collection(settings, embedder)
     if is_postgres_location(str(location)):
         return PostgresCollection(str(location), embedder=embedder, chunking=chunking, create=create, limits=limits,
                                   settings=settings.postgres)
     return LocalCollection(location, embedder=embedder, chunking=chunking, create=create, limits=limits)
 
 
-def reindex_collection(collection: str | Path | None, embedder: str | None = None) -> str:
+def reindex_collection(collection: str | Path | None, settings: Settings, embedder: str | None = None) -> str:
     """Rebuild a local collection's indexes from its database; with `embedder`, re-embed every document for that
     model into a fresh collection and swap it in only once it is complete (the old one stays until then)."""
-    location = resolve_location(collection) or default_collection_path()
+    location = default_location(collection, settings)
     if is_postgres_location(str(location)):
         return _reindex_postgres(str(location), embedder)
     path = Path(location)

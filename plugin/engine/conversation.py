@@ -25,17 +25,13 @@ the threshold, or what may be quoted (only the collection's passages are).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanqa.errors import InputError
-from spanqa.settings import Settings
+from spanqa.plugin.engine.history import Turn
 
-__all__ = ["ROLES", "Turn", "Resolution", "check_history", "exchange", "history_problems", "interpretation",
-           "recent_history", "resolve", "standalone"]
-
-ROLES = ("user", "assistant")
+__all__ = ["Resolution", "resolve", "standalone"]
 
 _WORD = re.compile(r"[A-Za-z0-9_][\w.\-']*[\w)]|[A-Za-z0-9_]")
 _WH = frozenset(["what", "which", "who", "whom", "whose", "when", "where", "why", "how"])
@@ -62,36 +58,6 @@ _CONTINUATIONS = ("and ", "also ", "what about ", "how about ", "what if ", "sam
 _SHORT = 1  # a message with this many content words or fewer cannot name its own topic ("by whom?", "the default?")
 _ANSWER_WORDS = 8  # an answer this short is an entity worth carrying into the next search
 _CONTEXT_WORDS = 16  # of a chain's words, the latest this many are carried on
-# The engine's own answer wording (Assistant._answer_text): “text” — source, page N (confidence x)
-_REPLY_QUOTE = re.compile(r"^“(?P<text>.+?)” — (?P<source>.+?), page \d+", re.S)
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One earlier message: who said it, what was said, and (when the door kept it) the response's JSON."""
-
-    role: str
-    content: str
-    response: Mapping[str, Any] | None = None
-
-    @property
-    def answer_text(self) -> str:
-        """The answer this assistant turn quoted ("" when it abstained or replied in kind)."""
-        return self._quoted("text")
-
-    @property
-    def answer_source(self) -> str:
-        """The document this assistant turn quoted from ("" when none)."""
-        return self._quoted("source")
-
-    def _quoted(self, key: str) -> str:
-        """`key` (text or source) of the quoted answer: from the response JSON when the door kept it, else from the
-        engine's own wording of the reply."""
-        if self.response is not None:
-            answers = self.response.get("answers") or []
-            return "" if self.response.get("abstained") or not answers else str(answers[0].get(key, ""))
-        match = _REPLY_QUOTE.match(self.content)
-        return match.group(key) if match else ""
 
 
 @dataclass(frozen=True)
@@ -114,94 +80,8 @@ class Resolution:
                 "turns": list(self.turns)}
 
 
-def exchange(message: str, response: Mapping[str, Any]) -> list[dict]:
-    """One user message and spanqa's reply to it (its response JSON), as two history messages: the reply keeps the
-    parts of the JSON that resolution reads (the route, the answers, how the message was understood)."""
-    kept = {key: response.get(key) for key in ("route", "abstained", "answers", "resolved")}
-    return [{"role": "user", "content": message}, {"role": "assistant", "content": response["reply"], "response": kept}]
-
-
-def interpretation(response: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> str | None:
-    """What to tell a person about how a follow-up was understood (None for a message that stood alone): the
-    question as read when it differs from what they typed, else which earlier question it followed (its words
-    then went into the search only). `history` is the one the response was given with."""
-    resolved = response.get("resolved") or {}
-    if not resolved.get("follow_up"):
-        return None
-    if resolved["question"] != response.get("message"):
-        return f"Understood as: {resolved['question']}"
-    turns = resolved.get("turns") or []
-    earlier = history[turns[0]]["content"] if turns and turns[0] < len(history) else ""
-    return f"Understood as a follow-up to: {earlier}" if earlier else "Understood as a follow-up"
-
-
 def standalone(message: str) -> Resolution:
     return Resolution(message, message, message)
-
-
-# --- checking a history ---------------------------------------------------------------------------------------
-
-def history_problems(history: Sequence[Any], settings: Settings) -> list[str]:
-    """What is wrong with `history` as a conversation, each naming the limit or field at fault ([] when none)."""
-    if not isinstance(history, (list, tuple)):
-        return [f"history must be a list of {{role, content}} messages, not {type(history).__name__}"]
-    if len(history) > settings.max_history_turns:
-        return [f"history has {len(history)} messages; the limit is {settings.max_history_turns} (the "
-                "max_history_turns setting): send the latest ones"]
-    problems = []
-    for i, turn in enumerate(history):
-        role, content = _role(turn), _content(turn)
-        if role not in ROLES:
-            problems.append(f"history[{i}].role must be one of {', '.join(ROLES)}, got {role!r}")
-        if not isinstance(content, str):
-            problems.append(f"history[{i}].content must be text, got {type(content).__name__}")
-    if problems:
-        return problems
-    characters = sum(len(_content(turn)) for turn in history)
-    if characters > settings.max_history_chars:
-        problems.append(f"history has {characters:,} characters; the limit is {settings.max_history_chars:,} (the "
-                        "max_history_chars setting): send fewer or shorter messages")
-    if history and not any(_role(turn) == "user" for turn in history):
-        problems.append("history has no user message: a conversation's earlier turns include the user's questions")
-    return problems
-
-
-def check_history(history: Iterable[Any] | None, settings: Settings) -> tuple[Turn, ...]:
-    """`history` (OpenAI-style messages: dicts or objects with role, content and optionally response) as Turns;
-    InputError names every problem."""
-    if history is None:
-        return ()
-    history = list(history) if not isinstance(history, (list, tuple, str, bytes, Mapping)) else history
-    problems = history_problems(history, settings)
-    if problems:
-        raise InputError("Invalid history — " + "; ".join(problems) + ".")
-    return tuple(Turn(_role(t), _content(t), _field(t, "response")) for t in history)
-
-
-def _field(turn: Any, name: str) -> Any:
-    return turn.get(name) if isinstance(turn, Mapping) else getattr(turn, name, None)
-
-
-def _role(turn: Any) -> str:
-    return _field(turn, "role")
-
-
-def _content(turn: Any) -> str:
-    return _field(turn, "content")
-
-
-def recent_history(exchanges: Sequence[Sequence[Mapping[str, Any]]], settings: Settings) -> list[dict]:
-    """The latest exchanges (each a user message and its reply) that fit the history limits, flattened: how a door
-    that keeps the whole chat (the chat UI, `spanqa chat`) sends it without ever being refused."""
-    kept: list[Sequence[Mapping[str, Any]]] = []
-    characters = turns = 0
-    for exchange in reversed(exchanges):
-        characters += sum(len(turn["content"]) for turn in exchange)
-        turns += len(exchange)
-        if characters > settings.max_history_chars or turns > settings.max_history_turns:
-            break
-        kept.append(exchange)
-    return [dict(turn) for exchange in reversed(kept) for turn in exchange]
 
 
 # --- resolving a message ----------------------------------------------------------------------------------------

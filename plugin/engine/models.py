@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from spanqa.errors import ModelLoadError
+from spanqa.settings import Settings
 
 __all__ = ["read_model_json", "shared_model", "shared_reader", "shared_router", "loaded_models"]
 
@@ -49,19 +50,22 @@ def shared_reader(location: str | Path, precision: str, device: str = "auto"):
                         lambda: Reader(location, precision=precision, device=device))
 
 
-def shared_router(location: str | Path, precision: str, embedder_precision: str, device: str = "auto"):
+def shared_router(location: str | Path, settings: Settings):
+    """One router per model, embedder, device and precisions (the router's and its embedder's, as `settings` say)."""
     from spanqa.plugin.engine.router import load_router
     from spanqa.retriever.embedding import Embedder
 
     from spanqa.settings import resolve_device, resolve_precision
 
-    device = resolve_device(device)
-    precision, embedder_precision = resolve_precision(precision, device), resolve_precision(embedder_precision, device)
+    device = resolve_device(settings.device)
+    precision = resolve_precision(settings.router_precision, device)
+    embedder_precision = resolve_precision(settings.embedder_precision, device)
+    embedder = settings.embedder_path
     # A router refitted with the user's corrections replaces its directory: its time stamp keys the new one.
     stamp = Path(location).stat().st_mtime_ns if Path(location).exists() else 0
-    return shared_model(("router", str(location), stamp, precision, embedder_precision, device),
+    return shared_model(("router", str(location), stamp, precision, embedder, embedder_precision, device),
                         lambda: load_router(location, precision=precision, device=device,
-                                            embedder=Embedder(precision=embedder_precision, device=device)))
+                                            embedder=Embedder(embedder, precision=embedder_precision, device=device)))
 
 
 def loaded_models() -> int:

@@ -5,7 +5,6 @@ in shared batches. Both implement every method below themselves; tests/test_engi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -20,7 +19,8 @@ __all__ = ["Engine"]
 
 @runtime_checkable
 class Engine(Protocol):
-    """Route → retrieve → extract → cited answer, over one collection, with one `Settings`."""
+    """Route → retrieve → extract → cited answer, over one collection, with one `Settings`. Its verbs take requests
+    the request contract has checked (plugin/engine/requests.py): the service checks, the engine runs."""
 
     settings: Settings
 
@@ -29,22 +29,10 @@ class Engine(Protocol):
 
     def warm_up(self) -> None: ...
 
-    def check_message(self, message: str) -> str: ...
+    def run_classify(self, request: Any) -> Intent: ...
 
-    def classify(self, message: str) -> Intent: ...
+    def run_search(self, request: Any) -> list[Hit]: ...
 
-    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[Hit]: ...
+    def run_ask(self, requests: list) -> list[Response]: ...
 
-    def respond(self, message: str, top_k: int | None = None, threshold: float | None = None,
-                mode: str | None = None, history: Sequence[Any] | None = None) -> Response: ...
-
-    def respond_many(self, messages: list[str], top_k: int | None = None, threshold: float | None = None,
-                     mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None
-                     ) -> list[Response]: ...
-
-    def answer(self, question: str, top_k: int | None = None, threshold: float | None = None,
-               mode: str | None = None, history: Sequence[Any] | None = None) -> Response: ...
-
-    def answer_many(self, questions: list[str], top_k: int | None = None, threshold: float | None = None,
-                    mode: str | None = None, histories: Sequence[Sequence[Any] | None] | None = None
-                    ) -> list[Response]: ...
+    def run_answer(self, requests: list) -> list[Response]: ...

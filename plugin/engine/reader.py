@@ -26,9 +26,9 @@ from spanqa.retriever.records import Passage
 from spanqa.errors import InputError, ModelLoadError
 from spanqa.settings import (
     PRECISIONS,
+    SHIPPED_READER,
     Precision,
     Settings,
-    default_reader_path,
     limit_kernel_cache,
     resolve_device,
     resolve_precision,
@@ -432,7 +432,7 @@ class Reader:
             raise InputError(f"stride must be in [0, max_seq_len/2), got {stride} for max_seq_len {max_seq_len}")
         if max_question_tokens >= max_seq_len - 16:
             raise InputError("max_question_tokens leaves no room for the passage in a window")
-        self.model_name = str(model) if model is not None else str(default_reader_path())
+        self.model_name = str(model) if model is not None else str(SHIPPED_READER)
         self.max_seq_len = max_seq_len
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
@@ -514,7 +514,7 @@ class Reader:
                 return results
             encoding = tokenize_pairs(self.tokenizer, [q for _, q, _ in pairs], [p.text for _, _, p in pairs],
                                       self.max_seq_len, self.stride)
-            start_logits, end_logits = self._logits(encoding)
+            start_logits, end_logits = self.forward_logits(encoding)
             self._reads += 1
             if self._reads % 16 == 0:  # short reads leave a little each; a trim costs ~2 ms, so not after every one
                 release_freed_memory()
@@ -551,7 +551,7 @@ class Reader:
             logit=span.span_logit,
         )
 
-    def _logits(self, encoding) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def forward_logits(self, encoding) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Run every window through the model, shortest first so each batch pads little."""
         import torch
 

@@ -85,12 +85,12 @@ class Router:
     def classify_many(self, texts: list[str]) -> list[Intent]:
         self.warm_up()
         probs = softmax(self.logits([t.strip() or "?" for t in texts]), self.config.temperature)
-        return [self._intent(row) for row in probs]
+        return [self.intent_from_probabilities(row) for row in probs]
 
     def classify(self, text: str) -> Intent:
         return self.classify_many([text])[0]
 
-    def _intent(self, probs: np.ndarray) -> Intent:
+    def intent_from_probabilities(self, probs: np.ndarray) -> Intent:
         order = np.argsort(probs)[::-1]
         labels = self.config.labels
         best = int(order[0])

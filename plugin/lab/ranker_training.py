@@ -25,7 +25,7 @@ from spanqa.plugin.engine.answer_type import AnswerTypes
 from spanqa.plugin.engine.ranking import FEATURES, AnswerRanker, LogisticModel
 from spanqa.plugin.engine.squad import CORRECT_F1, QAExample, f1_score, load_squad, max_over_ground_truths
 
-from spanqa.settings import Settings, cache_dir, default_reader_path
+from spanqa.settings import SHIPPED_READER, Settings
 
 __all__ = ["Candidates", "carried_over", "collect_candidates", "cross_validated_report", "fit_ranker",
            "fit_reader_calibration", "ranking_report", "open_domain_set", "open_domain_split"]
@@ -72,7 +72,7 @@ def open_domain_split(examples: list[QAExample], holdout: float, seed: int) -> t
 def _reader_identity(reader) -> str:
     """Which weights read the candidates: the reader's location and precision and, for a local model, its files'
     sizes and times, so that a reader retrained in the same folder never reuses another reader's candidates."""
-    name = reader.model_name if reader is not None else str(default_reader_path())
+    name = reader.model_name if reader is not None else str(SHIPPED_READER)
     precision = reader.precision if reader is not None else Settings.reader_precision
     folder = Path(name)
     listing = [f for f in folder.iterdir() if f.suffix != ".md"] if folder.is_dir() else []
@@ -85,7 +85,8 @@ def _cache_path(path: Path, *settings) -> Path:
 
     types = default_answer_types_path().stat()
     key = f"{path.resolve()}|{path.stat().st_size}|{settings}|{','.join(FEATURES)}|{types.st_size}|{types.st_mtime_ns}"
-    return cache_dir() / "ranker-candidates" / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+    name = f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+    return Settings.from_env().home_path / "ranker-candidates" / name
 
 
 def collect_candidates(path: Path, limit: int | None = None, skip: int = 0, until: int | None = None,

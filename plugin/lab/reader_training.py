@@ -284,7 +284,7 @@ def train_reader(cfg: ReaderTrainConfig, resume: bool = False, progress: bool = 
     from tqdm import tqdm
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from spanqa.settings import default_embedder_path
+    from spanqa.settings import shipped_embedder_path
 
     out = Path(cfg.out)
     ckpt_dir = out / "checkpoint"
@@ -294,7 +294,7 @@ def train_reader(cfg: ReaderTrainConfig, resume: bool = False, progress: bool = 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     use_bf16 = bf16_supported(device) if cfg.bf16 is None else cfg.bf16
 
-    base = cfg.base or default_embedder_path()
+    base = cfg.base or shipped_embedder_path()
     tokenizer = AutoTokenizer.from_pretrained(base)
     # Measured on this 2-core CPU under bf16 autocast: dropout on the attention probabilities alone costs 40 %
     # of a step (13.5 vs 23.3 windows/s), so it is off; hidden-state dropout stays. Eager attention beat SDPA

@@ -83,7 +83,7 @@ def evaluate_intents(classifier: IntentClassifier, texts: list[str], labels: lis
     classifier.warm_up()
     config = classifier.config
     logits = classifier.logits(texts) if uncalibrated_logits is None else uncalibrated_logits
-    intents = [classifier._intent(row) for row in softmax(logits, config.temperature)]
+    intents = [classifier.intent_from_probabilities(row) for row in softmax(logits, config.temperature)]
     oos = config.oos_label
     predicted = [oos if (oos and i.out_of_scope) else i.label for i in intents]
     all_labels = sorted(set(labels) | set(predicted))

@@ -133,7 +133,7 @@ def choose_threshold(confidences: np.ndarray, correct: np.ndarray, is_oos: np.nd
     return float(max(eligible, key=lambda s: (s[2], -s[0]))[0])
 
 
-def _train_and_validation(cfg: IntentTrainConfig) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
+def train_and_validation(cfg: IntentTrainConfig) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
     """(train texts, labels), (validation texts, labels): cfg.val when given, else a stratified split of cfg.data."""
     texts, labels = load_labelled(cfg.data)
     if cfg.val:
@@ -182,15 +182,15 @@ def train_intent_classifier(cfg: IntentTrainConfig, progress: bool = True) -> di
     from tqdm import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from spanqa.settings import default_embedder_path
+    from spanqa.settings import shipped_embedder_path
 
     started = time.time()
     seed_everything(cfg.seed)
-    (train_texts, train_labels), (val_texts, val_labels) = _train_and_validation(cfg)
+    (train_texts, train_labels), (val_texts, val_labels) = train_and_validation(cfg)
     label_list, oos_label = _labels(train_labels, val_labels)
     index = {lab: i for i, lab in enumerate(label_list)}
 
-    base = cfg.base or default_embedder_path()
+    base = cfg.base or shipped_embedder_path()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     use_bf16 = bf16_supported(device)
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -323,7 +323,7 @@ def fit_router_head(cfg: IntentTrainConfig, embedder=None, progress: bool = True
 
     started = time.time()
     embedder = embedder or Embedder()
-    (train_texts, train_labels), (val_texts, val_labels) = _train_and_validation(cfg)
+    (train_texts, train_labels), (val_texts, val_labels) = train_and_validation(cfg)
     label_list, oos_label = _labels(train_labels, val_labels)
     val_vectors = embedder.encode(val_texts)
     head, classes, chosen = _fit_head(embedder.encode(train_texts, progress=progress), train_texts, train_labels,
@@ -359,9 +359,10 @@ def router_train_config(out: Path, data: Path | None = None) -> IntentTrainConfi
                              batch_size=16, lr=1e-4)
 
 
-def refit_default_router(progress: bool = False) -> Path | None:
-    """Refit the default router's head with the user's routing corrections, unless it already is (or there are
-    none): into a staging folder, swapped in whole. Returns the router's directory, or None without corrections."""
+def refit_default_router(home: Path, progress: bool = False) -> Path | None:
+    """Refit the default router's head with the user's routing corrections kept under `home` (the `home` setting),
+    unless it already is (or there are none): into a staging folder, swapped in whole. Returns the router's
+    directory, or None without corrections."""
     import shutil
 
     from spanqa.plugin.engine.defaults import (
@@ -371,14 +372,14 @@ def refit_default_router(progress: bool = False) -> Path | None:
         routing_feedback_path,
     )
 
-    if not routing_feedback_path().is_file():
+    if not routing_feedback_path(home).is_file():
         return None
-    directory = refitted_router_path()
+    directory = refitted_router_path(home)
     stamp = directory / "fingerprint.txt"
-    fingerprint = router_fingerprint()
+    fingerprint = router_fingerprint(home)
     if stamp.is_file() and stamp.read_text().strip() == fingerprint:
         return directory
-    data = routing_data()
+    data = routing_data(home)
     print(f"spanqa: refitting the intent router with your routing corrections ({len(data.splitlines())} messages; "
           f"seconds) into {directory}", file=sys.stderr, flush=True)
     staging = directory.with_name(directory.name + ".fitting")

@@ -20,11 +20,11 @@ class PipelineWrapper(BasePipelineWrapper):
 
         from bench.qa_data import build_bench_set
         from bench.systems import HaystackSystem
-        from spanqa.settings import default_embedder_path, default_reader_path
+        from spanqa.settings import Settings
 
         data = Path(os.environ["SPANQA_BENCH_DATA"])
-        bench = build_bench_set(data, AutoTokenizer.from_pretrained(default_embedder_path()), holdout=0.0)
-        self.system = HaystackSystem(str(default_reader_path()), top_k=5)
+        bench = build_bench_set(data, AutoTokenizer.from_pretrained(Settings.from_env().embedder_path), holdout=0.0)
+        self.system = HaystackSystem(Settings.from_env().reader_path, top_k=5)
         self.system.index(bench)
         self.pipeline = self.system  # Hayhooks expects a pipeline attribute; the system runs the components
 
