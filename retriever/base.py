@@ -140,7 +140,7 @@ class CollectionBase:
     def location(self) -> str:
         raise NotImplementedError
 
-    def _write_guard(self) -> AbstractContextManager:
+    def write_guard(self) -> AbstractContextManager:
         """Held for a whole write (ingest, delete): one writer at a time per collection."""
         return self._write_lock
 
@@ -219,7 +219,7 @@ class CollectionBase:
     def add_documents(self, loaded: LoadReport, progress: ProgressCallback | None = None) -> IngestReport:
         started = time.time()
         report = IngestReport(skipped=list(loaded.skipped))
-        with self._write_guard():
+        with self.write_guard():
             pending = self._chunk_changed(loaded.documents, report)
             total, done = len(pending), 0
             titled = bool(self.manifest.get("embed_title", False))
@@ -261,7 +261,7 @@ class CollectionBase:
 
     def delete(self, document: str) -> bool:
         """Delete a document by id or by source; False if there is no such document."""
-        with self._write_guard():
+        with self.write_guard():
             match = [d for d in self.documents() if document in (d.id, d.source)]
             if not match:
                 return False

@@ -162,9 +162,9 @@ class LocalCollection(CollectionBase):
             raise CollectionError(f"The collection at {self.path} is gone (its directory was deleted or moved); "
                                   "open another collection, or ingest the documents again")
 
-    def _write_guard(self):
+    def write_guard(self):
         self._check_present()
-        return super()._write_guard()
+        return super().write_guard()
 
     def _refresh_if_changed_elsewhere(self) -> None:
         """Pick up writes made by another process or Collection object (e.g. `spanqa ingest` while the chat UI

@@ -211,7 +211,7 @@ class RayIngest:
         if files:
             with ray_cluster(self.address, self.settings.ray_connect_timeout_s) as ray:
                 # The driver holds the collection's write lock while it stores; PostgreSQL's writers lock per document.
-                guard = self.collection._write_guard() if self._driver_writes else nullcontext()
+                guard = self.collection.write_guard() if self._driver_writes else nullcontext()
                 try:
                     with guard:
                         self._consume(self._pipeline(ray, files), report, len(files), progress, started)

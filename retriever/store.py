@@ -65,7 +65,8 @@ class Store:
     def __init__(self, path: str | Path, create: bool = True) -> None:
         self.path = Path(path)
         if not create and not self.path.is_file():
-            raise FileNotFoundError(self.path)
+            raise CollectionError(f"No collection database at {self.path}: the collection does not exist there (add "
+                                  "documents with `spanqa ingest PATH --collection DIR` to create one)")
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer

@@ -28,14 +28,13 @@ SearchMode = Literal["hybrid", "dense", "bm25"]
 SEARCH_MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")  # the first is the default
 # Which reader reads a question's passages: "auto" (the default) the technical reader when most of them read like
 # technical documentation (plugin/engine/text_kind.py), the general one otherwise; "general" or "technical" always
-# that one. Measured (README, issue 16): auto keeps new_wiki and COVID-QA on the general reader and raises the
-# technical set's end-to-end F1.
+# that one. "auto" keeps prose on the general reader and gives technical text the reader trained on it
+# (docs/answers.md has the measurements).
 READER_DOMAINS: tuple[str, ...] = ("auto", "general", "technical")  # the first is the default
 Precision = Literal["auto", "fp32", "int8", "bf16"]
-# "auto" (the default) is bf16 where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX) and fp32 elsewhere.
-# The rule is measured (docs/speed.md): bf16 read 1.7x faster than fp32 for +0.1 / -0.2 gold-passage F1 on
-# new_wiki / COVID-QA, while int8 (dynamic quantization of the linear layers) cost 4.8 / 2.9 F1, over the 0.5
-# allowed; without native bf16 the multiplications are emulated and slower than fp32.
+# "auto" (the default) is bf16 where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX) and fp32 elsewhere:
+# there bf16 reads faster at the same F1, while int8 (dynamic quantization of the linear layers) loses more F1 than
+# it is worth; without native bf16 the multiplications are emulated and slower than fp32 (docs/speed.md).
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "int8", "bf16")  # the first is the default
 EMBEDDER_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")  # the first is the default
 
@@ -131,10 +130,9 @@ def torch_dtype(precision: str, device: str = "cpu"):
 
 
 # oneDNN (torch's CPU kernels for bf16) compiles and caches a kernel for every input shape it meets, up to 1,024
-# by default; questions of every length meet hundreds, and the cache grew a process by 230-410 MB over 200
-# questions. 16 kept it to 90 MB at the same speed (measured; docs/speed.md). ideep, torch's layer over oneDNN,
-# keeps a second such cache of its own (LRU_CACHE_CAPACITY, also 1,024): over 400 reads of 1-5 passages it held
-# 263 MB more, and nothing at 16. A value already set is kept.
+# by default, and questions of every length meet hundreds: the cache grows a process by hundreds of MB. ideep,
+# torch's layer over oneDNN, keeps a second such cache of its own (LRU_CACHE_CAPACITY). 16 each keeps the memory
+# flat at the same speed (docs/speed.md). A value already set is kept.
 KERNEL_CACHE_CAPACITY = 16
 
 
@@ -197,19 +195,17 @@ class Settings:
     answer_threshold: float = 0.3
     reader_precision: str = PRECISIONS[0]
     reader_domain: str = READER_DOMAINS[0]
-    # The embedder's precision, for passages (ingest) and questions alike; bf16 vectors agree with fp32 ones to a
-    # cosine of 0.999+, so a collection built at one precision is searched at the other (docs/speed.md).
+    # The embedder's precision, for passages (ingest) and questions alike; bf16 vectors agree with fp32 ones so
+    # closely that a collection built at one precision is searched at the other (docs/speed.md).
     embedder_precision: str = EMBEDDER_PRECISIONS[0]
-    # The intent router's precision. bf16 routed 2,211 messages (its own routing data, new_wiki, COVID-QA and the
-    # technical set) exactly as fp32 did (largest confidence change 0.02) in 8.0 instead of 10.9 ms at the median
-    # (docs/speed.md).
+    # The intent router's precision (bf16 routes as fp32 does, faster: docs/speed.md).
     router_precision: str = EMBEDDER_PRECISIONS[0]
     # Where the embedder, the readers and the router run, at answer time, at ingest and in Ray's actors (DEVICES).
     device: str = DEVICES[0]
     # Adaptive reading: read each question's first `read_first` passages (retrieval order), and the rest only when
     # no answer from them scores `read_stop_score` or more; 0 reads every passage at once. Chosen on development
-    # questions (`python -m bench.adaptive`, docs/speed.md): 2 / 0.7 stopped 53 % of new_wiki's 1,000 selection
-    # questions and 23 % of the technical training set early, reading 32 % fewer passages at no F1 change on either.
+    # questions (`python -m bench.adaptive`, docs/speed.md): a confident answer from the first passages is rarely
+    # beaten, so most questions read fewer passages at no cost in F1.
     read_first: int = 2
     read_stop_score: float = 0.7
     # Passage size and overlap in tokens, for new collections (a collection keeps the chunking it was built with).
@@ -345,9 +341,8 @@ class ServerSettings:
     # Comma-separated origins allowed by CORS; empty = CORS off (browsers on other origins are refused).
     cors_origins: str = ""
     # Micro-batching: how long a question waits for others to share its batch (router pass, embedding call, search
-    # and reader passes), and how many may share one. On by default: on 2 cores it measured 1.12x / 1.37x / 1.56x
-    # the questions/s of one-at-a-time serving at 1 / 4 / 16 clients (python -m bench serving, README; an earlier
-    # run gave 0.90x at 1 client: within run-to-run noise, a lone request is never held back); 1 = off.
+    # and reader passes), and how many may share one; 1 = off. On by default: concurrent clients get more questions
+    # answered per second, and a lone request is never held back (docs/serving.md).
     batch_window_ms: float = 5.0
     max_batch: int = 16
 

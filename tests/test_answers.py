@@ -20,7 +20,8 @@ from spanqa.plugin.engine.ranking import (
     ScoreCalibration,
     candidate_features,
 )
-from spanqa.plugin.engine.reader import Answer, snap_span, unit_spans
+from spanqa.plugin.engine.reader import Answer
+from spanqa.plugin.engine.spans import snap_span, unit_spans
 from spanqa.retriever import LocalCollection
 from spanqa.retriever.records import Feedback, Hit, Passage
 
@@ -132,14 +133,14 @@ def test_ranker_candidates_are_never_reused_for_another_reader(tmp_path):
     folder, or reading in another precision, collects new candidates instead of fitting on stale ones."""
     from types import SimpleNamespace
 
-    from spanqa.plugin.lab.ranker_training import _reader_identity
+    from spanqa.plugin.lab.ranker_training import reader_identity
 
     (tmp_path / "model.safetensors").write_bytes(b"version 1")
     reader = SimpleNamespace(model_name=str(tmp_path), precision="bf16")
-    before = _reader_identity(reader)
+    before = reader_identity(reader)
     (tmp_path / "model.safetensors").write_bytes(b"version 2, retrained")
-    assert _reader_identity(reader) != before
-    assert _reader_identity(SimpleNamespace(model_name=str(tmp_path), precision="fp32")) != _reader_identity(reader)
+    assert reader_identity(reader) != before
+    assert reader_identity(SimpleNamespace(model_name=str(tmp_path), precision="fp32")) != reader_identity(reader)
 
 
 def test_ranker_orders_by_probability():

@@ -77,7 +77,8 @@ def test_empty_collection_gives_a_helpful_message(tmp_path, embedder, assistant)
     assert response.abstained and "empty" in response.reply and "ingest" in response.reply
 
 
-@pytest.mark.parametrize(("message", "error"), [("", "empty"), ("   \n\t", "empty"), ("x" * 5000, "limit")])
+@pytest.mark.parametrize(("message", "error"), [("", "at least 1 character"), ("   \n\t", "at least 1 character"),
+                                              ("x" * 5000, "the max_question_chars setting")])
 def test_bad_messages_are_refused_clearly(assistant, message, error):
     with pytest.raises(InputError, match=error):
         assistant.respond(message)

@@ -132,3 +132,11 @@ def test_version(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"spanqa {spanqa.__version__}"
+
+
+def test_a_collection_that_is_not_there_is_a_message_not_a_traceback(tmp_path, capsys):
+    missing = tmp_path / "nothing-here"
+    missing.mkdir()
+    code, out, err = run(capsys, "reindex", "--collection", str(missing), "--embedder", "some/model")
+    assert code == 2 and out == ""
+    assert err.startswith("spanqa reindex: error: No collection database at") and "Traceback" not in err

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from spanqa.plugin.doors.service import request_models
 from spanqa.plugin.engine.assistant import Assistant
-from spanqa.plugin.engine.reader import Reader, decode_window, snap_span, unit_spans
+from spanqa.plugin.engine.reader import Reader, decode_window
+from spanqa.plugin.engine.spans import snap_span, unit_spans
 from spanqa.retriever.chunking import Chunker, ChunkingSettings, sentence_spans
 from spanqa.retriever.loaders import SUPPORTED_SUFFIXES, LoadError, load_bytes, safe_source_name
 from spanqa.retriever.records import Document, Passage

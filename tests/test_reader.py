@@ -230,11 +230,11 @@ def tiny_squad(path: Path, n: int = 24) -> Path:
 
 def test_save_load_round_trip_gives_identical_answers(tiny_qa_model, tmp_path):
     import torch
-    from spanqa.plugin.lab.reader_training import _export
+    from spanqa.plugin.lab.reader_training import export_model
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     model = AutoModelForQuestionAnswering.from_pretrained(tiny_qa_model)
-    _export(model, AutoTokenizer.from_pretrained(tiny_qa_model), tmp_path / "copy", fp16=False)
+    export_model(model, AutoTokenizer.from_pretrained(tiny_qa_model), tmp_path / "copy", fp16=False)
     torch.manual_seed(0)
     p = [passage("Station 4 opened in 1904 with 7 staff.")]
     first = Reader(tiny_qa_model).read("When did station 4 open?", p, top_k=3)

@@ -13,7 +13,7 @@ the two:
   cross-validated), never from the development sets.
 
 The answer ranker uses the fit of a candidate's shape to the question as a feature, and the engine offers the
-ranker the whole unit a candidate cuts across or sits inside (`reader.unit_spans`, on technical text): the code
+ranker the whole unit a candidate cuts across or sits inside (`spans.unit_spans`, on technical text): the code
 token a sentence names, the sentence a fragment belongs to.
 """
 

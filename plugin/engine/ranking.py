@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from spanqa.plugin.engine.answer_type import AnswerTypes, span_shape
 from spanqa.plugin.engine.models import read_model_json
-from spanqa.plugin.engine.reader import Answer, unit_spans
+from spanqa.plugin.engine.reader import Answer
+from spanqa.plugin.engine.spans import unit_spans
 from spanqa.retriever.records import Hit
 
 from spanqa.errors import ModelLoadError
@@ -112,7 +113,7 @@ def _interactions(f: dict[str, float]) -> dict[str, float]:
 
 
 def with_units(answers: list[Answer], hits: list[Hit]) -> list[Answer]:
-    """The reader's candidates and, after them, the whole units each could mean (`reader.unit_spans`): the name a
+    """The reader's candidates and, after them, the whole units each could mean (`spans.unit_spans`): the name a
     sentence mentions, the sentence a fragment belongs to. Each unit keeps its candidate's reader scores."""
     texts = {h.passage.id: h.passage for h in hits}
     units = []
@@ -228,7 +229,7 @@ class AnswerRanker:
     documentation (`text_kind.looks_technical`, the rule that picks the technical reader), where whole units
     (`with_units`) are offered too and the answer type weighs more. Learned separately because what predicts a
     right answer differs: cross-validated on the technical training questions, a model of their own ranked better
-    than one shared with Wikipedia, and the new features did not help on Wikipedia (README, issue 29).
+    than one shared with Wikipedia, and the new features did not help on Wikipedia (docs/answers.md).
     """
 
     prose: LogisticModel

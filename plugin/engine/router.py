@@ -175,7 +175,7 @@ class IntentClassifier(Router):
 CHAR_NGRAMS = (2, 4)
 
 
-def _char_vectorizer(vocabulary=None):
+def char_vectorizer(vocabulary=None):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     return TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, sublinear_tf=True, min_df=2,
@@ -204,7 +204,7 @@ class RouterHead:
 
     def vectorizer(self):
         if self._vectorizer is None:
-            vectorizer = _char_vectorizer({ngram: i for i, ngram in enumerate(self.ngrams)})
+            vectorizer = char_vectorizer({ngram: i for i, ngram in enumerate(self.ngrams)})
             vectorizer.idf_ = self.idf
             self._vectorizer = vectorizer
         return self._vectorizer

@@ -1,12 +1,11 @@
 """Is this technical documentation? Which of spanqa's two readers reads a question's passages.
 
 spanqa ships a general reader (SQuAD: Wikipedia-style prose) and a technical one (the same model adapted to
-questions about package documentation). The technical reader quotes code spans far better (end-to-end F1 on
-the technical set +5, README) but forgets some prose, so each question is read by the one whose text its
-passages resemble. The signal is the density of code-like tokens — backticks, calls `f(`, snake_case names,
-`--flags`, dotted calls, braces, `==` and `a=b`, shell and REPL prompts — per word of a passage. Measured on the
-product's own passages (README): the median technical README passage has 0.21-0.27 of them per word, and 77-82 %
-have 0.05 or more; Wikipedia, Reddit and COVID-QA passages have 0.05 or more in 0-1 % of cases.
+questions about package documentation). The technical reader quotes code spans far better but forgets some prose,
+so each question is read by the one whose text its passages resemble. The signal is the density of code-like
+tokens — backticks, calls `f(`, snake_case names, `--flags`, dotted calls, braces, `==` and `a=b`, shell and REPL
+prompts — per word of a passage: technical documentation has many, prose almost none (docs/answers.md has the
+measurements).
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ def open_domain_split(examples: list[QAExample], holdout: float, seed: int) -> t
     return kept, held_out
 
 
-def _reader_identity(reader) -> str:
+def reader_identity(reader) -> str:
     """Which weights read the candidates: the reader's location and precision and, for a local model, its files'
     sizes and times, so that a reader retrained in the same folder never reuses another reader's candidates."""
     name = reader.model_name if reader is not None else str(SHIPPED_READER)
@@ -95,7 +95,7 @@ def collect_candidates(path: Path, limit: int | None = None, skip: int = 0, unti
 
     The questions are the file's `skip`…`until` ones (all by default), `limit` of them sampled (seeded)."""
     path = Path(path)
-    cached = _cache_path(path, limit, skip, until, holdout, seed, top_k, _reader_identity(reader))
+    cached = _cache_path(path, limit, skip, until, holdout, seed, top_k, reader_identity(reader))
     if cached.is_file():
         data = np.load(cached)
         return Candidates(data["features"], data["f1"], data["margin"], data["group"], data["answerable"])
@@ -246,6 +246,6 @@ def fit_reader_calibration(ranker: AnswerRanker, path: Path, reader, holdout: fl
                 pairs.append((ranked[0].score, right))
         collection.close()
     # A few dozen questions pin down a shift, not a slope as well: a two-parameter fit on 45 of them (a = 1.96)
-    # doubled the answer-score error on technical questions it had not seen (README, issue 29).
+    # doubled the answer-score error on technical questions it had not seen (docs/answers.md).
     a, b = fit_platt(pairs, slope=1.0)
     return ScoreCalibration(a, b, f"{Path(path).name}: {len(pairs)} first answers, shift only"), pairs

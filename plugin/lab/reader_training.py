@@ -268,7 +268,7 @@ def _save_atomic(obj, path: Path, torch) -> None:
     os.replace(tmp, path)
 
 
-def _export(model, tokenizer, out: Path, fp16: bool) -> None:
+def export_model(model, tokenizer, out: Path, fp16: bool) -> None:
     """Write a loadable model directory (weights, tokenizer) atomically enough for a reader to pick up."""
     import copy
 
@@ -359,7 +359,7 @@ def train_reader(cfg: ReaderTrainConfig, resume: bool = False, progress: bool = 
         print(f"\n[eval] {json.dumps(point)}", file=sys.stderr, flush=True)
         if scores.f1 > state.best_f1:
             state.best_f1 = scores.f1
-            _export(model, tokenizer, out, cfg.save_fp16)
+            export_model(model, tokenizer, out, cfg.save_fp16)
 
     model.train()
     budget_s = cfg.max_hours * 3600 if cfg.max_hours else math.inf
@@ -435,7 +435,7 @@ def train_reader(cfg: ReaderTrainConfig, resume: bool = False, progress: bool = 
         if dev_examples:
             evaluate_and_maybe_export()
         else:
-            _export(model, tokenizer, out, cfg.save_fp16)
+            export_model(model, tokenizer, out, cfg.save_fp16)
     checkpoint()
     summary = {"finished": finished, "interrupted": interrupted, "device": device, "bf16": use_bf16,
                "train_questions": len(examples), "train_groups": len(groups), "train_unanswerable": unanswerable,

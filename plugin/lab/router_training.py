@@ -285,9 +285,9 @@ def _fit_head(vectors: np.ndarray, texts: list[str], labels: list[str], embedder
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
     from sklearn.model_selection import cross_val_score
-    from spanqa.plugin.engine.router import RouterHead, _char_vectorizer
+    from spanqa.plugin.engine.router import RouterHead, char_vectorizer
 
-    vectorizer = _char_vectorizer().fit(texts)
+    vectorizer = char_vectorizer().fit(texts)
     scores, models = {}, {}
     for weight in HEAD_NGRAM_WEIGHTS:
         features = RouterHead.features(vectors, texts, vectorizer, weight)

@@ -17,13 +17,10 @@ out, so that set stays held out. The output is SQuAD JSON, one article per packa
 draws hard negative passages from the same package), optionally mixed with SQuAD questions so that the reader
 keeps what it knows about prose.
 
-Measured (2026-11-29, `scripts/train_reader_tech.sh`, 13,099 technical + 13,006 SQuAD questions, one hour on
-2 cores, 599 steps of 32 windows from the shipped reader; gold-passage F1 on development questions, `python -m
-bench.reader --split dev --precision bf16 --limit 300 --sets squadshifts-new_wiki techtrain`): the adapted reader
-lost on new_wiki (78.77 → 75.12) and on the technical training questions themselves (30.75 → 27.34);
-interpolated half-way with the shipped weights it gave 78.00 and 30.75. Templated questions repeat their page's
-words, so they teach matching words rather than reading; a reader for technical text needs questions phrased the
-way users ask. Not shipped; kept so that the result can be reproduced and built on.
+Trained this way (`scripts/train_reader_tech.sh`), the reader lost on prose and on the technical questions
+themselves (docs/answers.md). Templated questions repeat their page's words, so they teach matching words rather
+than reading; a reader for technical text needs questions phrased the way users ask. Not shipped; kept so that the
+result can be reproduced and built on.
 
     python -m spanqa.plugin.lab.tech_synth --out runs/techmix/train.json \
         --squad ../shared/data/squad-v1.1/train-v1.1.json --squad-questions 13000
