@@ -23,7 +23,7 @@ from langchain.agents import create_agent  # noqa: E402
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel  # noqa: E402
 from langchain_core.messages import AIMessage, ToolMessage  # noqa: E402
 
-from spanqa import Assistant, SpanqaToolkit  # noqa: E402
+from spanqa import Service, SpanqaToolkit  # noqa: E402
 
 
 class ScriptedChatModel(FakeMessagesListChatModel):
@@ -59,7 +59,7 @@ def _text(content) -> str:
 
 
 def build_agent(model, collection: str | None):
-    toolkit = SpanqaToolkit(assistant=Assistant(collection))
+    toolkit = SpanqaToolkit(service=Service.open(collection))  # settings from the environment, once
     return create_agent(model, tools=toolkit.get_tools(),
                         system_prompt="Answer questions about the user's documents with the document_qa tool. "
                                       "Quote the answer and cite its source.")

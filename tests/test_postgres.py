@@ -17,6 +17,7 @@ import pytest
 from helpers import CORPUS, SpanqaEmbeddings, wait_until_ready
 
 from spanqa.errors import CollectionError, InputError
+from spanqa.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 SPANQA = str(Path(sys.executable).parent / "spanqa")
@@ -101,7 +102,7 @@ def test_reindex_re_embeds_into_a_new_schema_and_swaps_it_in(postgres_url, embed
     collection = PostgresCollection(postgres_url, embedder=embedder)
     collection.ingest_bytes([(name, text.encode()) for name, text in CORPUS.items()])
     collection.close()
-    message = reindex_collection(postgres_url, embedder=embedder.location)
+    message = reindex_collection(postgres_url, Settings(), embedder=embedder.location)
     assert f"{len(CORPUS)} added" in message
     reopened = PostgresCollection(postgres_url, embedder=embedder, create=False)
     assert len(reopened.documents()) == len(CORPUS) and reopened.integrity_problems() == []

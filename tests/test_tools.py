@@ -116,9 +116,9 @@ def test_validation_errors_name_the_field_and_the_limit(tools, args, expected):
     assert message.status == "error" and all(part in message.content for part in expected), message.content
 
 
-def test_engine_errors_become_tool_exceptions(tools):
+def test_a_query_empty_once_cleaned_is_a_tool_error_naming_the_field(tools):
     message = call(tools["document_search"], {"query": "\x00\x01"})
-    assert message.status == "error" and "empty" in message.content
+    assert message.status == "error" and "query: String should have at least 1 character" in message.content
 
 
 def test_retriever_plugs_into_chains(collection_dir):
