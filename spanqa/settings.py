@@ -208,6 +208,8 @@ class Settings:
     # beaten, so most questions read fewer passages at no cost in F1.
     read_first: int = 2
     read_stop_score: float = 0.7
+    # When an answer is withheld, the reply quotes the passage most likely to hold it: at most this many characters.
+    max_quote_chars: int = 600
     # Passage size and overlap in tokens, for new collections (a collection keeps the chunking it was built with).
     chunk_tokens: int = 192
     chunk_overlap_tokens: int = 32
@@ -249,7 +251,7 @@ class Settings:
         if not 0.0 <= self.answer_threshold <= 1.0:
             raise InputError(f"answer_threshold must be within [0, 1]; got {self.answer_threshold}")
         for name in ("max_question_chars", "max_file_mb", "max_passages_per_document", "max_results", "max_top_k",
-                     "max_history_turns", "max_history_chars"):
+                     "max_history_turns", "max_history_chars", "max_quote_chars"):
             if getattr(self, name) <= 0:
                 raise InputError(f"{name} must be positive; got {getattr(self, name)}")
         if self.ray_connect_timeout_s <= 0 or self.ray_workers < 0 or self.ray_batch_documents < 1:

@@ -191,3 +191,41 @@ def test_answer_errors_are_told_apart_by_kind(answer, passage, kind):
     from bench.errors import error_kind
 
     assert error_kind(answer, passage, [(10, 30)], ["pytest --timeout=300"], "d") == kind
+
+
+def _manual_records(manual: str, scores: list[float], right: list[bool]) -> list[dict]:
+    """Questions of one manual: answerable ones whose top candidate is right or wrong at the given score, and one
+    unanswerable one scoring 0.5."""
+    records = [{"id": f"{manual}-{i}", "manual": manual, "golds": ["the answer"], "route": "documents",
+                "candidates": [{"text": "the answer" if ok else "something else", "score": s}],
+                "withheld_reply": "Not sure.", "passages": ["the answer is here"], "ms": 10.0}
+               for i, (s, ok) in enumerate(zip(scores, right, strict=True))]
+    records.append({"id": f"{manual}-u", "manual": manual, "golds": [], "route": "documents",
+                    "candidates": [{"text": "x", "score": 0.5}], "withheld_reply": "Not sure.", "passages": [],
+                    "ms": 10.0})
+    return records
+
+
+def test_the_manuals_protocol_never_scores_a_manual_with_a_threshold_fitted_on_it():
+    from bench.manuals import fit_threshold, leave_one_out
+
+    records = {name: _manual_records(name, [0.2, 0.4, 0.6, 0.8], [True, True, True, False])
+               for name in ("a", "b", "c")}
+    before = leave_one_out(records, shipped=0.3)
+    # Manual a's own answers change completely: its own operating point would move, the one it is scored at must not.
+    records["a"] = _manual_records("a", [0.9, 0.95, 0.97, 0.99], [True, True, True, True])
+    after = leave_one_out(records, shipped=0.3)
+    assert after["a"]["left out"]["threshold"] == before["a"]["left out"]["threshold"]
+    assert after["a"]["left out"]["threshold"] == fit_threshold(records["b"] + records["c"])
+    assert fit_threshold(records["a"]) != after["a"]["left out"]["threshold"]
+    assert after["b"]["left out"]["threshold"] == fit_threshold(records["a"] + records["c"])  # a counts for b
+
+
+def test_a_withheld_reply_is_useful_when_it_quotes_the_gold_answer_as_whole_words():
+    from bench.manuals import score
+
+    record = {"id": "q", "manual": "m", "golds": ["-x"], "route": "documents",
+              "candidates": [{"text": "--exec", "score": 0.1}], "passages": ["git cherry-pick -x"], "ms": 1.0}
+    assert score({**record, "withheld_reply": "Not sure. The closest passage says: “use **-x** to …”"}, 0.3)["useful"]
+    assert not score({**record, "withheld_reply": "Not sure. The closest passage says: “use -xpatience”"},
+                     0.3)["useful"]  # "x" inside another word is not the answer

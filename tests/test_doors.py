@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
 QUESTION = "What does pump error E-4712 mean?"
 TOO_LONG = "why " * 501  # 2,004 characters: over the default max_question_chars of 2,000
+UNSURE = "How long is the warranty on the pump motor?"  # the documents do not say: withheld
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,23 @@ def test_each_verb_means_the_same_at_every_door(doors):
     assert {name: o.data["route"] for name, o in asked.items()} == dict.fromkeys(asked, "reply")
     assert {name: o.data["route"] for name, o in answered.items()} == dict.fromkeys(answered, "documents")
     assert set(asked) == ROUTED
+
+
+def test_an_unsure_reply_quotes_the_closest_passage_in_the_same_words_at_every_door(doors):
+    """A withheld answer still helps: every door's reply says spanqa is not sure and quotes the passage most likely
+    to hold the answer, its best candidate marked, with the same `closest` JSON."""
+    asked = through_every_door(doors, Call("ask", {"question": UNSURE}))
+    answered = through_every_door(doors, Call("answer", {"question": UNSURE}))
+    every = {f"{name} ask": o for name, o in asked.items()} | {f"{name} answer": o for name, o in answered.items()}
+    expected = every["python ask"].data
+    closest = expected["closest"]
+    assert expected["abstained"] and closest is not None
+    assert expected["reply"] == f"Not sure. The closest passage ({closest['citation']}) says: “{closest['marked']}”"
+    assert len(closest["text"]) <= Settings().max_quote_chars and closest["text"] in CORPUS[closest["source"].rsplit("/", 1)[-1]]
+    for name, outcome in every.items():
+        assert not outcome.failed, f"{name}: {outcome.message}"
+        assert outcome.data["reply"] == expected["reply"] and outcome.data["closest"] == closest, name
+        assert set(outcome.data) == set(expected), name
 
 
 @pytest.mark.parametrize(("call", "named"), [

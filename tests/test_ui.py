@@ -107,3 +107,12 @@ def test_a_collection_broken_mid_question_is_a_message_not_a_traceback(app):
         connection.execute("DROP TABLE passages")
     ask(app, "How much is the deposit?")
     assert app.error and "damaged" in app.error[-1].value and not app.exception
+
+
+def test_a_withheld_answer_shows_the_closest_passage_in_full_view(app):
+    ask(app, "How much does a commercial licence for spanqa cost per seat?")
+    data = app.session_state["messages"][-1]["response"]
+    assert data["abstained"] and data["closest"] is not None
+    shown = [m.value for m in app.chat_message[-1].markdown]
+    assert any(v.startswith("Not sure\\. The closest passage") for v in shown), shown
+    assert any('class="spanqa-passage"' in v for v in shown)  # the quote itself, not folded into an expander

@@ -19,7 +19,7 @@ from spanqa.plugin.doors.service import (
     recent_history,
     shown_location,
 )
-from spanqa.ui.render import escape_markdown, highlighted_passage, intent_badge
+from spanqa.ui.render import escape_markdown, highlighted_passage, intent_badge, passage_block
 
 from spanqa.errors import SpanqaError
 from spanqa.settings import SEARCH_MODES, Settings
@@ -114,7 +114,11 @@ def show_response(index: int, data: dict, note: str | None = None) -> None:
     """Render one reply from its response JSON (schema 1); `note`: how a follow-up was understood."""
     intent = data["intent"]
     st.markdown(intent_badge(intent["label"], intent["confidence"]))
-    st.markdown(escape_markdown(data["reply"]))
+    closest = data.get("closest") if data["abstained"] else None
+    if closest is None:
+        st.markdown(escape_markdown(data["reply"]))
+    else:
+        show_closest(closest)
     if note:
         st.caption(escape_markdown(note))
     best = None if data["abstained"] or not data["answers"] else data["answers"][0]
@@ -146,6 +150,20 @@ def show_response(index: int, data: dict, note: str | None = None) -> None:
         else:
             saved.add(index)
             st.toast("Thanks for the feedback!")
+
+
+def show_closest(closest: dict) -> None:
+    """A withheld answer: the passage most likely to hold it, quoted in full view, its best candidate marked."""
+    st.markdown(escape_markdown(f"Not sure. The closest passage ({closest['citation']}) says:"))
+    candidate = closest["candidate"]
+    if candidate is None:
+        st.markdown(passage_block(closest["text"]), unsafe_allow_html=True)
+        return
+    left, right = candidate["start"] - closest["start"], candidate["end"] - closest["start"]
+    st.markdown(highlighted_passage(closest["text"], left, right, context=len(closest["text"])),
+                unsafe_allow_html=True)
+    st.caption(escape_markdown(f"Best candidate “{candidate['text']}”, confidence {candidate['score']:.2f}: below "
+                               "the answer threshold, so it is shown as a quote, not given as the answer."))
 
 
 def feedback_arguments(data: dict, rating: int) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 
-__all__ = ["highlighted_passage", "intent_badge", "escape_markdown"]
+__all__ = ["highlighted_passage", "intent_badge", "escape_markdown", "passage_block"]
 
 CONTEXT_CHARS = 300
 
@@ -19,6 +19,11 @@ def highlighted_passage(passage_text: str, start: int, end: int, context: int = 
     return (f'<div class="spanqa-passage">{html.escape(before)}'
             f'<mark class="spanqa-answer">{html.escape(passage_text[start:end])}</mark>'
             f"{html.escape(after)}</div>")
+
+
+def passage_block(passage_text: str) -> str:
+    """A quoted passage with nothing marked; all text escaped."""
+    return f'<div class="spanqa-passage">{html.escape(passage_text)}</div>'
 
 
 def intent_badge(label: str, confidence: float) -> str:

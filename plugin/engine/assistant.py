@@ -11,7 +11,8 @@ own calibration (`spanqa calibrate`, identity until fitted) then adjusts the sca
 A span from a passage the embedder finds unrelated (cosine <= 0.05) is never an answer, so an empty or off-topic
 collection cannot produce a confident quote.
 
-Below the threshold the reply says the documents do not answer the question and lists the closest passages.
+Below the threshold the answer is withheld, and the reply says spanqa is not sure and quotes the passage most likely
+to hold the answer, its best candidate marked (plugin/engine/closest.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from spanqa.plugin.engine.closest import Closest, closest_passage
 from spanqa.plugin.engine.conversation import Resolution, resolve, standalone
 from spanqa.plugin.engine.models import shared_reader, shared_router
 from spanqa.plugin.engine.ranking import CALIBRATION_SETTING, AnswerRanker, ScoreCalibration
@@ -357,7 +359,11 @@ class Assistant:
             abstained = not answers or answers[0].score < threshold
             response = Response(resolution.message, intent, "documents", "", answers, hits, abstained,
                                 reader=reading.reader, resolved=resolution)
-            response.reply = self._abstention_text(hits) if abstained else self._answer_text(answers[0])
+            if abstained:
+                response.closest = closest_passage(answers, hits, self.settings.max_quote_chars)
+                response.reply = self._abstention_text(response.closest)
+            else:
+                response.reply = self._answer_text(answers[0])
             response.timings.update({"retrieve_ms": (retrieved - started) * 1000,
                                      "read_ms": (done_reading - retrieved) * 1000,
                                      "reader_windows": float(reading.windows),
@@ -478,15 +484,11 @@ class Assistant:
         return f"“{answer.text}” — {citation(answer.source, answer.page)} (confidence {answer.score:.2f})"
 
     @staticmethod
-    def _abstention_text(hits: list[Hit]) -> str:
-        if not hits:
+    def _abstention_text(closest: Closest | None) -> str:
+        if closest is None:
             return "The documents don't answer that: no passage matched the question."
-        names = []
-        for h in hits[:3]:
-            name = citation(h.passage.source, h.passage.page)
-            if name not in names:
-                names.append(name)
-        return "The documents don't seem to answer that. The closest passages are in: " + "; ".join(names) + "."
+        where = citation(closest.passage.source, closest.passage.page)
+        return f"Not sure. The closest passage ({where}) says: “{closest.marked}”"
 
     def _help_text(self) -> str:
         documents = len(self.collection.documents())

@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from spanqa.plugin.engine.closest import Closest
 from spanqa.plugin.engine.conversation import Resolution, standalone
 from spanqa.plugin.engine.reader import Answer
 from spanqa.plugin.engine.router import Intent
 from spanqa.retriever.records import Hit
 
-__all__ = ["SCHEMA_VERSION", "Response", "citation", "response_json", "answer_json", "hit_json", "hits_json",
-           "documents_json", "intent_json"]
+__all__ = ["SCHEMA_VERSION", "Response", "citation", "response_json", "answer_json", "closest_json", "hit_json",
+           "hits_json", "documents_json", "intent_json"]
 
 SCHEMA_VERSION = 1
 
@@ -36,6 +37,7 @@ class Response:
     timings: dict[str, float] = field(default_factory=dict)
     reader: str = ""  # which reader read the passages: "general" or "technical" ("" when none was read)
     resolved: Resolution | None = None  # how the message was understood (None: alone, as written)
+    closest: Closest | None = None  # when the answer was withheld: the passage most likely to hold it, quoted
 
     @property
     def resolution(self) -> Resolution:
@@ -79,7 +81,18 @@ def response_json(response: Response) -> dict[str, Any]:
             "answers": [answer_json(a) for a in response.answers],
             "passages": [hit_json(h) for h in response.passages],
             "reader": response.reader, "resolved": response.resolution.to_json(),
-            "timings": {k: round(v, 3) for k, v in response.timings.items()}}
+            "timings": {k: round(v, 3) for k, v in response.timings.items()},
+            "closest": None if response.closest is None else closest_json(response.closest)}
+
+
+def closest_json(closest: Closest) -> dict[str, Any]:
+    """The quote a withheld answer shows: its text (and the same with the candidate in **bold**), where it is in
+    its document, and the best candidate inside it (null when the reader proposed none)."""
+    p = closest.passage
+    return {"text": closest.text, "marked": closest.marked, "source": p.source, "document_id": p.document_id,
+            "page": p.page, "start": closest.start, "end": closest.end, "passage_id": p.id,
+            "citation": citation(p.source, p.page),
+            "candidate": None if closest.candidate is None else answer_json(closest.candidate)}
 
 
 def hits_json(query: str, hits: list[Hit]) -> dict[str, Any]:
