@@ -13,6 +13,12 @@ Two operating points per manual:
     left out       the threshold chosen on the other four manuals (the highest answerable F1 with at least
                    `UNANSWERABLE_WITHHELD` of their unanswerable questions withheld), applied to this one
 
+Follow-ups: each manual's twelve three-turn conversations (users' wording: pronouns, "that flag", ellipsis, topic
+moves), turns 2 and 3 asked four ways at the shipped threshold: alone as written, with the conversation as the
+chat UI passes it (replies with their JSON), with the replies' text only (an OpenAI client's history), and as the
+standalone rewrite a careful person would type (the ceiling); F1 on the answerable ones, recall@5 (a gold answer
+in the passages read) and the unanswerable ones withheld.
+
 Nothing is fitted on the manual it is scored on (`fit_threshold` is handed only the others' records;
 tests/test_bench.py holds it to that). Reported per manual and as the mean: end-to-end F1 on the answerable
 questions (a withheld answer scores 0), withheld answerable / unanswerable, top-1 F1 never abstaining, the best of
@@ -62,9 +68,22 @@ def questions(manual: str) -> list[Question]:
     return found
 
 
-def collect(manual: str, out: Path) -> list[dict]:
-    """Every question of `manual`, asked once (threshold 1): what each reply would be either way. Runs against
-    whichever spanqa is importable (today's, or an earlier revision's: bench.revision)."""
+def _record(data: dict, base: dict, ms: float) -> dict:
+    return {**base, "route": data["route"], "reader": data.get("reader", ""),
+            "candidates": [{"text": a["text"], "score": a["score"]} for a in data["answers"]],
+            "withheld_reply": data["reply"], "passages": [p["text"] for p in data["passages"]], "ms": ms}
+
+
+def _asked(service, text: str, base: dict, **options) -> tuple[dict, dict]:
+    started = time.perf_counter()
+    data = service.ask(text, **options).data
+    return data, _record(data, base, (time.perf_counter() - started) * 1000)
+
+
+def collect(manual: str, out: Path) -> dict[str, list[dict]]:
+    """Every question of `manual`, asked once (threshold 1): what each reply would be either way; and every
+    conversation's follow-ups asked three ways at the shipped threshold (the conversation's earlier replies
+    depend on it). Runs against whichever spanqa is importable (today's, or an earlier revision's)."""
     from spanqa import Service, open_collection
 
     location = out / "collections" / manual
@@ -74,14 +93,37 @@ def collect(manual: str, out: Path) -> list[dict]:
     service.ask("What is this manual about?")  # loads the models (and the technical reader) outside the timings
     records = []
     for q in questions(manual):
-        started = time.perf_counter()
-        data = service.ask(q.text, min_score=1.0).data
-        records.append({"id": q.id, "manual": manual, "question": q.text, "golds": list(q.answers),
-                        "route": data["route"], "reader": data.get("reader", ""),
-                        "candidates": [{"text": a["text"], "score": a["score"]} for a in data["answers"]],
-                        "withheld_reply": data["reply"], "passages": [p["text"] for p in data["passages"]],
-                        "ms": (time.perf_counter() - started) * 1000})
-    return records
+        base = {"id": q.id, "manual": manual, "question": q.text, "golds": list(q.answers)}
+        records.append(_asked(service, q.text, base, min_score=1.0)[1])
+    return {"questions": records, **follow_ups(service, manual)}
+
+
+WAYS = ("alone", "conversation", "conversation (text)", "standalone")
+
+
+def follow_ups(service, manual: str) -> dict[str, list[dict]]:
+    """Each conversation's follow-up turns (2 and 3) asked four ways: alone as written; with the conversation as
+    the chat UI passes it (spanqa's earlier replies with their JSON); with the replies' text only (an OpenAI
+    client's history); and as their standalone rewrite (the ceiling)."""
+    conversations = json.loads((DATA / manual / "conversations.json").read_text())["conversations"]
+    ways: dict[str, list[dict]] = {way: [] for way in WAYS}
+    for conversation in conversations:
+        histories: dict[str, list[dict]] = {"conversation": [], "conversation (text)": []}
+        for number, turn in enumerate(conversation["turns"], start=1):
+            base = {"id": f"{conversation['id']}-{number}", "manual": manual, "question": turn["question"],
+                    "golds": [] if turn["impossible"] else list(turn["answers"])}
+            for way, history in histories.items():
+                data, record = _asked(service, turn["question"], base, history=list(history) or None)
+                if number > 1:
+                    ways[way].append(record)
+                reply = {"role": "assistant", "content": data["reply"]}
+                if way == "conversation":
+                    reply["response"] = {key: data.get(key) for key in ("route", "abstained", "answers", "resolved")}
+                history += [{"role": "user", "content": turn["question"]}, reply]
+            if number > 1:
+                ways["alone"].append(_asked(service, turn["question"], base)[1])
+                ways["standalone"].append(_asked(service, turn["standalone"], base)[1])
+    return ways
 
 
 def _words(text: str) -> str:
@@ -196,7 +238,7 @@ def paired(after: list[dict], before: list[dict], key: str, threshold_after: dic
             "ci95": [100 * float(np.percentile(means, 2.5)), 100 * float(np.percentile(means, 97.5))]}
 
 
-def _collect_all(out: str) -> dict[str, list[dict]]:
+def _collect_all(out: str) -> dict[str, dict[str, list[dict]]]:
     return {manual: collect(manual, Path(out)) for manual in MANUALS}
 
 
@@ -210,6 +252,20 @@ def _table(rows: dict[str, dict], way: str) -> str:
     body = [[manual, *[rows[manual][way][key] for _, key in COLUMNS]] for manual in rows]
     body.append(["mean", *[statistics.fmean(rows[m][way][key] for m in rows) for _, key in COLUMNS]])
     return markdown_table(["manual", *[name for name, _ in COLUMNS]], body)
+
+
+def _conversation_table(conversations: dict[str, dict[str, dict]]) -> str:
+    keys = [("F1", "e2e_f1_answerable"), ("recall@5", "gold_in_passages_read"),
+            ("withheld unanswerable", "withheld_unanswerable"), ("useful %", "useful_replies")]
+    manuals = list(next(iter(conversations.values())))
+    rows = []
+    for way, per_manual in conversations.items():
+        for manual in [*manuals, "mean"]:
+            if manual == "mean":
+                rows.append([way, "mean", *[statistics.fmean(per_manual[m][k] for m in manuals) for _, k in keys]])
+            else:
+                rows.append([way, manual, *[per_manual[manual][k] for _, k in keys]])
+    return markdown_table(["way", "manual", *[name for name, _ in keys]], rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,11 +284,17 @@ def main(argv: list[str] | None = None) -> int:
         with checkout(args.before) as root:
             systems["spanqa-before"] = _in_own_process(_collect_all, str(args.out / "before"), spanqa_root=root)
     results = {"shipped_threshold": shipped, "systems": {}}
-    for name, records in systems.items():
+    for name, collected in systems.items():
+        records = {manual: found["questions"] for manual, found in collected.items()}
         rows = leave_one_out(records, shipped)
-        results["systems"][name] = {"rows": rows, "records": records}
+        conversations = {way: {manual: summary(found[way], shipped) for manual, found in collected.items()}
+                         for way in WAYS}
+        results["systems"][name] = {"rows": rows, "records": records, "conversations": conversations,
+                                    "follow_up_records": {m: {w: found[w] for w in WAYS} for m, found in
+                                                          collected.items()}}
         for way in ("shipped", "left out"):
             print(f"\n{name}, {way} threshold\n{_table(rows, way)}")
+        print(f"\n{name}, follow-ups (shipped threshold)\n{_conversation_table(conversations)}")
     if "spanqa-before" in systems:
         results["paired"] = _paired_report(results["systems"])
         for line in results["paired"]:
