@@ -64,10 +64,12 @@ def test_greeting_is_not_sent_to_the_reader(assistant, monkeypatch):
     assert "Hello" in response.reply
 
 
-def test_unanswerable_question_abstains_and_shows_closest_passages(assistant):
+def test_unanswerable_question_abstains_and_quotes_the_closest_passage(assistant):
     response = assistant.respond("What is the maximum speed of the pump motor?")
-    assert response.abstained and response.best is None
-    assert "don't" in response.reply and response.passages
+    assert response.abstained and response.best is None and response.passages
+    closest = response.closest
+    assert response.reply.startswith("Not sure. The closest passage (") and closest.marked in response.reply
+    assert closest.text in closest.passage.text and closest.passage in [h.passage for h in response.passages]
 
 
 def test_empty_collection_gives_a_helpful_message(tmp_path, embedder, assistant):

@@ -159,7 +159,8 @@ def test_openai_client_chat_streaming_and_not(server):
     cited = answer.model_extra["spanqa"]["answers"][0]
     assert "8 am" in content and "office.txt" in content and cited["citation"] == "office.txt, page 1"
     unanswerable = chat("Who won the football world cup in 1954?")
-    assert unanswerable.model_extra["spanqa"]["abstained"] and "don't" in unanswerable.choices[0].message.content
+    assert unanswerable.model_extra["spanqa"]["abstained"] and \
+        unanswerable.choices[0].message.content.startswith("Not sure. The closest passage (")
     stream = client.chat.completions.create(model="spanqa", stream=True,
                                             messages=[{"role": "user", "content": "When does the office open?"}])
     chunks = list(stream)
