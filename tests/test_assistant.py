@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from spanqa.plugin.engine.assistant import Assistant
+from spanqa.plugin.engine.router import Intent
 from spanqa.retriever import LocalCollection
 
 from spanqa.errors import InputError
@@ -171,3 +172,21 @@ def test_the_technical_reader_loads_only_when_a_question_needs_it(assistant):
     assert engine.technical_reader.model is None  # warm, yet a prose collection never pays its memory
     assert engine.respond("How long does the pump warranty last?").reader == "general"
     assert engine.technical_reader.model is None
+
+
+class UnsureRouter:
+    """A router that is never sure what a message is: every message takes the fallback route."""
+
+    def classify_many(self, messages):
+        return [Intent("smalltalk", 0.2, True, below_threshold=True) for _ in messages]
+
+    def warm_up(self) -> None:
+        pass
+
+
+def test_a_message_not_understood_asks_again_rather_than_quoting(assistant):
+    engine = Assistant(assistant.collection, reader=assistant.reader, router=UnsureRouter())
+    response = engine.respond("What is the maximum speed of the pump motor?")
+    assert response.route == "fallback" and response.abstained
+    assert response.reply.startswith("I'm not sure what you mean") and response.closest is None
+    assert response.to_json()["closest"] is None  # the JSON says what the reply says

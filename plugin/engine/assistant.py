@@ -294,6 +294,8 @@ class Assistant:
             response = answered[i] if i in answered else self._reply_in_kind(resolution.message, intent, route)
             response.route = route
             if route == "fallback" and response.abstained:
+                # Not understood, so nothing is quoted as if it were: the reply asks again instead.
+                response.closest = None
                 response.reply = ("I'm not sure what you mean, and the documents don't answer it clearly. "
                                   + self._help_text())
             response.timings["resolve_ms"] = (resolved - started) * 1000
