@@ -27,13 +27,7 @@ PRODUCT = sorted(p for folder in ("plugin", "retriever", "spanqa", "ui") for p i
 
 
 def spanqa_imports(path: Path) -> set[str]:
-    modules = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules.add(node.module)
-        elif isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-    return {m for m in modules if m == "spanqa" or m.startswith("spanqa.")}
+    return {m for m in _all_imports(path) if m == "spanqa" or m.startswith("spanqa.")}
 
 
 def allowed_for_a_door(module: str) -> bool:
@@ -45,6 +39,28 @@ def allowed_for_a_door(module: str) -> bool:
 def test_a_door_imports_the_service_errors_settings_and_rendering_only(door):
     reaching_past = sorted(m for m in spanqa_imports(door) if not allowed_for_a_door(m))
     assert reaching_past == [], f"{door.relative_to(ROOT)} reaches past the service: {reaching_past}"
+
+
+def test_the_product_never_imports_the_lab_or_the_benchmark():
+    """Training and benchmark code stay out of the answering path; the CLI only offers the lab's command table."""
+    offences = []
+    for path in PRODUCT:
+        if path.is_relative_to(ROOT / "plugin" / "lab") or path == ROOT / "plugin" / "doors" / "cli.py":
+            continue
+        modules = _all_imports(path)
+        offences += [f"{path.relative_to(ROOT)}: {m}" for m in sorted(modules)
+                     if m.startswith(("spanqa.plugin.lab", "bench"))]
+    assert offences == []
+
+
+def _all_imports(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    return modules
 
 
 def environment_reads(path: Path) -> list[int]:

@@ -184,7 +184,7 @@ def test_a_head_fitted_on_other_vectors_is_refused(tmp_path):
 @pytest.mark.integration
 def test_routing_corrections_refit_the_shipped_head(tmp_path):
     from spanqa.plugin.engine.defaults import SHIPPED_ROUTER, add_routing_feedback, router_location
-    from spanqa.plugin.lab.router_training import refit_default_router
+    from spanqa.plugin.engine.router_fitting import refit_default_router
 
     settings = Settings(home=str(tmp_path / "home"))
     home = settings.home_path

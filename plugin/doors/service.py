@@ -346,7 +346,7 @@ def setup(settings: Settings) -> list[str]:
     collection; what was built, a line each."""
     from spanqa.plugin.engine.collections import ensure_default_collection
     from spanqa.plugin.engine.defaults import router_location
-    from spanqa.plugin.lab.router_training import refit_default_router
+    from spanqa.plugin.engine.router_fitting import refit_default_router
 
     refit_default_router(settings.home_path, progress=True)
     collection = ensure_default_collection(settings)
@@ -369,7 +369,7 @@ def calibrate(service: Service, labels: str | None = None, use_feedback: bool = 
     turn thumbs-down on replies that did not come from the documents into routing data and refit the router."""
     from spanqa.plugin.engine.calibration import calibrate_collection, load_labels, routing_corrections
     from spanqa.plugin.engine.defaults import add_routing_feedback
-    from spanqa.plugin.lab.router_training import refit_default_router
+    from spanqa.plugin.engine.router_fitting import refit_default_router
 
     added = None
     if routing:

@@ -10,7 +10,7 @@ router is still one command away (`spanqa train-intent`) and is used when the `r
 Users correct the router too: a thumbs-down on a reply that did not come from the documents marks the message as
 a document question (`spanqa calibrate --routing`). Those messages are kept in `routing-feedback.jsonl` under the
 `home` setting, and that command (or `spanqa setup`) refits the head on the shipped data plus them (seconds; the
-fitting lives in plugin/lab/router_training.py), under `home`, keyed by a hash of both. The engine only picks the
+fitting lives in router_fitting.py), under `home`, keyed by a hash of both. The engine only picks the
 router.
 """
 
@@ -58,7 +58,7 @@ def routing_data(home: Path) -> bytes:
     return data
 
 
-# Raised when the way the head is fitted changes (plugin/lab/router_training.py, `router_train_config`), so that a
+# Raised when the way the head is fitted changes (router_fitting.py, `router_train_config`), so that a
 # router refitted by an older recipe is fitted again.
 ROUTER_RECIPE = "head-1"
 

@@ -192,11 +192,15 @@ def _train_intent_options(p: argparse.ArgumentParser) -> None:
                              "the embedder (--head, as the shipped router is).", _train_intent_options)
 def _train_intent(args) -> int:
     from spanqa.plugin.lab.router_eval import IntentReport
-    from spanqa.plugin.lab.router_training import IntentTrainConfig, fit_router_head, train_intent_classifier
+    from spanqa.plugin.lab.router_training import (
+        IntentTrainConfig,
+        fit_router_head_with_report,
+        train_intent_classifier,
+    )
 
     cfg = IntentTrainConfig(data=args.data, out=args.out, val=args.val, val_fraction=args.val_fraction,
                             base=args.base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    summary = fit_router_head(cfg) if args.head else train_intent_classifier(cfg)
+    summary = fit_router_head_with_report(cfg) if args.head else train_intent_classifier(cfg)
     print(IntentReport(**summary["validation"]).to_text())
     how = "a head over the embedder" if args.head else f"{summary['epochs_run']} epochs"
     print(f"\ntemperature {summary['temperature']:.3f}, threshold {summary['threshold']:.3f}, "
