@@ -16,6 +16,7 @@ from pathlib import Path
 
 from spanqa.retriever.records import Document, PageSpan, SkippedFile
 
+from spanqa.errors import InputError
 from spanqa.settings import DEFAULT_MAX_FILE_BYTES
 
 __all__ = ["LoadError", "LoadReport", "SUPPORTED_SUFFIXES", "list_files", "load_bytes", "load_file", "load_paths",
@@ -26,7 +27,7 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf
 MAX_DOCX_UNCOMPRESSED = 200 * 1024 * 1024
 
 
-class LoadError(Exception):
+class LoadError(InputError):
     """A file could not be turned into text; the message is the reason shown to the user."""
 
 

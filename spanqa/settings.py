@@ -383,7 +383,8 @@ def _from_env(cls, given: dict):
                 values[f.name] = kind(raw)
             except ValueError as exc:
                 raise InputError(f"SPANQA_{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
-    unknown = set(given) - {f.name for f in fields(cls)}
+    known = [f.name for f in fields(cls)]
+    unknown = set(given) - set(known)
     if unknown:
-        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        raise InputError(f"unknown setting(s) {', '.join(sorted(unknown))}; {cls.__name__}'s are {', '.join(known)}")
     return cls(**{**values, **{k: v for k, v in given.items() if v is not None}})

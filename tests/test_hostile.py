@@ -174,3 +174,11 @@ def test_a_collection_that_cannot_be_created_is_a_collection_error(tmp_path, emb
     blocker.write_text("not a folder")
     with pytest.raises(CollectionError, match=f"Cannot create a collection at {blocker / 'c'}"):
         LocalCollection(blocker / "c", embedder=embedder)
+
+
+def test_a_misspelled_setting_is_a_spanqa_error_naming_the_real_ones():
+    from spanqa import Service
+    from spanqa.errors import InputError
+
+    with pytest.raises(InputError, match=r"unknown setting\(s\) topk; Settings's are .*\btop_k\b"):
+        Service.open("anywhere", topk=3)
