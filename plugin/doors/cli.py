@@ -12,12 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from spanqa.plugin.doors.service import IngestJob, Service
-from spanqa.plugin.doors.service import calibrate as calibrate_collection
-from spanqa.plugin.doors.service import ingest as ingest_job
-from spanqa.plugin.doors.service import migrate as migrate_collection
-from spanqa.plugin.doors.service import reindex as reindex_collection
-from spanqa.plugin.doors.service import setup as setup_defaults
+from spanqa.plugin.doors import administration
+from spanqa.plugin.doors.administration import IngestJob
+from spanqa.plugin.doors.service import Service
 
 from spanqa import __version__
 from spanqa.commands import CommandTable, env_default
@@ -126,7 +123,7 @@ def _ingest(args) -> int:
                                  device=args.device, ray_workers=args.ray_workers, embedder=args.embedder,
                                  chunk_tokens=args.chunk_tokens, chunk_overlap_tokens=args.overlap_tokens)
     job = IngestJob(args.paths, args.collection, args.include, args.exclude, args.ray)
-    outcome = ingest_job(job, settings, progress=None if args.json else _tqdm_progress(),
+    outcome = administration.ingest(job, settings, progress=None if args.json else _tqdm_progress(),
                          skipped=lambda source, reason: print(f"spanqa ingest: skipped {source}: {reason}",
                                                               file=sys.stderr))
     report = outcome.report
@@ -196,14 +193,14 @@ def _docs(args) -> int:
 @PRODUCT.command("reindex", "Rebuild a collection's indexes, or re-embed it for another embedding model.",
                  _collection_options)
 def _reindex(args) -> int:
-    print(reindex_collection(args.collection, Settings.from_env(), embedder=args.embedder))  # None: rebuild
+    print(administration.reindex(args.collection, Settings.from_env(), embedder=args.embedder))  # None: rebuild
     return 0
 
 
 @PRODUCT.command("migrate", "Upgrade a PostgreSQL collection's schema to this spanqa's version, in one transaction.",
                  lambda p: _collection_options(p, embedder=False))
 def _migrate(args) -> int:
-    print(migrate_collection(args.collection, Settings.from_env()))
+    print(administration.migrate(args.collection, Settings.from_env()))
     return 0
 
 
@@ -326,7 +323,7 @@ def _calibrate_options(p: argparse.ArgumentParser) -> None:
                  _calibrate_options)
 def _calibrate(args) -> int:
     service = _service(args)
-    outcome = calibrate_collection(service, args.labels, use_feedback=not args.no_feedback, routing=args.routing)
+    outcome = administration.calibrate(service, args.labels, use_feedback=not args.no_feedback, routing=args.routing)
     if outcome.routing_added is not None:
         print(f"routing: {outcome.routing_added} new document question(s) from thumbs-down on replies; the router "
               "is refitted with them", file=sys.stderr)
@@ -344,7 +341,7 @@ def _calibrate(args) -> int:
 
 @PRODUCT.command("setup", "Build what spanqa needs before its first answer: the default router and collection.")
 def _setup(args) -> int:
-    for line in setup_defaults(Settings.from_env()):
+    for line in administration.setup(Settings.from_env()):
         print(line)
     return 0
 
@@ -412,12 +409,11 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
 def _serve(args) -> int:
     import uvicorn
     from spanqa.plugin.doors.http_server import create_app
-    from spanqa.plugin.doors.service import limit_server_memory
 
     serving = ServerSettings.from_env(host=args.host, port=args.port, api_key=args.api_key,
                                       cors_origins=args.cors_origins, batch_window_ms=args.batch_window_ms,
                                       max_batch=args.max_batch)
-    limit_server_memory()  # before uvicorn starts its request threads
+    administration.limit_server_memory()  # before uvicorn starts its request threads
     app = create_app(_service(args, serving=serving), serving)
     print(f"spanqa serve: http://{serving.host}:{serving.port} (MCP at /mcp, OpenAI-compatible at /v1, API "
           f"docs at /docs){'; API key required' if serving.api_key else ''}", file=sys.stderr, flush=True)

@@ -1,0 +1,152 @@
+"""What the command line does to collections and to spanqa's own state, beside answering (service.py): ingest
+files and folders (here or on a Ray cluster), rebuild or re-embed indexes, upgrade a PostgreSQL schema, build
+what the first answer needs, refit calibration and routing. Each takes the settings its door resolved and says
+what it did in words or a small record; every refusal is a SpanqaError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from spanqa.plugin.doors.service import SCHEMA_VERSION, Service, shown_location
+
+from spanqa.errors import CollectionError, InputError
+from spanqa.settings import Settings
+
+__all__ = ["CalibrationOutcome", "IngestJob", "IngestOutcome", "calibrate", "ingest", "limit_server_memory",
+           "migrate", "reindex", "setup"]
+
+
+@dataclass(frozen=True)
+class IngestJob:
+    """Files and folders to add to a collection, and how: the globs that pick files and a Ray cluster ("local"
+    starts one here). The passage size, the embedder and the limits are the settings'."""
+
+    paths: list[str]
+    collection: str | None = None
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+    ray: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """Where the documents went, and the report (None when nothing could be added and no collection was made)."""
+
+    location: str
+    report: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION, "collection": self.location, **self.report.to_dict()}
+
+
+def ingest(job: IngestJob, settings: Settings, progress=None, skipped=None) -> IngestOutcome:
+    """Add `job`'s files to its collection (made by its first document, never by a run that adds nothing).
+    `skipped(source, reason)` hears of each file left out as soon as it is known."""
+    from spanqa.plugin.engine.collections import default_location, open_collection
+    from spanqa.retriever.chunking import ChunkingSettings
+    from spanqa.retriever.loaders import list_files, load_paths
+
+    chunking = ChunkingSettings(max_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens)
+    location = default_location(job.collection, settings)
+    skipped = skipped or (lambda source, reason: None)
+    if job.ray is not None:
+        from spanqa.retriever.distributed import import_ray
+
+        import_ray()  # a missing extra is said before a collection is created
+        files, _ = list_files(job.paths, job.include, job.exclude)
+        if not files:
+            return IngestOutcome(shown_location(location))
+        collection = open_collection(location, create=True, settings=settings,
+                                     chunking=chunking)
+        report = collection.ingest(job.paths, job.include, job.exclude, ray=job.ray, settings=settings,
+                                   progress=progress)
+        for item in report.skipped:
+            skipped(item.source, item.reason)
+        return IngestOutcome(collection.location, report)
+    loaded = load_paths(job.paths, job.include, job.exclude, settings.collection_limits().max_file_bytes)
+    for item in loaded.skipped:
+        skipped(item.source, item.reason)
+    try:
+        collection = open_collection(location, create=bool(loaded.documents),
+                                     settings=settings, chunking=chunking)
+    except CollectionError:
+        if loaded.documents:
+            raise
+        return IngestOutcome(shown_location(location))
+    report = collection.add_documents(loaded, progress=progress)
+    for item in report.skipped[len(loaded.skipped):]:
+        skipped(item.source, item.reason)
+    return IngestOutcome(collection.location, report)
+
+
+def reindex(collection: str | None, settings: Settings, embedder: str | None = None) -> str:
+    """Rebuild a collection's indexes, or re-embed it for another embedding model; what was done, in words."""
+    from spanqa.plugin.engine.collections import reindex_collection
+
+    return reindex_collection(collection, settings, embedder=embedder)
+
+
+def migrate(collection: str | None, settings: Settings) -> str:
+    """Upgrade a PostgreSQL collection's schema in one transaction; what was done, in words."""
+    from spanqa.plugin.engine.collections import resolve_location
+    from spanqa.retriever.postgres_location import is_postgres_location
+    from spanqa.retriever.postgres_schema import migrate as migrate_schema
+
+    location = resolve_location(collection, settings)
+    if not is_postgres_location(str(location)):
+        raise InputError(f"{location or 'the default collection'} is a local collection; local collections upgrade "
+                         "themselves when opened. migrate takes a PostgreSQL URL.")
+    found, now = migrate_schema(str(location), settings.postgres)
+    shown = shown_location(str(location))
+    return (f"{shown}: schema version {found} → {now}" if found != now else
+            f"{shown}: schema already at version {now}; nothing to do")
+
+
+def setup(settings: Settings) -> list[str]:
+    """Build what the first answer needs: the router (refitted when the user corrected routing) and the default
+    collection; what was built, a line each."""
+    from spanqa.plugin.engine.collections import ensure_default_collection
+    from spanqa.plugin.engine.defaults import router_location
+    from spanqa.plugin.engine.router_fitting import refit_default_router
+
+    refit_default_router(settings.home_path, progress=True)
+    collection = ensure_default_collection(settings)
+    return [f"default router: {router_location(settings)}",
+            f"default collection: {collection.location} ({len(collection.documents())} documents)"]
+
+
+@dataclass(frozen=True)
+class CalibrationOutcome:
+    """What `spanqa calibrate` did: routing corrections added (None when routing was not asked for) and the
+    collection's new answer calibration (None when only routing was asked for)."""
+
+    routing_added: int | None = None
+    report: Any = None
+
+
+def calibrate(service: Service, labels: str | None = None, use_feedback: bool = True,
+              routing: bool = False) -> CalibrationOutcome:
+    """Refit a collection's answer calibration from labelled questions and its feedback; with `routing`, first
+    turn thumbs-down on replies that did not come from the documents into routing data and refit the router."""
+    from spanqa.plugin.engine.calibration import calibrate_collection, load_labels, routing_corrections
+    from spanqa.plugin.engine.defaults import add_routing_feedback
+    from spanqa.plugin.engine.router_fitting import refit_default_router
+
+    added = None
+    if routing:
+        home = service.settings.home_path
+        added = add_routing_feedback(routing_corrections(service.engine.collection), home)
+        refit_default_router(home)
+        if not labels:
+            return CalibrationOutcome(added)
+    report = calibrate_collection(service.engine, load_labels(labels) if labels else None, use_feedback=use_feedback)
+    return CalibrationOutcome(added, report)
+
+
+def limit_server_memory() -> None:
+    """Cap glibc's malloc arenas before a server starts its request threads (retriever/memory.py says why)."""
+    from spanqa.retriever.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()
