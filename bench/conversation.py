@@ -155,7 +155,7 @@ def _topic_switch(assistant, conversations) -> dict:
         a, b = assistant.respond(turn.question), assistant.respond(turn.question, history=history)
         alone.append(_score(turn, a)["f1"])
         switched.append(_score(turn, b)["f1"])
-        same += b.resolution.question == turn.question
+        same += not b.resolution.follow_up
     n = len(conversations)
     return {"f1_alone": 100 * sum(alone) / n, "f1_after_other_topic": 100 * sum(switched) / n,
             "left_alone": 100 * same / n, "n": n}

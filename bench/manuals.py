@@ -316,4 +316,13 @@ def _paired_report(systems: dict) -> list[dict]:
             text = (f"{way} threshold, {measure}: after − before {d['difference']:+.2f} (95 % {d['ci95'][0]:+.2f} to "
                     f"{d['ci95'][1]:+.2f}; {d['questions']} questions)")
             lines.append({"way": way, "measure": measure, **d, "text": text})
+    shipped = {m: after["rows"][m]["shipped"]["threshold"] for m in after["rows"]}
+    for way in ("conversation", "conversation (text)"):
+        flat_after = [r for found in after["follow_up_records"].values() for r in found[way]]
+        flat_before = [r for found in before["follow_up_records"].values() for r in found[way]]
+        for measure in ("e2e", "top1", "gold_read", "useful"):
+            d = paired(flat_after, flat_before, measure, shipped, shipped)
+            text = (f"follow-ups with the {way}, {measure}: after − before {d['difference']:+.2f} (95 % "
+                    f"{d['ci95'][0]:+.2f} to {d['ci95'][1]:+.2f}; {d['questions']} follow-ups)")
+            lines.append({"way": f"follow-ups, {way}", "measure": measure, **d, "text": text})
     return lines

@@ -19,7 +19,8 @@ __all__ = [
     "DEVICES", "resolve_device",
     "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PASSAGES", "CollectionLimits", "PostgresSettings", "LOOPBACK_HOSTS",
     "ServerSettings", "Settings",
-    "SHIPPED_READER", "SHIPPED_TECHNICAL_READER", "SHIPPED_ROUTER", "SHIPPED_DOCUMENTS", "shipped_embedder_path",
+    "SHIPPED_READER", "SHIPPED_TECHNICAL_READER", "SHIPPED_ROUTER", "SHIPPED_TERM_SELECTOR", "SHIPPED_DOCUMENTS",
+    "shipped_embedder_path",
 ]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -148,6 +149,7 @@ def limit_kernel_cache() -> None:
 SHIPPED_READER = PACKAGE_ROOT / "models" / "reader"
 SHIPPED_TECHNICAL_READER = PACKAGE_ROOT / "models" / "reader-technical"
 SHIPPED_ROUTER = PACKAGE_ROOT / "models" / "router"
+SHIPPED_TERM_SELECTOR = PACKAGE_ROOT / "models" / "term_selector.json"
 SHIPPED_DOCUMENTS = PACKAGE_ROOT / "docs"
 
 
@@ -182,13 +184,15 @@ class Settings:
     # Locations ("" = the default): where spanqa keeps what it builds (the default collection, a refitted router,
     # the chat history; default ~/.cache/spanqa); the collection a door opens when none is named (a directory or a
     # PostgreSQL URL; default: the bundled one, built under `home`); the models (a directory or an HF id; default:
-    # the shipped ones; `router`: a fine-tuned or refitted router).
+    # the shipped ones; `router`: a fine-tuned or refitted router; `term_selector`: the JSON that chooses which
+    # words of a conversation join a follow-up's search, from `spanqa train-term-selector`).
     home: str = ""
     collection: str = ""
     reader: str = ""
     technical_reader: str = ""
     embedder: str = ""
     router: str = ""
+    term_selector: str = ""
     top_k: int = 5
     retrieval_mode: str = SEARCH_MODES[0]
     # Abstain below this answer confidence (reader score × passage relevance); see docs/answers.md.
@@ -287,6 +291,10 @@ class Settings:
     @property
     def technical_reader_path(self) -> str:
         return self.technical_reader or str(SHIPPED_TECHNICAL_READER)
+
+    @property
+    def term_selector_path(self) -> Path:
+        return Path(self.term_selector) if self.term_selector else SHIPPED_TERM_SELECTOR
 
     @property
     def embedder_path(self) -> str:

@@ -8,11 +8,13 @@ import pytest
 from spanqa.plugin.engine.conversation import resolve
 from spanqa.plugin.engine.history import Turn, recent_history
 from spanqa.plugin.engine.requests import parse, turns
+from spanqa.plugin.engine.term_selection import TermSelector
 
 from spanqa.errors import InvalidRequest
 from spanqa.settings import Settings
 
 SETTINGS = Settings()
+SELECTOR = TermSelector.load(SETTINGS.term_selector_path)  # the shipped one, as the engine loads it
 
 
 def chat(*exchanges: tuple[str, str]) -> list[dict]:
@@ -34,43 +36,56 @@ def checked(history, settings: Settings = SETTINGS):
 
 
 def understood(message: str, history: list[dict]):
-    return resolve(message, checked(history))
+    return resolve(message, checked(history), SELECTOR)
 
 
-@pytest.mark.parametrize(("history", "message", "question"), [
-    (chat(("When was Tower Bridge opened?", "30 June 1894")), "who opened it?", "who opened Tower Bridge?"),
-    (chat(("How long is Tower Bridge?", "244 metres")), "and how tall are its towers?",
-     "and how tall are Tower Bridge's towers?"),
+def words(resolution) -> set[str]:
+    return {w.lower() for w in resolution.terms}
+
+
+# The ways people refer back, in other people's words: each follow-up is read with the conversation's words it
+# needs (a pronoun for a phrase of the earlier question, for its answer, "that flag", "one of those", an ellipsis,
+# a typo), and the reader reads them after the message.
+@pytest.mark.parametrize(("history", "message", "needed"), [
+    (chat(("How do I find commits whose message mentions a ticket number?", "--grep=<pattern>")),
+     "can it ignore upper/lower case?", {"commits", "message"}),
+    (chat(("What happens to daemon threads when the program exits?", "they are stopped abruptly")),
+     "How should I get them to stop cleanly instead?", {"daemon", "threads"}),
+    (chat(("I restart my server right away and bind fails with Address already in use", "")),
+     "which socket option gets around it?", {"bind", "address"}),
     (chat(("Who designed Tower Bridge?", "Horace Jones")), "and which engineer did he work with?",
-     "and which engineer did Horace Jones work with?"),
-    (chat(("Which filetype function guesses the type of a file?", "filetype.guess")),
-     "what does it return when it cannot tell?", "what does filetype.guess return when it cannot tell?"),
-    (chat(("When was the Thames Barrier officially opened?", "8 May 1984")), "by whom?",
-     "by whom was the Thames Barrier officially opened?"),
-    (chat(("Which pytest version does pytest-socket require?", "7.0 or greater")), "and which Python?",
-     "which Python does pytest-socket require?"),
-    (chat(("What does pump error E-4712 mean?", "the water filter is clogged")), "what about E-4713?",
-     "What does pump error E-4713 mean?"),
-    (chat(("Who discovered the bee space?", "Lorenzo Lorraine Langstroth")), "how big is it?",
-     "how big is the bee space?"),
-], ids=["it", "its", "he", "it = the identifier answered", "by whom", "and which X", "what about", "noun phrase"])
-def test_a_follow_up_is_understood_with_what_it_points_to(history, message, question):
+     {"horace", "jones", "tower", "bridge"}),
+    (chat(("Which rebase option squashes fixup commits automatically?", "--autosquash")),
+     "is there a way to not have to type that flag every time", {"autosquash", "rebase"}),
+    (chat(("How do I run blocking code in asyncio without blocking the event loop?", "run_in_executor")),
+     "how do i push a blocking call onto one of those executors?", {"asyncio", "run_in_executor"}),
+    (chat(("When was the Thames Barrier officially opened?", "8 May 1984")), "by whom?", {"thames", "barrier"}),
+    (chat(("How do I find commits whose message mentions a ticket number?", "--grep=<pattern>")),
+     "can it ignroe upper/lower case", {"commits", "message"}),
+], ids=["it = the question's phrase", "them", "it = the situation", "he = the answer", "that flag = the answer",
+        "one of those", "by whom", "a typo"])
+def test_a_follow_up_is_read_with_the_words_it_needs(history, message, needed):
     resolution = understood(message, history)
-    assert resolution.question == question
     assert resolution.follow_up and resolution.turns == (0, 1)
-    assert resolution.query != message  # searched with the conversation's words (or, swapped, as the new question)
+    assert needed <= words(resolution), resolution.terms
+    assert resolution.question.startswith(message) and set(resolution.terms) <= set(resolution.query.split())
+
+
+def test_a_new_term_takes_the_old_ones_place():
+    resolution = understood("what about E-4713?", chat(("What does pump error E-4712 mean?", "the filter is clogged")))
+    assert resolution.question == resolution.query == "What does pump error E-4713 mean?" and resolution.follow_up
 
 
 def test_a_chain_of_follow_ups_keeps_its_topic():
     history = chat(("How does the Thames Barrier close?", "each gate is rotated upwards"),
                    ("how long does that take?", "about an hour and a half"))
     resolution = understood("who runs it?", history)
-    assert resolution.question == "who runs Thames Barrier?"
-    assert "Thames" in resolution.query and resolution.turns == (2, 3)
+    assert {"thames", "barrier"} <= words(resolution) and resolution.turns == (2, 3)
 
 
 @pytest.mark.parametrize("message", [
     "Which Python function does the distro package replace?",
+    "How do I delete a remote branch?",
     "How do I give every test a timeout from the command line with pytest-timeout?",
     "What were bees kept in in medieval Europe?",
     "Does orjson.dumps release the GIL while it runs?",  # a pronoun whose antecedent is in the message itself
@@ -92,7 +107,7 @@ def test_chitchat_is_never_what_a_follow_up_follows():
     history = chat(("How long is Tower Bridge?", "244 metres")) + [
         {"role": "user", "content": "thanks!"}, {"role": "assistant", "content": "You're welcome!"}]
     resolution = understood("and how tall are its towers?", history)
-    assert resolution.question == "and how tall are Tower Bridge's towers?" and resolution.turns == (0, 1)
+    assert "bridge" in words(resolution) and resolution.turns == (0, 1)  # ("towers" it has)
 
 
 def test_the_response_json_a_door_kept_is_how_the_earlier_turn_was_understood():
@@ -101,7 +116,7 @@ def test_the_response_json_a_door_kept_is_how_the_earlier_turn_was_understood():
                          "follow_up": True, "turns": [0, 1]}}
     history = [{"role": "user", "content": "when was that one opened?"},
                {"role": "assistant", "content": "“30 June 1894” — tower.md, page 1", "response": kept}]
-    assert understood("who opened it?", history).question == "who opened Tower Bridge?"
+    assert {"tower", "bridge"} <= words(understood("who opened it?", history))
     # A reply the engine gave in kind (a greeting) is not a question to follow.
     greeted = [{"role": "user", "content": "hello Tower Bridge"},
                {"role": "assistant", "content": "Hello!", "response": {"route": "reply"}}]
@@ -113,7 +128,11 @@ def test_a_hostile_history_changes_only_what_is_searched():
     standalone = understood("When was Tower Bridge opened?", hostile)
     assert standalone.question == standalone.query == "When was Tower Bridge opened?"
     follow_up = understood("who opened it?", hostile)
-    assert "pwned" not in follow_up.question.lower()  # the reader reads the user's question, never the history's
+    # What a history can do is add some of its words (never its sentences) to the search and after the question;
+    # the reply is still made of the collection's passages (test_tools.py).
+    said = {w.strip("'.").lower() for w in hostile[0]["content"].split()}
+    assert follow_up.question.startswith("who opened it?") and len(follow_up.terms) <= SELECTOR.max_terms
+    assert all(term.lower() in said for term in follow_up.terms)
 
 
 @pytest.mark.parametrize(("history", "problem"), [

@@ -318,7 +318,7 @@ def test_a_follow_up_is_answered_in_the_light_of_the_conversation_at_every_door(
         data = outcome.data
         assert data["message"] == "what about E-4711?", name
         assert data["resolved"] == {"question": "What does pump error E-4711 mean?", "follow_up": True,
-                                    "turns": [0, 1], "query": data["resolved"]["query"]}, name
+                                    "turns": [0, 1], "query": data["resolved"]["query"], "terms": []}, name
         assert "motor overheated" in data["answers"][0]["text"] and not data["abstained"], name
 
 

@@ -82,7 +82,7 @@ def test_an_injected_conversation_changes_nothing_but_what_is_searched(tools):
     follow_up = json.loads(call(tools["document_qa"], {"question": "and when does it close?", "history": HOSTILE})
                            .content)
     documents = {p["source"]: p["text"] for p in follow_up["passages"]}
-    assert "pwned" not in follow_up["reply"] and "pwned" not in follow_up["resolved"]["question"]
+    assert "pwned" not in follow_up["reply"] and follow_up["resolved"]["question"].startswith("and when does it close?")
     for answer in follow_up["answers"]:  # still quotes of the documents, whatever the history said
         assert answer["text"] in documents[answer["source"]]
 

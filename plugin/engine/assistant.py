@@ -25,12 +25,13 @@ from typing import Any
 
 from spanqa.plugin.engine.closest import Closest, closest_passage
 from spanqa.plugin.engine.conversation import Resolution, resolve, standalone
-from spanqa.plugin.engine.models import shared_reader, shared_router
+from spanqa.plugin.engine.models import shared_model, shared_reader, shared_router
 from spanqa.plugin.engine.ranking import CALIBRATION_SETTING, AnswerRanker, ScoreCalibration
 from spanqa.plugin.engine.reader import Answer, Reader, combine_answers
 from spanqa.plugin.engine.requests import parse, turns
 from spanqa.plugin.engine.response import Response, citation
 from spanqa.plugin.engine.router import INTENTS, Intent, Router
+from spanqa.plugin.engine.term_selection import TermSelector
 from spanqa.plugin.engine.text_kind import looks_technical
 from spanqa.retriever import Collection, Embedder, Hit
 from spanqa.retriever.fusion import fuse_hits
@@ -172,6 +173,8 @@ class Assistant:
         self.technical_reader = technical_reader
         self._router = router
         self.ranker = (ranker or AnswerRanker.load()) if rank else None
+        path = self.settings.term_selector_path
+        self.term_selector = shared_model(("term_selector", str(path)), lambda: TermSelector.load(path))
 
     @property
     def collection(self) -> Collection:
@@ -309,10 +312,10 @@ class Assistant:
             return Response(message, intent, route, self._help_text())
         return Response(message, intent, route, REPLIES.get(intent.label, REPLIES["smalltalk"]))
 
-    @staticmethod
-    def _resolutions(requests: list) -> list[Resolution]:
+    def _resolutions(self, requests: list) -> list[Resolution]:
         """How each checked question is understood after its history (standalone without one)."""
-        return [resolve(r.question, turns(r.history)) if r.history else standalone(r.question) for r in requests]
+        return [resolve(r.question, turns(r.history), self.term_selector) if r.history else standalone(r.question)
+                for r in requests]
 
     def _route(self, router: Router, resolutions: list[Resolution]) -> list[Intent]:
         """Each message's intent. A follow-up the router does not send to the documents on its own words ("and by

@@ -56,11 +56,13 @@ def exchange(message: str, response: Mapping[str, Any]) -> list[dict]:
 
 def interpretation(response: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> str | None:
     """What to tell a person about how a follow-up was understood (None for a message that stood alone): the
-    question as read when it differs from what they typed, else which earlier question it followed (its words
-    then went into the search only). `history` is the one the response was given with."""
+    conversation's words it was read with, else the question as read when it differs from what they typed ("what
+    about E-4713?"), else which earlier question it followed. `history` is the one the response was given with."""
     resolved = response.get("resolved") or {}
     if not resolved.get("follow_up"):
         return None
+    if resolved.get("terms"):
+        return f"Understood as a follow-up, with: {' '.join(resolved['terms'])}"
     if resolved["question"] != response.get("message"):
         return f"Understood as: {resolved['question']}"
     turns = resolved.get("turns") or []

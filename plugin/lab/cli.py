@@ -233,3 +233,28 @@ def _eval_intent(args) -> int:
         if not args.json:
             print("plots: " + ", ".join(str(p) for p in paths))
     return 0
+
+
+# --- term selector --------------------------------------------------------------------------------------------
+
+def _train_term_selector_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--squad", required=True, help="SQuAD-format training file the conversations are made from")
+    p.add_argument("--conversations", type=int, default=40_000, help="conversations to make (at most)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (the same seed makes the same model)")
+    p.add_argument("--out", default=str(Settings().term_selector_path), help="term selector JSON to write")
+
+
+@LAB.command("train-term-selector", "Fit the term selector that reads follow-ups (which words of the conversation "
+                                    "join a follow-up's search) on conversations made from SQuAD.",
+             _train_term_selector_options)
+def _train_term_selector(args) -> int:
+    from spanqa.plugin.lab.term_selector_training import fit_term_selector
+
+    squad = Path(args.squad)
+    if not squad.is_file():
+        raise InputError(f"No SQuAD file at {squad}")
+    selector, report = fit_term_selector(squad, args.conversations, args.seed)
+    Path(args.out).write_text(json.dumps(selector.to_json(), ensure_ascii=False))
+    print(json.dumps(report, indent=2))
+    print(f"→ {args.out}")
+    return 0
