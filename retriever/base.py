@@ -25,6 +25,7 @@ from spanqa.retriever.loaders import LoadError, LoadReport, load_bytes, load_pat
 from spanqa.retriever.memory import release_freed_memory
 from spanqa.retriever.protocol import IngestReport, ProgressCallback
 from spanqa.retriever.records import Document, Hit, Passage, SkippedFile
+from spanqa.retriever.sync import SyncReport
 
 from spanqa.errors import CollectionCorruptError, EmbeddingMismatchError, InputError
 from spanqa.settings import SEARCH_MODES, CollectionLimits, SearchMode, Settings
@@ -265,9 +266,40 @@ class CollectionBase:
             match = [d for d in self.documents() if document in (d.id, d.source)]
             if not match:
                 return False
-            self._remove(match[0].id)
-            self.finish_writes()
+            self.remove_documents([match[0].id])
             return True
+
+    def remove_documents(self, document_ids: list[str], finish: bool = True) -> None:
+        """Remove documents by id, each in its own transaction (a write seam, as `commit_document` is); with
+        `finish=False` the caller calls `finish_writes` once after its other writes."""
+        if not document_ids:
+            return
+        with self.write_guard():
+            for document_id in document_ids:
+                self._remove(document_id)
+            if finish:
+                self.finish_writes()
+
+    def stored_passages(self, document_id: str) -> tuple[list[Passage], np.ndarray]:
+        """A document's stored passages, in order, and their vectors (to re-point a moved file unembedded)."""
+        ids = self._passage_ids(document_id)
+        passages, vectors = self._passages(ids), self._vectors(ids)
+        ordered = sorted((passages[i] for i in ids), key=lambda p: p.index)
+        dimension = int(self.manifest.get("dimension", 0)) if ordered else 0
+        stacked = np.stack([vectors[p.id] for p in ordered]) if ordered else np.zeros((0, dimension), np.float32)
+        return ordered, stacked
+
+    def sync_guard(self) -> AbstractContextManager:
+        """Held for a whole sync, across processes: a second sync of the same collection is refused."""
+        raise NotImplementedError
+
+    def sync(self, roots: Iterable[str | Path], include: list[str] | None = None, exclude: list[str] | None = None,
+             allow_empty_root: bool = False, progress: ProgressCallback | None = None) -> SyncReport:
+        """Make the collection mirror the files under `roots` (retriever/sync.py): new files ingested, changed
+        ones replaced, vanished ones removed, moved ones re-pointed without embedding."""
+        from spanqa.retriever.sync import FolderSync
+
+        return FolderSync(self, roots, include, exclude, allow_empty_root, progress).run()
 
     def get_setting(self, key: str) -> dict | None:
         """A JSON setting stored with the collection (e.g. the engine's answer calibration), or None."""

@@ -18,13 +18,15 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from spanqa.retriever.base import CollectionBase, Ranked, check_manifest, new_manifest
 from spanqa.retriever.chunking import ChunkingSettings
 from spanqa.retriever.embedding import Embedder
-from spanqa.retriever.indexes import DenseIndex, IndexFileError, LexicalIndex
+from spanqa.retriever.indexes import DenseIndex, IndexFileError, LexicalIndex, saved_generation
 from spanqa.retriever.records import Document, DocumentInfo, Feedback, Passage
 from spanqa.retriever.store import Store
 
@@ -34,8 +36,8 @@ from spanqa.settings import CollectionLimits
 __all__ = ["LocalCollection"]
 
 # What an interrupted creation can leave behind in a collection directory before its manifest exists.
-_CREATION_LEFTOVERS = frozenset({"manifest.tmp", "collection.sqlite", "collection.sqlite-wal", "collection.sqlite-shm",
-                                 "collection.sqlite-journal", "index"})
+_CREATION_LEFTOVERS = frozenset({"manifest.tmp", "sync.lock", "collection.sqlite", "collection.sqlite-wal",
+                                 "collection.sqlite-shm", "collection.sqlite-journal", "index"})
 
 
 class LocalCollection(CollectionBase):
@@ -136,7 +138,9 @@ class LocalCollection(CollectionBase):
 
     def _rebuild_indexes(self, dense: bool = True) -> None:
         """Rebuild BM25 (always: bm25s has no incremental update) and, if asked, the dense index from the
-        database, swap them in, and save them stamped with the current generation."""
+        database, swap them in, and save them stamped with the generation they were read at (read first: a write
+        that lands during the rebuild makes the stamp older than the content, which only costs a rebuild)."""
+        generation = self.store.generation
         if dense:
             rebuilt = DenseIndex(self.dense.dimension, self.dense.hnsw_threshold)
             rebuilt.build(self.store.iter_vectors())
@@ -146,14 +150,23 @@ class LocalCollection(CollectionBase):
         lexical.build(self.store.iter_texts())
         with self._lock:
             self.lexical = lexical
-        self._save_indexes()
+        self._save_indexes(generation)
 
-    def _save_indexes(self) -> None:
-        generation = self.store.generation
-        with self._lock:
-            self.dense.save(self.index_dir, generation)
-            self.lexical.save(self.index_dir, generation)
-            self._generation = generation
+    def _save_indexes(self, generation: int) -> None:
+        """Save both indexes stamped `generation`, one process at a time (a reader that found them stale rebuilds
+        and saves them too, maybe while a writer does), and never over indexes saved at a later generation."""
+        import fcntl
+
+        with self._lock, open(self.index_dir / "save.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                saved = saved_generation(self.index_dir)
+                if saved is None or saved < generation:
+                    self.dense.save(self.index_dir, generation)
+                    self.lexical.save(self.index_dir, generation)
+                self._generation = generation
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _check_present(self) -> None:
         """Refuse to go on with a collection whose directory was deleted or moved while it was open: its database
@@ -165,6 +178,24 @@ class LocalCollection(CollectionBase):
     def write_guard(self):
         self._check_present()
         return super().write_guard()
+
+    @contextmanager
+    def sync_guard(self) -> Iterator[None]:
+        """An exclusive lock on the collection's sync.lock for a whole sync: the operating system drops it with the
+        process that held it, so a killed sync never blocks the next one."""
+        import fcntl
+
+        self._check_present()
+        with open(self.path / "sync.lock", "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CollectionError(f"Another sync of {self.path} is running; run this one when it has "
+                                      "finished") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _refresh_if_changed_elsewhere(self) -> None:
         """Pick up writes made by another process or Collection object (e.g. `spanqa ingest` while the chat UI

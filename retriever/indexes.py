@@ -48,6 +48,14 @@ def _read_stamp(path: Path) -> dict | None:
         return None
 
 
+def saved_generation(directory: Path) -> int | None:
+    """The store generation both saved indexes in `directory` were built at (the older of the two), or None."""
+    stamps = [_read_stamp(directory / name) for name in ("dense.json", "bm25.json")]
+    if any(stamp is None or not isinstance(stamp.get("generation"), int) for stamp in stamps):
+        return None
+    return min(stamp["generation"] for stamp in stamps)
+
+
 class DenseIndex:
     """FAISS inner-product search over unit vectors (= cosine), with stable int64 passage ids."""
 

@@ -26,6 +26,7 @@ from spanqa.retriever.embedding import Embedder
 from spanqa.retriever.loaders import LoadReport
 from spanqa.retriever.protocol import IngestReport, ProgressCallback
 from spanqa.retriever.records import Document, DocumentInfo, Feedback, Hit, Passage
+from spanqa.retriever.sync import SyncReport
 
 from spanqa.errors import CollectionError
 from spanqa.settings import CollectionLimits, SearchMode, Settings
@@ -100,6 +101,10 @@ class RetrieverCollection:
         return self._read_only()
 
     def delete(self, document: str) -> bool:
+        return self._read_only()
+
+    def sync(self, roots: Iterable[str | Path], include: list[str] | None = None, exclude: list[str] | None = None,
+             allow_empty_root: bool = False, progress: ProgressCallback | None = None) -> SyncReport:
         return self._read_only()
 
     def documents(self) -> list[DocumentInfo]:

@@ -218,7 +218,7 @@ def _title_of(text: str, source: str) -> str:
     return Path(source).name
 
 
-def _matches(path: Path, patterns: list[str]) -> bool:
+def matches(path: Path, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(path.as_posix(), p) or fnmatch.fnmatch(path.name, p) for p in patterns)
 
 
@@ -242,7 +242,7 @@ def list_files(paths: list[str | Path], include: list[str] | None = None,
         else:
             candidates = [root]
         files += [path for path in candidates
-                  if not (include and not _matches(path, include)) and not (exclude and _matches(path, exclude))]
+                  if not (include and not matches(path, include)) and not (exclude and matches(path, exclude))]
     return files, missing
 
 

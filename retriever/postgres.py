@@ -282,6 +282,26 @@ class PostgresCollection(CollectionBase):
             conn.execute(self.sql("UPDATE {s}.meta SET value = (value::bigint + %s)::text WHERE key = 'passages'"),
                          (delta,))
 
+    @contextmanager
+    def sync_guard(self) -> Iterator[None]:
+        """A session advisory lock, on a connection of its own, for a whole sync: PostgreSQL drops it with the
+        session, so a killed sync never blocks the next one (the write lock is per transaction)."""
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.where.conninfo, autocommit=True, **self._connect_kwargs)
+        except psycopg.OperationalError as exc:
+            raise self._unreachable(exc) from exc
+        key = f"{self.where.schema}:sync"
+        with conn:
+            if not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:
+                raise CollectionError(f"Another sync of {self.location} is running; run this one when it has "
+                                      "finished")
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
     def _remove(self, document_id: str) -> None:
         with self._connection(write=True) as conn:
             self._count_passages(conn, -self._delete_rows(conn, document_id))

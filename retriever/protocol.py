@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from spanqa.retriever.embedding import Embedder
 from spanqa.retriever.loaders import LoadReport
 from spanqa.retriever.records import Document, DocumentInfo, Feedback, Hit, SkippedFile
 
 from spanqa.settings import CollectionLimits, SearchMode, Settings
+
+if TYPE_CHECKING:  # the sync module reports through this one's types
+    from spanqa.retriever.sync import SyncReport
 
 __all__ = ["Collection", "IngestReport", "ProgressCallback"]
 
@@ -63,6 +66,9 @@ class Collection(Protocol):
     def add_documents(self, loaded: LoadReport, progress: ProgressCallback | None = None) -> IngestReport: ...
 
     def delete(self, document: str) -> bool: ...
+
+    def sync(self, roots: Iterable[str | Path], include: list[str] | None = None, exclude: list[str] | None = None,
+             allow_empty_root: bool = False, progress: ProgressCallback | None = None) -> SyncReport: ...
 
     def documents(self) -> list[DocumentInfo]: ...
 

@@ -257,3 +257,69 @@ def test_feedback_and_settings_are_kept(readable):
 def test_empty_collection_searches_to_nothing(open_at):
     empty = open_at()
     assert empty.search("anything", k=5) == [] and len(empty) == 0
+
+
+# --- sync: a collection that follows its folders ------------------------------------------------------------------
+
+def _sources(collection) -> set[str]:
+    return {Path(d.source).name for d in collection.documents()}
+
+
+def test_sync_adds_changes_removes_and_repoints_without_embedding_twice(tmp_path, open_at, monkeypatch):
+    docs = write_corpus(tmp_path / "docs", CORPUS)
+    collection = open_at()
+    collection.ingest_bytes([("upload.txt", b"An uploaded note: the spare key is under the blue flowerpot.")])
+    first = collection.sync([docs])
+    assert len(first.added) == len(CORPUS) and not first.removed and len(collection) == len(CORPUS) + 1
+
+    calls = []
+    original = collection.embedder.encode
+    monkeypatch.setattr(collection.embedder, "encode", lambda texts, **kw: calls.append(texts) or original(texts))
+    (docs / "tower.txt").write_text("The Eiffel Tower is repainted every seven years.")
+    (docs / "bread.txt").unlink()
+    (docs / "visa.txt").rename(docs / "travel-visa.txt")
+    (docs / "new.md").write_text("# Bees\n\nA honey bee colony keeps one queen.")
+    report = collection.sync([docs])
+    assert (Path(report.updated[0]).name, Path(report.removed[0]).name) == ("tower.txt", "bread.txt")
+    assert [(Path(a).name, Path(b).name) for a, b in report.renamed] == [("visa.txt", "travel-visa.txt")]
+    assert [Path(s).name for s in report.added] == ["new.md"] and len(report.unchanged) == len(CORPUS) - 3
+    embedded = [text for call in calls for text in call]
+    assert len(embedded) == 2 and not any("visa" in t for t in embedded)  # the renamed file kept its vectors
+    assert _sources(collection) == set(CORPUS) - {"bread.txt", "visa.txt"} | {"travel-visa.txt", "new.md",
+                                                                                 "upload.txt"}
+    hit = collection.search("electronic visa before departure", k=1)[0].passage
+    assert hit.source.endswith("travel-visa.txt") and hit.document_id == next(
+        d.id for d in collection.documents() if d.source.endswith("travel-visa.txt"))
+    assert all("sourdough" not in h.passage.text.lower() for h in collection.search("sourdough yeast", k=10))
+    assert collection.integrity_problems() == []
+
+    calls.clear()
+    again = collection.sync([docs])
+    assert not again.changed and len(again.unchanged) == len(CORPUS) and calls == []
+    assert again.to_dict()["added"] == 0 and set(again.to_dict()) >= {"added", "updated", "removed", "renamed",
+                                                                      "unchanged", "skipped"}
+
+
+def test_sync_refuses_a_vanished_root_instead_of_emptying_the_collection(tmp_path, open_at):
+    docs = write_corpus(tmp_path / "docs", CORPUS)
+    collection = open_at()
+    collection.sync([docs])
+    for path in docs.iterdir():
+        path.unlink()  # an unmounted drive: the folder is there, its files are not
+    with pytest.raises(InputError, match="vanished mount must not empty the collection"):
+        collection.sync([docs])
+    docs.rmdir()
+    with pytest.raises(InputError, match="does not exist.*--allow-empty-root"):
+        collection.sync([docs])
+    assert len(collection.documents()) == len(CORPUS)
+    report = collection.sync([docs], allow_empty_root=True)
+    assert len(report.removed) == len(CORPUS) and collection.documents() == []
+
+
+def test_a_second_sync_of_the_same_collection_is_refused_while_one_runs(tmp_path, open_at):
+    docs = write_corpus(tmp_path / "docs", CORPUS)
+    collection, other = open_at(), open_at(create=False)
+    with collection.sync_guard():
+        with pytest.raises(CollectionError, match="Another sync"):
+            other.sync([docs])
+    assert len(other.sync([docs]).added) == len(CORPUS)

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -289,3 +290,29 @@ def test_uploads_are_labels_not_paths_and_limits_hold(app_client, tmp_path):
         too_big = small.post("/v1/documents", files=[("files", ("big.txt", b"word " * 40_000))])
         assert too_big.status_code == 413 and "limit" in too_big.json()["error"]["message"]
         assert "big.txt" not in [d["source"] for d in small.get("/v1/documents").json()["documents"]]
+
+
+def test_a_server_follows_its_folders_and_syncs_on_request(collection_dir, tmp_path):
+    from fastapi.testclient import TestClient
+    from helpers import write_corpus
+    from spanqa.plugin.doors.administration import SyncJob
+    from spanqa.plugin.doors.http_server import create_app
+
+    copy = tmp_path / "collection"
+    shutil.copytree(collection_dir, copy)
+    docs = write_corpus(tmp_path / "team-drive", {"rota.txt": "The night shift on Fridays is covered by Priya."})
+    service = Service.open(str(copy), Settings.from_env())
+    with TestClient(create_app(service, ServerSettings(), SyncJob([str(docs)]))) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/v1/sync").json()["last_sync"] is None:  # the watcher's first sync
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        (docs / "parking.txt").write_text("Visitors park on level -2 of the garage.")
+        synced = client.post("/v1/sync").json()
+        assert synced["removed"] == 0 and synced["unchanged"] + synced["added"] == 2
+        assert client.get("/v1/sync").json()["roots"] == [str(docs)]
+        answer = client.post("/v1/search", json={"query": "who covers the Friday night shift", "k": 1}).json()
+        assert answer["passages"][0]["source"].endswith("rota.txt")
+    with TestClient(create_app(Service.open(str(copy), Settings.from_env()), ServerSettings())) as client:
+        refused = client.post("/v1/sync")
+        assert refused.status_code == 404 and "spanqa serve --sync PATH" in refused.json()["error"]["message"]

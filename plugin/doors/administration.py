@@ -11,11 +11,11 @@ from typing import Any
 
 from spanqa.plugin.doors.service import SCHEMA_VERSION, Service, shown_location
 
-from spanqa.errors import CollectionError, InputError
+from spanqa.errors import CollectionError, InputError, SpanqaError
 from spanqa.settings import Settings
 
-__all__ = ["CalibrationOutcome", "IngestJob", "IngestOutcome", "calibrate", "ingest", "limit_server_memory",
-           "migrate", "reindex", "setup"]
+__all__ = ["CalibrationOutcome", "IngestJob", "IngestOutcome", "SyncJob", "calibrate", "ingest", "limit_server_memory",
+           "migrate", "reindex", "setup", "sync", "watch"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,55 @@ def ingest(job: IngestJob, settings: Settings, progress=None, skipped=None) -> I
     for item in report.skipped[len(loaded.skipped):]:
         skipped(item.source, item.reason)
     return IngestOutcome(collection.location, report)
+
+
+@dataclass(frozen=True)
+class SyncJob:
+    """Folders and files a collection mirrors (retriever/sync.py), the globs that pick files, and whether a root
+    that vanished may empty the collection of its documents."""
+
+    roots: list[str]
+    collection: str | None = None
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+    allow_empty_root: bool = False
+
+
+def sync(job: SyncJob, settings: Settings, progress=None) -> IngestOutcome:
+    """Make `job`'s collection (created if need be) mirror its roots; the outcome's report is a SyncReport."""
+    from spanqa.plugin.engine.collections import default_location, open_collection
+    from spanqa.retriever.chunking import ChunkingSettings
+
+    chunking = ChunkingSettings(max_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens)
+    collection = open_collection(default_location(job.collection, settings), create=True, settings=settings,
+                                 chunking=chunking)
+    try:
+        report = collection.sync(job.roots, job.include, job.exclude, job.allow_empty_root, progress)
+    finally:
+        collection.close()
+    return IngestOutcome(collection.location, report)
+
+
+def watch(job: SyncJob, settings: Settings, on_outcome, stop=None, service: Service | None = None) -> None:
+    """Sync `job` now, then again after every burst of changes under its roots, until `stop` (a threading.Event)
+    is set or Ctrl-C; through `service`'s collection when given (a server's), else the job's. `on_outcome` hears
+    each sync's outcome, or the SpanqaError that refused it (a root that vanished is refused and watched on: the
+    collection keeps its documents)."""
+    from pathlib import Path
+
+    from spanqa.retriever.sync import watch as watch_roots
+
+    def attempt():
+        try:
+            if service is None:
+                return sync(job, settings)
+            result = service.sync(job.roots, job.include, job.exclude, job.allow_empty_root)
+            return IngestOutcome(service.location, result.value)
+        except SpanqaError as exc:
+            return exc
+
+    on_outcome(attempt())
+    watch_roots(attempt, [Path(r) for r in job.roots], on_outcome, stop=stop)
 
 
 def reindex(collection: str | None, settings: Settings, embedder: str | None = None) -> str:

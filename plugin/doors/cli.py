@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from spanqa.plugin.doors import administration
-from spanqa.plugin.doors.administration import IngestJob
+from spanqa.plugin.doors.administration import IngestJob, SyncJob
 from spanqa.plugin.doors.service import Service
 
 from spanqa import __version__
@@ -135,6 +136,48 @@ def _ingest(args) -> int:
     else:
         print(f"{outcome.location}: {report.summary()}")
     return 0 if report.added or report.updated or report.unchanged or not report.skipped else 1
+
+
+def _sync_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", help="the folders and files the collection mirrors")
+    _collection_options(p)
+    p.add_argument("--include", action="append", help="glob of files to take (repeatable)")
+    p.add_argument("--exclude", action="append", help="glob of files to leave out (repeatable)")
+    p.add_argument("--allow-empty-root", action="store_true",
+                   help="let a folder that vanished or holds no files remove its documents (refused by default: "
+                        "an unmounted drive must not empty the collection)")
+    p.add_argument("--watch", action="store_true", help="keep following the folders: sync again after each burst "
+                                                        "of changes, a line per sync that changed something")
+    p.add_argument("--json", action="store_true", help="print the sync report as JSON (one object per sync)")
+
+
+@PRODUCT.command("sync", "Make a collection mirror folders: new files added, changed ones replaced, deleted ones "
+                         "removed, moved ones re-pointed; documents from elsewhere are left alone.", _sync_options)
+def _sync(args) -> int:
+    _quiet_parsers()
+    settings = Settings.from_env(embedder=args.embedder)
+    job = SyncJob(args.paths, args.collection, args.include, args.exclude, args.allow_empty_root)
+    if not args.watch:
+        return _print_sync(administration.sync(job, settings), args.json, always=True)
+    print(f"spanqa sync: watching {', '.join(args.paths)} (Ctrl-C stops)", file=sys.stderr)
+    administration.watch(job, settings, lambda outcome: _print_sync(outcome, args.json, always=False))
+    return 0
+
+
+def _print_sync(outcome, as_json: bool, always: bool) -> int:
+    """One sync's outcome (or the error that refused it): a JSON object or a line; a watcher's quiet syncs say
+    nothing."""
+    if isinstance(outcome, SpanqaError):
+        print(f"spanqa sync: {outcome}", file=sys.stderr)
+        return 1
+    report = outcome.report
+    for item in report.skipped:
+        print(f"spanqa sync: skipped {item.source}: {item.reason}", file=sys.stderr)
+    if as_json:
+        _print_json(outcome.to_json())
+    elif always or report.changed:
+        print(f"{time.strftime('%H:%M:%S')} {outcome.location}: {report.summary()}", flush=True)
+    return 0
 
 
 def _search_options(p: argparse.ArgumentParser) -> None:
@@ -402,6 +445,8 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
                    help=f"how long a question waits to share a batch ({server_default('batch_window_ms')})")
     p.add_argument("--max-batch", type=int, help="concurrent questions answered as one batch; 1 turns "
                                                  f"micro-batching off ({server_default('max_batch')})")
+    p.add_argument("--sync", action="append", metavar="PATH", help="a folder the collection follows while the "
+                   "server runs (repeatable; as `spanqa sync --watch`; POST /v1/sync syncs at once)")
 
 
 @PRODUCT.command("serve", "Serve MCP (/mcp), OpenAI-compatible chat (/v1/chat/completions) and REST on one port.",
@@ -414,7 +459,7 @@ def _serve(args) -> int:
                                       cors_origins=args.cors_origins, batch_window_ms=args.batch_window_ms,
                                       max_batch=args.max_batch)
     administration.limit_server_memory()  # before uvicorn starts its request threads
-    app = create_app(_service(args, serving=serving), serving)
+    app = create_app(_service(args, serving=serving), serving, SyncJob(args.sync) if args.sync else None)
     print(f"spanqa serve: http://{serving.host}:{serving.port} (MCP at /mcp, OpenAI-compatible at /v1, API "
           f"docs at /docs){'; API key required' if serving.api_key else ''}", file=sys.stderr, flush=True)
     uvicorn.run(app, host=serving.host, port=serving.port, log_level="warning")

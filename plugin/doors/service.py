@@ -237,6 +237,12 @@ class Service:
         report = self.engine.collection.ingest_bytes(files, progress=progress)
         return Result({"schema": SCHEMA_VERSION, **report.to_dict()}, report)
 
+    def sync(self, roots: list[str], include: list[str] | None = None, exclude: list[str] | None = None,
+             allow_empty_root: bool = False) -> Result:
+        """Make the collection mirror `roots` (retriever/sync.py): the report's counts and files."""
+        report = self.engine.collection.sync(roots, include, exclude, allow_empty_root)
+        return Result({"schema": SCHEMA_VERSION, "collection": self.location, **report.to_dict()}, report)
+
     def _no_document(self, document_id: str) -> NotFound:
         return NotFound(f"No document {document_id!r} in this collection (list them with `spanqa docs list` or "
                         "GET /v1/documents)")
