@@ -294,12 +294,14 @@ class CollectionBase:
         raise NotImplementedError
 
     def sync(self, roots: Iterable[str | Path], include: list[str] | None = None, exclude: list[str] | None = None,
-             allow_empty_root: bool = False, progress: ProgressCallback | None = None) -> SyncReport:
+             allow_empty_root: bool = False, progress: ProgressCallback | None = None, ray: str | None = None,
+             settings: Settings | None = None) -> SyncReport:
         """Make the collection mirror the files under `roots` (retriever/sync.py): new files ingested, changed
-        ones replaced, vanished ones removed, moved ones re-pointed without embedding."""
+        ones replaced, vanished ones removed, moved ones re-pointed without embedding. `ray` and `settings` as
+        for `ingest`: the new and changed files are embedded on that cluster."""
         from spanqa.retriever.sync import FolderSync
 
-        return FolderSync(self, roots, include, exclude, allow_empty_root, progress).run()
+        return FolderSync(self, roots, include, exclude, allow_empty_root, progress, ray, settings).run()
 
     def get_setting(self, key: str) -> dict | None:
         """A JSON setting stored with the collection (e.g. the engine's answer calibration), or None."""

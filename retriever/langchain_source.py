@@ -104,7 +104,8 @@ class RetrieverCollection:
         return self._read_only()
 
     def sync(self, roots: Iterable[str | Path], include: list[str] | None = None, exclude: list[str] | None = None,
-             allow_empty_root: bool = False, progress: ProgressCallback | None = None) -> SyncReport:
+             allow_empty_root: bool = False, progress: ProgressCallback | None = None, ray: str | None = None,
+             settings: Settings | None = None) -> SyncReport:
         return self._read_only()
 
     def documents(self) -> list[DocumentInfo]:

@@ -92,8 +92,9 @@ class FolderSync:
 
     def __init__(self, collection: Any, roots: Iterable[str | Path], include: list[str] | None = None,
                  exclude: list[str] | None = None, allow_empty_root: bool = False,
-                 progress: ProgressCallback | None = None) -> None:
+                 progress: ProgressCallback | None = None, ray: str | None = None, settings: Any = None) -> None:
         self.collection = collection
+        self.ray, self.settings = ray, settings  # new and changed files embedded on a Ray cluster (as ingest)
         self.given = [Path(r) for r in roots]
         if not self.given:
             raise InputError("Name at least one folder or file to sync")
@@ -118,7 +119,7 @@ class FolderSync:
             report.removed = sorted(s for s in gone if s not in moved_from)
             # The indexes are rebuilt once, by the ingest (or below when it adds nothing): bm25s rebuilds whole.
             self.collection.remove_documents([gone[s].id for s in sorted(gone)], finish=False)
-            ingest = self.collection.add_documents(LoadReport(documents=new), self.progress)
+            ingest = self._ingest(new)
             if gone and not (ingest.added or ingest.updated):
                 self.collection.finish_writes()
             report.added += ingest.added
@@ -131,6 +132,13 @@ class FolderSync:
             self.collection.put_setting(SYNC_SETTING, {"files": {**self._outside(stamps), **kept}})
         report.seconds = time.time() - started
         return report
+
+    def _ingest(self, documents: list[Document]) -> Any:
+        """Store the new and changed documents: here, or read, chunked and embedded again on the Ray cluster."""
+        if self.ray is None or not documents:
+            return self.collection.add_documents(LoadReport(documents=documents), self.progress)
+        return self.collection.ingest([d.source for d in documents], ray=self.ray, settings=self.settings,
+                                      progress=self.progress)
 
     def _owned(self) -> dict[str, DocumentInfo]:
         """The collection's documents this sync owns: under a root, and selected by the globs."""

@@ -193,6 +193,9 @@ class Settings:
     embedder: str = ""
     router: str = ""
     term_selector: str = ""
+    # Folders the collection a server or the chat UI opens keeps following while it runs (`spanqa serve --sync`,
+    # `spanqa ui --sync`; several joined by the path separator, ":" on Linux); "" = none.
+    sync: str = ""
     top_k: int = 5
     retrieval_mode: str = SEARCH_MODES[0]
     # Abstain below this answer confidence (reader score × passage relevance); see docs/answers.md.
@@ -291,6 +294,10 @@ class Settings:
     @property
     def technical_reader_path(self) -> str:
         return self.technical_reader or str(SHIPPED_TECHNICAL_READER)
+
+    @property
+    def sync_roots(self) -> list[str]:
+        return [root for root in self.sync.split(os.pathsep) if root]
 
     @property
     def term_selector_path(self) -> Path:

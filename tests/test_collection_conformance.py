@@ -319,7 +319,6 @@ def test_sync_refuses_a_vanished_root_instead_of_emptying_the_collection(tmp_pat
 def test_a_second_sync_of_the_same_collection_is_refused_while_one_runs(tmp_path, open_at):
     docs = write_corpus(tmp_path / "docs", CORPUS)
     collection, other = open_at(), open_at(create=False)
-    with collection.sync_guard():
-        with pytest.raises(CollectionError, match="Another sync"):
-            other.sync([docs])
+    with collection.sync_guard(), pytest.raises(CollectionError, match="Another sync"):
+        other.sync([docs])
     assert len(other.sync([docs]).added) == len(CORPUS)

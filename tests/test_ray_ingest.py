@@ -204,3 +204,23 @@ def test_vectors_agree_with_one_process_whatever_the_batch(embedder):
     together = embedder.encode(texts)
     alone = np.vstack([embedder.encode([t]) for t in texts])
     assert np.min(np.sum(together * alone, axis=1)) >= 0.9999
+
+
+def test_a_sync_embeds_on_the_cluster_what_changed(cluster, corpus, tmp_path, embedder, capsys):
+    from spanqa.plugin.doors.cli import main
+
+    folder = tmp_path / "docs"
+    shutil.copytree(corpus, folder)
+    location = tmp_path / "synced-on-ray"
+    assert main(["sync", str(folder), "--collection", str(location), "--ray", cluster, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["added"] == len(CORPUS_FILES) and first["skipped"] == 3
+    (folder / "speed.md").unlink()
+    (folder / "answers.md").write_text("# Answers\n\nAn answer is a verbatim span of a passage, with its source.")
+    assert main(["sync", str(folder), "--collection", str(location), "--ray", cluster, "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert (second["updated"], second["removed"], second["added"]) == (1, 1, 0)
+    collection = LocalCollection(location, embedder=embedder)
+    assert {d.source.rsplit("/", 1)[-1] for d in collection.documents()} == set(CORPUS_FILES) - {"speed.md"}
+    assert collection.integrity_problems() == []
+    collection.close()

@@ -295,14 +295,13 @@ def test_uploads_are_labels_not_paths_and_limits_hold(app_client, tmp_path):
 def test_a_server_follows_its_folders_and_syncs_on_request(collection_dir, tmp_path):
     from fastapi.testclient import TestClient
     from helpers import write_corpus
-    from spanqa.plugin.doors.administration import SyncJob
     from spanqa.plugin.doors.http_server import create_app
 
     copy = tmp_path / "collection"
     shutil.copytree(collection_dir, copy)
     docs = write_corpus(tmp_path / "team-drive", {"rota.txt": "The night shift on Fridays is covered by Priya."})
-    service = Service.open(str(copy), Settings.from_env())
-    with TestClient(create_app(service, ServerSettings(), SyncJob([str(docs)]))) as client:
+    service = Service.open(str(copy), Settings.from_env(sync=str(docs)))
+    with TestClient(create_app(service, ServerSettings())) as client:
         deadline = time.monotonic() + 60
         while client.get("/v1/sync").json()["last_sync"] is None:  # the watcher's first sync
             assert time.monotonic() < deadline

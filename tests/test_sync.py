@@ -114,14 +114,15 @@ print("done", flush=True)
 
 
 @pytest.mark.slow
-def test_sigkill_during_sync_leaves_a_collection_the_next_sync_completes(tmp_path, embedder):
+@pytest.mark.parametrize("backend", ["local", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sigkill_during_sync_leaves_a_collection_the_next_sync_completes(tmp_path, embedder, backend, request):
     from spanqa.plugin.engine.collections import open_collection
 
     docs = tmp_path / "docs"
     docs.mkdir()
     for i in range(12):
         (docs / f"doc{i}.txt").write_text(document_text(i % 5, 0))
-    location = str(tmp_path / "collection")
+    location = request.getfixturevalue("postgres_url") if backend == "postgres" else str(tmp_path / "collection")
     rng = random.Random(4)
     for trial in range(1, 4):  # each trial moves the folder on, then kills a sync of it part way
         for i in rng.sample(range(12), 3):

@@ -116,3 +116,26 @@ def test_a_withheld_answer_shows_the_closest_passage_in_full_view(app):
     shown = [m.value for m in app.chat_message[-1].markdown]
     assert any(v.startswith("Not sure\\. The closest passage") for v in shown), shown
     assert any('class="spanqa-passage"' in v for v in shown)  # the quote itself, not folded into an expander
+
+
+def test_the_sidebar_shows_the_folders_the_collection_follows_and_the_last_sync(monkeypatch, tmp_path):
+    import time
+
+    from helpers import write_corpus
+
+    docs = write_corpus(tmp_path / "team-drive", {"rota.txt": "The night shift on Fridays is covered by Priya."})
+    monkeypatch.setenv("SPANQA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SPANQA_COLLECTION", str(tmp_path / "followed"))
+    monkeypatch.setenv("SPANQA_SYNC", str(docs))
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    deadline = time.monotonic() + 60
+    while not any(c.value.startswith("Last sync") for c in at.sidebar.caption):
+        assert not at.exception, at.exception
+        assert time.monotonic() < deadline, [c.value for c in at.sidebar.caption]
+        time.sleep(0.5)
+        at.run()
+    captions = [c.value for c in at.sidebar.caption]
+    assert any(str(docs) in c for c in captions) and any("1 added" in c for c in captions)
+    ask(at, "Who covers the Friday night shift?")
+    assert "Priya" in all_markdown(at)

@@ -7,10 +7,12 @@ the tools and the servers return; every spanqa error is shown as its message, ne
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
+from spanqa.plugin.doors.administration import FolderFollower
 from spanqa.plugin.doors.service import (
     Service,
     exchange,
@@ -42,6 +44,26 @@ def open_service(name: str, settings: Settings) -> Service:
     return Service.open(location, settings, create=True).warm_up()
 
 
+@st.cache_resource
+def follow_folders(name: str, settings: Settings) -> FolderFollower:
+    """The first collection following the `sync` folders while the UI runs (one watcher per process)."""
+    return FolderFollower(settings.sync_roots, open_service(name, settings)).start()
+
+
+def show_sync(status: dict) -> None:
+    """The followed folders and what their last sync did."""
+    st.caption("Following " + ", ".join(f"`{root}`" for root in status["roots"]))
+    last = status["last_sync"]
+    if last is None:
+        st.caption("First sync running…")
+    elif "error" in last:
+        st.warning(f"Last sync refused: {last['error']}")
+    else:
+        when = time.strftime("%H:%M:%S", time.localtime(status["finished"]))
+        st.caption(f"Last sync {when}: {last['added']} added, {last['updated']} updated, {last['removed']} "
+                   f"removed, {last['renamed']} renamed, {last['unchanged']} unchanged, {last['skipped']} skipped")
+
+
 # --- sidebar: collection, documents, settings ---------------------------------------------------------------
 with st.sidebar:
     st.title("🔎 spanqa")
@@ -67,6 +89,9 @@ with st.sidebar:
         st.error(f"Could not open collection {choice!r}: {exc}")
         st.stop()
     settings = service.settings
+    if door_settings.sync_roots and choice == names[0]:
+        with st.expander("Synced folders", expanded=True):
+            show_sync(follow_folders(choice, door_settings).status())
 
     with st.expander("Documents", expanded=False):
         uploads = st.file_uploader("Add documents", accept_multiple_files=True, key="uploader",

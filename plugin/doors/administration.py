@@ -6,6 +6,8 @@ what it did in words or a small record; every refusal is a SpanqaError.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +16,8 @@ from spanqa.plugin.doors.service import SCHEMA_VERSION, Service, shown_location
 from spanqa.errors import CollectionError, InputError, SpanqaError
 from spanqa.settings import Settings
 
-__all__ = ["CalibrationOutcome", "IngestJob", "IngestOutcome", "SyncJob", "calibrate", "ingest", "limit_server_memory",
-           "migrate", "reindex", "setup", "sync", "watch"]
+__all__ = ["CalibrationOutcome", "FolderFollower", "IngestJob", "IngestOutcome", "SyncJob", "calibrate", "ingest",
+           "limit_server_memory", "migrate", "reindex", "setup", "sync", "watch"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class SyncJob:
     include: list[str] | None = None
     exclude: list[str] | None = None
     allow_empty_root: bool = False
+    ray: str | None = None  # embed new and changed files on this Ray cluster ("local" starts one here)
 
 
 def sync(job: SyncJob, settings: Settings, progress=None) -> IngestOutcome:
@@ -102,7 +105,8 @@ def sync(job: SyncJob, settings: Settings, progress=None) -> IngestOutcome:
     collection = open_collection(default_location(job.collection, settings), create=True, settings=settings,
                                  chunking=chunking)
     try:
-        report = collection.sync(job.roots, job.include, job.exclude, job.allow_empty_root, progress)
+        report = collection.sync(job.roots, job.include, job.exclude, job.allow_empty_root, progress, job.ray,
+                                 settings)
     finally:
         collection.close()
     return IngestOutcome(collection.location, report)
@@ -128,6 +132,51 @@ def watch(job: SyncJob, settings: Settings, on_outcome, stop=None, service: Serv
 
     on_outcome(attempt())
     watch_roots(attempt, [Path(r) for r in job.roots], on_outcome, stop=stop)
+
+
+class FolderFollower:
+    """A service's collection following folders while a server or the chat UI runs: `watch` in a background
+    thread, and what the latest sync did (`status`, for GET /v1/sync and the UI's sidebar)."""
+
+    def __init__(self, roots: list[str], service: Service, on_outcome=None) -> None:
+        self.job = SyncJob(roots)
+        self.service = service
+        self.last: IngestOutcome | SpanqaError | None = None
+        self.finished: float | None = None
+        self._on_outcome = on_outcome or (lambda outcome: None)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=watch, name="spanqa-sync", daemon=True,
+                                        args=(self.job, service.settings, self.record, self._stop),
+                                        kwargs={"service": service})
+
+    def start(self) -> FolderFollower:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def sync_now(self) -> IngestOutcome:
+        """Sync at once (POST /v1/sync), besides the syncs that follow changes."""
+        result = self.service.sync(self.job.roots)
+        outcome = IngestOutcome(self.service.location, result.value)
+        self.record(outcome)
+        return outcome
+
+    def record(self, outcome: IngestOutcome | SpanqaError) -> None:
+        self.last, self.finished = outcome, time.time()
+        self._on_outcome(outcome)
+
+    def status(self) -> dict[str, Any]:
+        """The folders followed and the latest sync: its JSON report, or the error that refused it."""
+        last = self.last
+        if last is None:
+            report = None
+        elif isinstance(last, SpanqaError):
+            report = {"error": str(last)}
+        else:
+            report = last.to_json()
+        return {"roots": self.job.roots, "finished": self.finished, "last_sync": report}
 
 
 def reindex(collection: str | None, settings: Settings, embedder: str | None = None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,11 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
 def _service(args, **given) -> Service:
     """The service over the command's collection; settings from the environment and the typed options, once."""
     return Service.open(args.collection, embedder=getattr(args, "embedder", None), **given)
+
+
+def _sync_roots(args) -> str | None:
+    """The `sync` setting from repeated --sync options (None: not given, the environment decides)."""
+    return os.pathsep.join(str(Path(p).resolve()) for p in args.sync) if getattr(args, "sync", None) else None
 
 
 def _tqdm_progress():
@@ -148,6 +154,8 @@ def _sync_options(p: argparse.ArgumentParser) -> None:
                         "an unmounted drive must not empty the collection)")
     p.add_argument("--watch", action="store_true", help="keep following the folders: sync again after each burst "
                                                         "of changes, a line per sync that changed something")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="embed new and changed files on a Ray cluster, as `spanqa ingest --ray` does")
     p.add_argument("--json", action="store_true", help="print the sync report as JSON (one object per sync)")
 
 
@@ -156,7 +164,7 @@ def _sync_options(p: argparse.ArgumentParser) -> None:
 def _sync(args) -> int:
     _quiet_parsers()
     settings = Settings.from_env(embedder=args.embedder)
-    job = SyncJob(args.paths, args.collection, args.include, args.exclude, args.allow_empty_root)
+    job = SyncJob(args.paths, args.collection, args.include, args.exclude, args.allow_empty_root, args.ray)
     if not args.watch:
         return _print_sync(administration.sync(job, settings), args.json, always=True)
     print(f"spanqa sync: watching {', '.join(args.paths)} (Ctrl-C stops)", file=sys.stderr)
@@ -176,8 +184,18 @@ def _print_sync(outcome, as_json: bool, always: bool) -> int:
     if as_json:
         _print_json(outcome.to_json())
     elif always or report.changed:
-        print(f"{time.strftime('%H:%M:%S')} {outcome.location}: {report.summary()}", flush=True)
+        print(f"{time.strftime('%H:%M:%S')} {outcome.location}: {report.summary()}")
+        changes = [f"  + {s}" for s in report.added] + [f"  ~ {s}" for s in report.updated] + \
+            [f"  - {s}" for s in report.removed] + [f"  > {old} -> {new}" for old, new in report.renamed]
+        for line in changes[:_CHANGES_SHOWN]:
+            print(line)
+        if len(changes) > _CHANGES_SHOWN:
+            print(f"  … and {len(changes) - _CHANGES_SHOWN} more")
+        sys.stdout.flush()
     return 0
+
+
+_CHANGES_SHOWN = 20  # a sync's changed files listed one per line; a checkout of hundreds is summed up
 
 
 def _search_options(p: argparse.ArgumentParser) -> None:
@@ -395,12 +413,13 @@ def _ui_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8501, help="port to serve on")
     p.add_argument("--collection", help="also offer this collection (a directory or a PostgreSQL URL) and open it "
                                         "first (default: $SPANQA_COLLECTION)")
+    p.add_argument("--sync", action="append", metavar="PATH", help="a folder the first collection follows while "
+                   "the UI runs (repeatable; as `spanqa sync --watch`; the sidebar shows the last sync)")
 
 
 @PRODUCT.command("ui", "Start the Streamlit chat UI.", _ui_options)
 def _ui(args) -> int:
     import math
-    import os
 
     import spanqa.ui
 
@@ -413,6 +432,8 @@ def _ui(args) -> int:
                     "--client.toolbarMode", "minimal", "--server.maxUploadSize", str(upload_mb)]
     if args.collection:
         os.environ["SPANQA_COLLECTION"] = args.collection  # the UI door resolves its settings like every door
+    if args.sync:
+        os.environ["SPANQA_SYNC"] = _sync_roots(args)
     # Become Streamlit rather than wait for it: a supervisor's SIGTERM to `spanqa ui` then stops the server
     # itself instead of orphaning it.
     sys.stdout.flush()
@@ -459,7 +480,7 @@ def _serve(args) -> int:
                                       cors_origins=args.cors_origins, batch_window_ms=args.batch_window_ms,
                                       max_batch=args.max_batch)
     administration.limit_server_memory()  # before uvicorn starts its request threads
-    app = create_app(_service(args, serving=serving), serving, SyncJob(args.sync) if args.sync else None)
+    app = create_app(_service(args, serving=serving, sync=_sync_roots(args)), serving)
     print(f"spanqa serve: http://{serving.host}:{serving.port} (MCP at /mcp, OpenAI-compatible at /v1, API "
           f"docs at /docs){'; API key required' if serving.api_key else ''}", file=sys.stderr, flush=True)
     uvicorn.run(app, host=serving.host, port=serving.port, log_level="warning")

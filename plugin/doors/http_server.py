@@ -24,7 +24,6 @@ import hmac
 import json
 import logging
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -35,8 +34,7 @@ from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from spanqa.plugin.doors import administration
-from spanqa.plugin.doors.administration import SyncJob
+from spanqa.plugin.doors.administration import FolderFollower
 from spanqa.plugin.doors.mcp_server import build_mcp_server
 from spanqa.plugin.doors.service import SCHEMA_VERSION, Result, Service, error_json, http_status, invalid_request
 from starlette.exceptions import HTTPException
@@ -94,30 +92,31 @@ def _question_and_history(messages: list[ChatMessage]) -> tuple[str, list[dict]]
     return _text(messages[last]), [{"role": m.role, "content": _text(m)} for m in earlier[start:]]
 
 
-def create_app(service: Service, settings: ServerSettings | None = None, sync: SyncJob | None = None) -> FastAPI:
-    """The app around `service` (`Service.open(..., serving=settings)` micro-batches concurrent questions). With
-    `sync`, the collection follows those folders while the app runs, and POST /v1/sync syncs them at once."""
+def create_app(service: Service, settings: ServerSettings | None = None) -> FastAPI:
+    """The app around `service` (`Service.open(..., serving=settings)` micro-batches concurrent questions). When
+    the service's settings name folders to follow (`sync`), its collection follows them while the app runs, and
+    POST /v1/sync syncs them at once."""
     settings = settings or ServerSettings()
     mcp = build_mcp_server(service)
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
     sessions = StreamableHTTPSessionManager(app=mcp, stateless=True)
-    state: dict[str, Any] = {"ready": False, "last_sync": None}
+    state: dict[str, Any] = {"ready": False}
+    roots = service.settings.sync_roots
+    follower = FolderFollower(roots, service, on_outcome=_log_sync) if roots else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         await anyio.to_thread.run_sync(service.warm_up)
         state["ready"] = True
-        stop = threading.Event()
-        if sync is not None:
-            threading.Thread(target=administration.watch, name="spanqa-sync", daemon=True,
-                             args=(sync, service.settings, lambda outcome: _log_sync(state, outcome), stop),
-                             kwargs={"service": service}).start()
+        if follower is not None:
+            follower.start()
         try:
             async with sessions.run():
                 yield
         finally:
-            stop.set()
+            if follower is not None:
+                follower.stop()
 
     app = FastAPI(title="spanqa", version=__version__, lifespan=lifespan,
                   description="Extractive, cited question answering over your documents. Every response carries "
@@ -129,40 +128,34 @@ def create_app(service: Service, settings: ServerSettings | None = None, sync: S
 
     app.mount("/mcp", mcp_endpoint)
     _add_rest(app, service, state)
-    _add_sync(app, service, sync, state)
+    _add_sync(app, follower)
     _add_openai(app, service)
     return app
 
 
-def _log_sync(state: dict, outcome) -> None:
-    """A watcher's sync: kept for GET /v1/sync, and a line on stderr when it changed something or was refused."""
+def _log_sync(outcome) -> None:
+    """A line on stderr for each sync that changed something or was refused."""
     if isinstance(outcome, SpanqaError):
         print(f"spanqa serve: sync refused: {outcome}", file=sys.stderr, flush=True)
-        return
-    state["last_sync"] = {"finished": time.time(), **outcome.to_json()}
-    if outcome.report.changed:
+    elif outcome.report.changed:
         print(f"spanqa serve: sync: {outcome.report.summary()}", file=sys.stderr, flush=True)
 
 
-def _add_sync(app: FastAPI, service: Service, job: SyncJob | None, state: dict) -> None:
-    def configured() -> SyncJob:
-        if job is None:
+def _add_sync(app: FastAPI, follower: FolderFollower | None) -> None:
+    def configured() -> FolderFollower:
+        if follower is None:
             raise NotFound("This server follows no folders: start it with `spanqa serve --sync PATH` to sync them")
-        return job
+        return follower
 
     @app.post("/v1/sync", tags=["documents"])
     async def sync_now() -> dict:
         """Sync the folders the server follows now (they are also synced as they change)."""
-        roots = configured()
-        result = await anyio.to_thread.run_sync(service.sync, roots.roots, roots.include, roots.exclude,
-                                                roots.allow_empty_root)
-        state["last_sync"] = {"finished": time.time(), **result.data}
-        return result.data
+        return (await anyio.to_thread.run_sync(configured().sync_now)).to_json()
 
     @app.get("/v1/sync", tags=["documents"])
     def last_sync() -> dict:
         """The folders the server follows and what their last sync did."""
-        return {"roots": configured().roots, "last_sync": state["last_sync"]}
+        return configured().status()
 
 
 def _install_guards(app: FastAPI, settings: ServerSettings, max_body: int) -> None:
