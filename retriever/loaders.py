@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import os
 import re
 import unicodedata
 import zipfile
@@ -238,12 +239,28 @@ def list_files(paths: list[str | Path], include: list[str] | None = None,
             missing.append(SkippedFile(str(raw), "does not exist"))
             continue
         if root.is_dir():
-            candidates = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _LOADERS)
+            candidates, unreadable = _walk(root)
+            missing += unreadable
         else:
             candidates = [root]
         files += [path for path in candidates
                   if not (include and not matches(path, include)) and not (exclude and matches(path, exclude))]
     return files, missing
+
+
+def _walk(root: Path) -> tuple[list[Path], list[SkippedFile]]:
+    """The supported files under `root`, sorted, and the folders that could not be read (each with its reason).
+    Symbolic links to folders are not followed, so a link loop ends nowhere."""
+    found: list[Path] = []
+    unreadable: list[SkippedFile] = []
+
+    def refused(error: OSError) -> None:
+        unreadable.append(SkippedFile(str(error.filename), f"{error.filename} could not be read: {error.strerror}"))
+
+    for folder, _, names in os.walk(root, onerror=refused):
+        found += [path for path in (Path(folder) / name for name in names)
+                  if path.suffix.lower() in _LOADERS and path.is_file()]
+    return sorted(found), unreadable
 
 
 def load_file(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Document | SkippedFile:

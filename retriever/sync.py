@@ -108,12 +108,14 @@ class FolderSync:
         report = SyncReport()
         with self.collection.sync_guard(), self.collection.write_guard():
             owned = self._owned()
-            files = self._listed(owned)
+            files, unreadable = self._listed(owned)
+            report.skipped += unreadable
             stamps = (self.collection.get_setting(SYNC_SETTING) or {}).get("files", {})
             current = {str(p.resolve()): p for p in files}
             fresh = {s: _stamp(p) for s, p in current.items()}
             loaded = self._read_changed(current, fresh, stamps, owned, report)
-            gone = {s: d for s, d in owned.items() if s not in current}
+            hidden = [Path(u.source) for u in unreadable]  # what they hold is not gone, only unseen this time
+            gone = {s: d for s, d in owned.items() if s not in current and _under(s, hidden) is None}
             new = self._moves(loaded, owned, gone, report)
             moved_from = {old for old, _ in report.renamed}
             report.removed = sorted(s for s in gone if s not in moved_from)
@@ -153,9 +155,11 @@ class FolderSync:
         """The recorded stamps of files that other syncs (other roots) own."""
         return {s: v for s, v in stamps.items() if _under(s, self.roots) is None}
 
-    def _listed(self, owned: dict[str, DocumentInfo]) -> list[Path]:
-        """The files under the roots, after refusing a root that vanished while the collection holds its files."""
-        files, _ = list_files(self.given, self.include, self.exclude)
+    def _listed(self, owned: dict[str, DocumentInfo]) -> tuple[list[Path], list[SkippedFile]]:
+        """The files under the roots and the folders that could not be read, after refusing a root that vanished
+        while the collection holds its files."""
+        files, missing = list_files(self.given, self.include, self.exclude)
+        unreadable = [m for m in missing if Path(m.source).exists()]
         for given, root in zip(self.given, self.roots, strict=True):
             holds = any(_under(s, [root]) for s in owned)
             lists = any(_under(str(f.resolve()), [root]) for f in files)
@@ -169,7 +173,7 @@ class FolderSync:
                 raise InputError(f"{given} holds no files the sync reads, but the collection holds "
                                  f"{self._count(owned, root)} documents from it: a vanished mount must not empty "
                                  "the collection (pass --allow-empty-root to remove them)")
-        return files
+        return files, unreadable
 
     @staticmethod
     def _count(owned: dict[str, DocumentInfo], root: Path) -> int:

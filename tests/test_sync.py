@@ -143,3 +143,27 @@ def test_sigkill_during_sync_leaves_a_collection_the_next_sync_completes(tmp_pat
     stored = {d.source: collection.document(d.id).text for d in collection.documents()}
     assert stored == on_disk  # every file once, at its text; nothing that is gone
     assert collection.integrity_problems() == [] and not collection.sync([docs]).changed
+
+
+def test_an_unreadable_folder_is_reported_and_its_documents_kept(tmp_path, monkeypatch, embedder):
+    import os
+
+    from spanqa.retriever import LocalCollection
+
+    docs = write_corpus(tmp_path / "docs", {"open.txt": "The canteen opens at noon."})
+    private = write_corpus(docs / "private", {"salaries.txt": "Salaries are paid on the 25th of each month."})
+    collection = LocalCollection(tmp_path / "collection", embedder=embedder)
+    assert len(collection.sync([docs]).added) == 2
+    real = os.scandir
+
+    def scandir(path="."):
+        if isinstance(path, str | os.PathLike) and Path(path) == private:
+            raise PermissionError(13, "Permission denied", str(private))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)  # what a folder the user may not read does to a walk
+    (docs / "open.txt").write_text("The canteen opens at half past eleven.")
+    report = collection.sync([docs])
+    assert [Path(s).name for s in report.updated] == ["open.txt"] and not report.removed
+    assert report.skipped[0].source == str(private) and "Permission denied" in report.skipped[0].reason
+    assert {Path(d.source).name for d in collection.documents()} == {"open.txt", "salaries.txt"}
