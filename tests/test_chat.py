@@ -1,5 +1,5 @@
 """`spanqa chat` driven through a real pseudo-terminal (pexpect), as a user types: answers with citations, a
-follow-up read in the light of the conversation, /sources, /reset, line history (the up arrow), a refused line
+follow-up read in the light of the conversation, /sources, /open, /reset, line history (the up arrow), a refused line
 that does not end the conversation, /quit and Ctrl-D."""
 
 from __future__ import annotations
@@ -50,10 +50,12 @@ def test_a_conversation_in_the_terminal(collection, tmp_path):
         say(child, "what about E-4711?", "motor overheated", "error-a.txt",
             "understood as: What does pump error E-4711 mean?")
         say(child, "/sources", "[1] error-a.txt, page 1", "Pump error E-4711 means")
+        say(child, "/open", "characters", "\x1b[7mthe motor overheated", "(on a spanqa server: /v1/documents/")
+        say(child, "/open 9", "(/open takes passage 1 to")
         say(child, "why " * 600, "error: Invalid arguments — question:", "the max_question_chars setting")
         say(child, "/reset", "(a new conversation)")
         say(child, "hello!", "Hello!")
-        child.send(UP * 5 + "\r")  # the line history: five lines up is the follow-up, asked again …
+        child.send(UP * 7 + "\r")  # the line history: seven lines up is the follow-up, asked again …
         child.expect_exact("what about E-4711?")
         child.expect_exact(PROMPT)
         assert "understood as" not in child.before  # … in a new conversation: nothing to follow after a greeting

@@ -140,3 +140,18 @@ def test_a_collection_that_is_not_there_is_a_message_not_a_traceback(tmp_path, c
     code, out, err = run(capsys, "reindex", "--collection", str(missing), "--embedder", "some/model")
     assert code == 2 and out == ""
     assert err.startswith("spanqa reindex: error: No collection database at") and "Traceback" not in err
+
+
+def test_show_prints_a_span_in_its_place(tmp_path, corpus, capsys):
+    col = str(tmp_path / "col")
+    assert main(["ingest", str(corpus), "--collection", col]) == 0
+    capsys.readouterr()
+    assert main(["ask", "How often do I water the fern?", "--collection", col, "--json"]) == 0
+    best = json.loads(capsys.readouterr().out)["answers"][0]
+    code, out, _ = run(capsys, "show", best["document_id"], "--span", f"{best['start']}:{best['end']}",
+                       "--collection", col)
+    assert code == 0 and f"»{best['text']}«" in out and "plant.md" in out
+    code, _, err = run(capsys, "show", best["document_id"], "--span", "5:x", "--collection", col)
+    assert code != 0 and "START:END" in err
+    code, _, err = run(capsys, "show", best["document_id"], "--span", "0:99999", "--collection", col)
+    assert code != 0 and "0:99999" in err

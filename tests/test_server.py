@@ -91,6 +91,10 @@ async def _exercise_mcp(session) -> None:
     office = next(r for r in resources if r.name.endswith("office.txt"))
     text = (await session.read_resource(office.uri)).contents[0].text
     assert text == FACTS["office.txt"]
+    templates = (await session.list_resource_templates()).resourceTemplates
+    assert [t.uriTemplate for t in templates] == ["spanqa://documents/{document_id}/span/{start}-{end}"]
+    span = (await session.read_resource(f"{office.uri}/span/{best['start']}-{best['end']}")).contents[0].text
+    assert f"»{best['text']}«" in span and "office.txt" in span
 
 
 def _sources(resources) -> list[str]:
@@ -255,7 +259,8 @@ def test_off_loopback_needs_a_key_and_then_every_route_wants_it(app_client):
     with app_client(host="0.0.0.0", api_key="s3cret") as client:
         for method, path in [("get", "/healthz"), ("get", "/v1/models"), ("get", "/v1/documents"),
                              ("post", "/v1/ask"), ("post", "/v1/chat/completions"), ("post", "/mcp/"),
-                             ("get", "/docs"), ("delete", "/v1/documents/x")]:
+                             ("get", "/docs"), ("delete", "/v1/documents/x"),
+                             ("get", "/v1/documents/x/view?start=0&end=1"), ("post", "/v1/sync")]:
             response = getattr(client, method)(path)
             assert response.status_code == 401, path
             assert "API key" in response.json()["error"]["message"]
@@ -315,3 +320,37 @@ def test_a_server_follows_its_folders_and_syncs_on_request(collection_dir, tmp_p
     with TestClient(create_app(Service.open(str(copy), Settings.from_env()), ServerSettings())) as client:
         refused = client.post("/v1/sync")
         assert refused.status_code == 404 and "spanqa serve --sync PATH" in refused.json()["error"]["message"]
+
+
+def test_every_answer_links_to_its_span_marked_in_its_document(app_client):
+    import html
+    import re
+
+    with app_client() as client:
+        data = client.post("/v1/answer", json={"question": "When does the office open?", "min_score": 0}).json()
+        best = data["answers"][0]
+        assert best["view"] == (f"/v1/documents/{best['document_id']}/view?start={best['start']}&end={best['end']}"
+                                "#answer")
+        page = client.get(best["view"].split("#")[0])
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "default-src 'none'" in page.headers["content-security-policy"]
+        marked = re.search(r'<mark id="answer">(.*?)</mark>', page.text, re.S)
+        assert marked and html.unescape(marked.group(1)) == best["text"]
+        passage = data["passages"][0]
+        assert client.get(passage["view"].split("#")[0]).status_code == 200
+
+        outside = client.get(f"/v1/documents/{best['document_id']}/view?start=0&end=999999")
+        assert outside.status_code == 400 and "0:999999" in outside.json()["error"]["message"]
+        assert client.get("/v1/documents/nope/view?start=0&end=1").status_code == 404
+        assert client.get(f"/v1/documents/{best['document_id']}/view?start=x&end=1").status_code == 422
+
+
+def test_a_hostile_document_is_inert_in_its_view(app_client):
+    hostile = b'<script>alert(1)</script> Click <a href="javascript:steal()">here</a> <svg onload=alert(2)>'
+    with app_client() as client:
+        uploaded = client.post("/v1/documents", files=[("files", ("hostile.txt", hostile, "text/plain"))]).json()
+        assert uploaded["added"] == ["hostile.txt"]
+        document = next(d for d in client.get("/v1/documents").json()["documents"] if d["source"] == "hostile.txt")
+        page = client.get(f"/v1/documents/{document['document_id']}/view?start=0&end=25").text
+        assert "<script" not in page and "<svg" not in page and "<a " not in page
+        assert '<mark id="answer">&lt;script&gt;alert(1)&lt;/script&gt;</mark>' in page

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
+import streamlit.components.v1 as components
 from spanqa.plugin.doors.administration import FolderFollower
 from spanqa.plugin.doors.service import (
     Service,
@@ -21,12 +22,13 @@ from spanqa.plugin.doors.service import (
     recent_history,
     shown_location,
 )
-from spanqa.ui.render import escape_markdown, highlighted_passage, intent_badge, passage_block
+from spanqa.ui.render import escape_markdown, highlighted_passage, intent_badge, passage_block, span_view_html
 
 from spanqa.errors import SpanqaError
 from spanqa.settings import SEARCH_MODES, Settings
 
 DEFAULT = "default"
+VIEW_CONTEXT = 1500  # characters the document view shows either side of an answer
 st.set_page_config(page_title="spanqa", page_icon="🔎", layout="wide")
 st.markdown("<style>.spanqa-answer{background:#ffe08a;padding:0 2px;border-radius:3px}"
             ".spanqa-passage{font-size:0.92em;line-height:1.5;white-space:pre-wrap}</style>", unsafe_allow_html=True)
@@ -155,6 +157,8 @@ def show_response(index: int, data: dict, note: str | None = None) -> None:
                         unsafe_allow_html=True)
         st.caption(f"Source: {best['citation']} · characters {best['start']}–{best['end']} · "
                    f"confidence {best['score']:.2f}")
+        if st.button("Open in its document", key=f"open-{index}", icon=":material/description:"):
+            open_in_document(best)
     if data["passages"]:
         with st.expander("Other candidates and the passages consulted"):
             for answer in data["answers"][1 if best else 0 :]:
@@ -175,6 +179,18 @@ def show_response(index: int, data: dict, note: str | None = None) -> None:
         else:
             saved.add(index)
             st.toast("Thanks for the feedback!")
+
+
+@st.dialog("The answer in its document", width="large")
+def open_in_document(answer: dict) -> None:
+    """The answer's document around it, the span marked: the page the span view route serves (one renderer)."""
+    try:
+        view = service.call("view", {"document_id": answer["document_id"], "start": answer["start"],
+                                     "end": answer["end"], "context": VIEW_CONTEXT}).data
+    except SpanqaError as exc:
+        st.error(str(exc))
+        return
+    components.html(span_view_html(view), height=480, scrolling=True)
 
 
 def show_closest(closest: dict) -> None:

@@ -1,11 +1,13 @@
-"""HTML for the chat UI. Every piece of document text is escaped here, so a document can never inject markup
-or script into the page; the only markup is spanqa's own."""
+"""How answers are shown: HTML for the chat UI and the span view, text for the terminal. Every piece of document
+text is escaped here, so a document can never inject markup or script into a page; the only markup is spanqa's
+own."""
 
 from __future__ import annotations
 
 import html
 
-__all__ = ["highlighted_passage", "intent_badge", "escape_markdown", "passage_block"]
+__all__ = ["highlighted_passage", "intent_badge", "escape_markdown", "passage_block", "span_view_html",
+           "span_view_text"]
 
 CONTEXT_CHARS = 300
 
@@ -36,3 +38,34 @@ _MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>$~:")
 def escape_markdown(text: str) -> str:
     """Text that st.markdown shows literally: no links, images, emphasis or LaTeX smuggled in by a document."""
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in html.escape(text, quote=False))
+
+
+_VIEW_STYLE = ("body{font:16px/1.6 system-ui,sans-serif;max-width:52em;margin:2em auto;padding:0 1em;color:#222}"
+               "header{border-bottom:1px solid #ddd;margin-bottom:1em}header p{color:#666;margin:.2em 0}"
+               "pre{white-space:pre-wrap;font:inherit}mark{background:#ffe08a;padding:0 2px;border-radius:3px}")
+
+
+def span_view_html(view: dict) -> str:
+    """A whole page showing a span view (the JSON of the `view` operation): the document's title, source and
+    page above its text, the span in `<mark id="answer">` (a link's `#answer` scrolls to it). Inert: all text
+    escaped, and the server sends it with a policy that runs no script."""
+    title = html.escape(view["title"] or view["source"])
+    where = f"page {view['page']} of {view['pages']}" if view["pages"] > 1 else "page 1"
+    lead = "…" if view["shown_start"] > 0 else ""
+    return ("<!doctype html><html><head><meta charset=\"utf-8\">"
+            f"<title>{title}</title><style>{_VIEW_STYLE}</style></head><body>"
+            f"<header><h1>{title}</h1><p>{html.escape(view['source'])} · {where} · characters {view['start']}–"
+            f"{view['end']}</p></header><pre>{lead}{html.escape(view['before'])}"
+            f"<mark id=\"answer\">{html.escape(view['span'])}</mark>{html.escape(view['after'])}</pre>"
+            "</body></html>")
+
+
+def span_view_text(view: dict, color: bool) -> str:
+    """A span view for a terminal: a heading line, then the text with the span in reverse video (or between
+    »…« when the output is not a terminal)."""
+    left, right = ("\x1b[7m", "\x1b[0m") if color else ("»", "«")
+    heading = f"{view['title'] or view['source']} ({view['source']}, page {view['page']}, " \
+              f"characters {view['start']}–{view['end']})"
+    lead = "…" if view["shown_start"] > 0 else ""
+    text = f"{lead}{view['before']}{left}{view['span']}{right}{view['after']}"
+    return f"{heading}\n\n{text}"

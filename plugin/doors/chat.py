@@ -2,7 +2,8 @@
 
     $ spanqa chat --collection my-docs
     spanqa chat — ask about your documents; follow-ups are read in the light of the conversation.
-    /sources shows the passages behind the last answer, /reset starts over, /quit (or Ctrl-D) leaves.
+    /sources shows the passages behind the last answer, /open N shows one in its document, /reset starts over,
+    /quit (or Ctrl-D) leaves.
     you> When was Tower Bridge opened?
     “30 June 1894” — tower-bridge.md, page 1 (confidence 0.93)
     you> who opened it?
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from spanqa.plugin.doors.service import Service, exchange, interpretation, recent_history
+from spanqa.ui.render import span_view_text
 
 from spanqa.errors import SpanqaError
 
@@ -30,8 +32,10 @@ __all__ = ["TerminalChat", "run_chat"]
 
 PROMPT = "you> "
 BANNER = ("spanqa chat — ask about your documents; follow-ups are read in the light of the conversation.\n"
-          "/sources shows the passages behind the last answer, /reset starts over, /quit (or Ctrl-D) leaves.")
+          "/sources shows the passages behind the last answer, /open N shows passage N in its document (/open: the "
+          "answer), /reset starts over, /quit (or Ctrl-D) leaves.")
 SOURCE_CHARS = 300  # of each passage /sources prints
+OPEN_CONTEXT = 600  # characters /open shows either side of the span
 
 
 class TerminalChat:
@@ -74,11 +78,32 @@ class TerminalChat:
             self._say("(a new conversation)")
         elif name == "/sources":
             self._sources()
+        elif name == "/open":
+            self._open(line.split()[1:])
         elif name == "/help":
             self._say(BANNER)
         else:
-            self._say(f"unknown command {name}: /sources, /reset, /help or /quit")
+            self._say(f"unknown command {name}: /sources, /open N, /reset, /help or /quit")
         return True
+
+    def _open(self, arguments: list[str]) -> None:
+        """The last answer (no argument) or passage N of /sources, in its document, the span marked."""
+        last = self.last or {}
+        items = (last.get("passages") if arguments else last.get("answers")) or []
+        number = arguments[0] if arguments else "1"
+        if not number.isdigit() or not 1 <= int(number) <= len(items):
+            what = f"passage 1 to {len(items)}" if items else "nothing to open yet: ask a question first"
+            self._say(f"(/open takes {what})" if items else f"({what})")
+            return
+        item = items[int(number) - 1]
+        try:
+            view = self.service.call("view", {"document_id": item["document_id"], "start": item["start"],
+                                              "end": item["end"], "context": OPEN_CONTEXT}).data
+        except SpanqaError as exc:
+            self._say(f"error: {exc}")
+            return
+        self._say(span_view_text(view, color=self.out.isatty()))
+        self._say(f"  (on a spanqa server: {item['view']})")
 
     def _sources(self) -> None:
         passages = (self.last or {}).get("passages") or []

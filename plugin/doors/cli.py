@@ -17,6 +17,7 @@ from pathlib import Path
 from spanqa.plugin.doors import administration
 from spanqa.plugin.doors.administration import IngestJob, SyncJob
 from spanqa.plugin.doors.service import Service
+from spanqa.ui.render import span_view_text
 
 from spanqa import __version__
 from spanqa.commands import CommandTable, env_default
@@ -196,6 +197,25 @@ def _print_sync(outcome, as_json: bool, always: bool) -> int:
 
 
 _CHANGES_SHOWN = 20  # a sync's changed files listed one per line; a checkout of hundreds is summed up
+
+
+def _show_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("document_id", help="the document's id (an answer's or passage's document_id, or `spanqa docs`)")
+    p.add_argument("--span", required=True, metavar="START:END", help="the characters to mark (an answer's start "
+                                                                       "and end)")
+    p.add_argument("--context", type=int, default=600, help="characters shown either side (default: 600)")
+    _collection_options(p)
+
+
+@PRODUCT.command("show", "Show a span of a document in its place (an answer checked at its source).", _show_options)
+def _show(args) -> int:
+    start, _, end = args.span.partition(":")
+    if not (start.isdigit() and end.isdigit()):
+        raise InputError(f"--span takes START:END, two character offsets such as 120:134; got {args.span!r}")
+    view = _service(args).call("view", {"document_id": args.document_id, "start": int(start), "end": int(end),
+                                        "context": args.context}).data
+    print(span_view_text(view, color=sys.stdout.isatty()))
+    return 0
 
 
 def _search_options(p: argparse.ArgumentParser) -> None:

@@ -32,11 +32,12 @@ from typing import Annotated, Any
 import anyio
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from spanqa.plugin.doors.administration import FolderFollower
 from spanqa.plugin.doors.mcp_server import build_mcp_server
 from spanqa.plugin.doors.service import SCHEMA_VERSION, Result, Service, error_json, http_status, invalid_request
+from spanqa.ui.render import span_view_html
 from starlette.exceptions import HTTPException
 
 from spanqa import __version__
@@ -50,6 +51,12 @@ _FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around an upload'
 
 
 _LOG = logging.getLogger("spanqa.serve")
+
+
+# A document's view runs nothing and loads nothing: its text is escaped, and a browser is told so as well.
+_INERT = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+                                     "form-action 'none'; frame-ancestors 'self'",
+          "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:
@@ -253,6 +260,14 @@ def _add_rest(app: FastAPI, service: Service, state: dict) -> None:
     @app.get("/v1/documents/{document_id}", tags=["documents"])
     def document(document_id: str) -> dict:
         return service.call("document", {"document_id": document_id}).data
+
+    @app.get("/v1/documents/{document_id}/view", tags=["documents"], response_class=HTMLResponse)
+    def view(document_id: str, start: int, end: int, context: int | None = None) -> HTMLResponse:
+        """The document with the span start…end marked (`<mark id="answer">`), as every answer's and passage's
+        `view` link opens it."""
+        data = service.call("view", {"document_id": document_id, "start": start, "end": end,
+                                     "context": context}).data
+        return HTMLResponse(span_view_html(data), headers=_INERT)
 
     @app.post("/v1/documents", tags=["documents"])
     async def upload(files: Annotated[list[UploadFile], File(description="documents to add")]) -> dict:

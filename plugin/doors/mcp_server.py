@@ -12,6 +12,7 @@ server keeps serving.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from urllib.parse import quote, unquote
 
@@ -20,6 +21,7 @@ from mcp import types
 from mcp.server.lowlevel import Server
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from spanqa.plugin.doors.service import TOOLS, Service
+from spanqa.ui.render import span_view_text
 
 from spanqa import __version__
 from spanqa.errors import NotFound, SpanqaError
@@ -27,6 +29,8 @@ from spanqa.errors import NotFound, SpanqaError
 __all__ = ["DOCUMENT_URI", "build_mcp_server", "serve_stdio"]
 
 DOCUMENT_URI = "spanqa://documents/"
+_SPAN = re.compile(r"(?P<id>[^/]+)/span/(?P<start>\d+)-(?P<end>\d+)")
+SPAN_CONTEXT = 600  # characters a span resource shows either side of the span
 INSTRUCTIONS = ("spanqa answers questions from the user's own documents with verbatim, cited quotes. Use "
                 "document_qa for questions, document_search to browse passages, and read a document resource for "
                 "its full text. An answer with abstained=true means the documents do not answer the question.")
@@ -70,11 +74,25 @@ def build_mcp_server(service: Service) -> Server:
                                size=d.characters)
                 for d in documents]
 
+    @server.list_resource_templates()
+    async def list_resource_templates() -> list[types.ResourceTemplate]:
+        return [types.ResourceTemplate(
+            uriTemplate=DOCUMENT_URI + "{document_id}/span/{start}-{end}", name="span",
+            title="A span of a document, in its place", mimeType="text/plain",
+            description="The text around characters start…end of a document (an answer's or passage's "
+                        "document_id, start and end), the span between » and «.")]
+
     @server.read_resource()
     async def read_resource(uri) -> list[ReadResourceContents]:
         text = str(uri)
         if not text.startswith(DOCUMENT_URI):
-            raise NotFound(f"Unknown resource {text}; spanqa's resources are {DOCUMENT_URI}<document id>")
+            raise NotFound(f"Unknown resource {text}; spanqa's resources are {DOCUMENT_URI}<document id> and "
+                           f"{DOCUMENT_URI}<document id>/span/<start>-<end>")
+        span = _SPAN.fullmatch(text[len(DOCUMENT_URI):])
+        if span:
+            view = await _run(service.call, "view", {"document_id": unquote(span["id"]), "start": int(span["start"]),
+                                                     "end": int(span["end"]), "context": SPAN_CONTEXT})
+            return [ReadResourceContents(content=span_view_text(view.data, color=False), mime_type="text/plain")]
         document = await _run(service.call, "document", {"document_id": unquote(text[len(DOCUMENT_URI):])})
         return [ReadResourceContents(content=document.data["text"], mime_type="text/plain")]
 

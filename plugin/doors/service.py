@@ -35,6 +35,7 @@ from spanqa.plugin.engine.response import (
     response_json,
 )
 from spanqa.plugin.engine.router import INTENTS
+from spanqa.plugin.engine.source_view import span_view
 from spanqa.retriever.records import Feedback
 
 from spanqa.errors import (
@@ -94,7 +95,8 @@ TOOLS: dict[str, tuple[str, str]] = {
     "classify_intent": ("classify", f"Classify a user message as {', '.join(INTENTS[:-1])} or {INTENTS[-1]}, with a "
                                     "calibrated confidence."),
 }
-OPERATIONS = ("ask", "answer", "search", "classify", "documents", "document", "remove", "ingest", "feedback")
+OPERATIONS = ("ask", "answer", "search", "classify", "documents", "document", "view", "remove", "ingest",
+              "feedback")
 
 
 class Service:
@@ -212,6 +214,15 @@ class Service:
             raise self._no_document(args.document_id)
         return Result({"schema": SCHEMA_VERSION, "document_id": document.id, "source": document.source,
                        "title": document.title, "text": document.text}, document)
+
+    def _view(self, args) -> Result:
+        """A span of a document in its place: the text before it, the span, the text after (`context` characters
+        either side, else the whole document)."""
+        document = self.engine.collection.document(args.document_id)
+        if document is None:
+            raise self._no_document(args.document_id)
+        view = span_view(document, args.start, args.end, args.context)
+        return Result({"schema": SCHEMA_VERSION, **view.to_json()}, view)
 
     def _remove(self, args) -> Result:
         if not self.engine.collection.delete(args.document_id):

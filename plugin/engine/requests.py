@@ -106,6 +106,7 @@ class RequestModels:
     classify: type[BaseModel]
     remove: type[BaseModel]
     document: type[BaseModel]
+    view: type[BaseModel]
     feedback: type[BaseModel]
 
 
@@ -131,6 +132,12 @@ def request_models(settings: Settings) -> RequestModels:
                               message=_text(settings, "A user message to classify.")),
         remove=create_model("RemoveDocumentInput", __base__=_Arguments, document_id=document_id),
         document=create_model("DocumentInput", __base__=_Arguments, document_id=document_id),
+        view=create_model(
+            "SpanViewInput", __base__=_Arguments, document_id=document_id,
+            start=(int, Field(ge=0, description="The span's first character (an answer's or passage's start).")),
+            end=(int, Field(ge=0, description="One past the span's last character (its end).")),
+            context=(int | None, Field(default=None, ge=0, le=100_000,
+                                       description="Characters shown either side (default: the whole document)."))),
         feedback=_feedback_model(settings),
     )
 

@@ -15,6 +15,7 @@ from spanqa.plugin.engine.closest import Closest
 from spanqa.plugin.engine.conversation import Resolution, standalone
 from spanqa.plugin.engine.reader import Answer
 from spanqa.plugin.engine.router import Intent
+from spanqa.plugin.engine.source_view import view_path
 from spanqa.retriever.records import Hit
 
 __all__ = ["SCHEMA_VERSION", "Response", "citation", "response_json", "answer_json", "closest_json", "hit_json",
@@ -65,14 +66,16 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     return {"text": answer.text, "score": round(answer.score, 4), "source": answer.source,
             "document_id": answer.document_id, "page": answer.page, "start": answer.document_start,
             "end": answer.document_end, "passage_id": answer.passage_id,
-            "citation": citation(answer.source, answer.page)}
+            "citation": citation(answer.source, answer.page),
+            "view": view_path(answer.document_id, answer.document_start, answer.document_end)}
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
     p = hit.passage
     return {"text": p.text, "source": p.source, "document_id": p.document_id, "page": p.page, "start": p.start,
             "end": p.end, "passage_id": p.id, "score": round(hit.score, 6), "dense_score": hit.dense_score,
-            "bm25_score": hit.bm25_score, "citation": citation(p.source, p.page)}
+            "bm25_score": hit.bm25_score, "citation": citation(p.source, p.page),
+            "view": view_path(p.document_id, p.start, p.end)}
 
 
 def response_json(response: Response) -> dict[str, Any]:
