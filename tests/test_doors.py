@@ -11,7 +11,9 @@ so with `None` and is checked for what it offers instead.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,7 +76,9 @@ def cli_door(env, call: Call) -> Outcome | None:
     options = {"top_k": "--top-k", "min_score": "--threshold", "mode": "--mode", "k": "-k"}
     flags = [part for key, flag in options.items() if key in a for part in (flag, str(a[key]))]
     argv = {"ask": ["ask", a.get("question", "")], "search": ["search", a.get("query", "")],
-            "remove": ["docs", "remove", a.get("document_id", "")]}.get(call.operation)
+            "remove": ["docs", "remove", a.get("document_id", "")],
+            "view": ["show", a.get("document_id", ""), "--span", f"{a.get('start')}:{a.get('end')}"]
+            }.get(call.operation)
     if argv is None or "history" in a:
         return None  # the CLI's ask is routed (no unrouted verb); its conversations are `spanqa chat` (test_chat.py)
     code = main([*argv, "--collection", env.location, *flags, *(["--json"] if call.operation != "remove" else [])])
@@ -90,17 +94,21 @@ def mcp_door(env, call: Call) -> Outcome | None:
     from spanqa.plugin.doors.mcp_server import DOCUMENT_URI, build_mcp_server
 
     tool = {"answer": "document_qa", "search": "document_search"}.get(call.operation)
-    if tool is None and call.operation != "remove":
+    if tool is None and call.operation not in ("remove", "view"):
         return None
+    a = call.arguments
+    uri = DOCUMENT_URI + a.get("document_id", "")
+    if call.operation == "view":
+        uri += f"/span/{a['start']}-{a['end']}"
 
     async def run() -> Outcome:
         async with create_connected_server_and_client_session(build_mcp_server(env.service())) as session:
-            if tool is None:  # MCP reads documents as resources; a missing one is the same NotFound
+            if tool is None:  # MCP reads documents and spans as resources; a missing one is the same NotFound
                 try:
-                    await session.read_resource(DOCUMENT_URI + call.arguments["document_id"])
+                    text = (await session.read_resource(uri)).contents[0].text
                 except McpError as exc:
                     return Outcome(message=exc.error.message)
-                return Outcome(data={})
+                return Outcome(data={"span": text.split("»", 1)[-1].split("«", 1)[0]} if "»" in text else {})
             result = await session.call_tool(tool, call.arguments)
             if result.isError:
                 return Outcome(message=result.content[0].text)
@@ -113,6 +121,12 @@ def rest_door(env, call: Call) -> Outcome | None:
     client = env.http()
     if call.operation == "remove":
         response = client.delete(f"/v1/documents/{call.arguments['document_id']}")
+    elif call.operation == "view":
+        a = call.arguments
+        response = client.get(f"/v1/documents/{a['document_id']}/view", params={"start": a["start"], "end": a["end"]})
+        if response.status_code < 400:
+            marked = re.search(r'<mark id="answer">(.*?)</mark>', response.text, re.S)
+            return Outcome(data={"span": html.unescape(marked.group(1))})
     else:
         response = client.post(f"/v1/{call.operation}", json=call.arguments)
     if response.status_code >= 400:
@@ -374,6 +388,21 @@ def test_a_bad_history_is_refused_in_the_same_words_at_every_door(doors, history
     for outcomes in (asked, answered):
         message = assert_same_refusal(outcomes, "invalid_request", 422)
         assert named in message and message.startswith("Invalid arguments — ")
+
+
+def test_a_span_is_shown_in_its_document_the_same_at_every_door(doors):
+    answer = doors.service().call("answer", {"question": QUESTION}).data["answers"][0]
+    span = {"document_id": answer["document_id"], "start": answer["start"], "end": answer["end"]}
+    outcomes = through_every_door(doors, Call("view", span))
+    assert set(outcomes) == {"python", "cli", "mcp", "rest"}
+    for name, outcome in outcomes.items():
+        assert not outcome.failed, f"{name}: {outcome.message}"
+        assert outcome.data["span"] == answer["text"], name
+    outside = through_every_door(doors, Call("view", {**span, "end": 10**6}))
+    message = assert_same_refusal(outside, "input_error", 400)
+    assert f"{span['start']}:{10**6}" in message
+    unknown = through_every_door(doors, Call("view", {**span, "document_id": "no-such-document"}))
+    assert_same_refusal(unknown, "not_found", 404)
 
 
 def test_an_unknown_document_is_not_found_at_every_door(doors):

@@ -204,6 +204,7 @@ def _show_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--span", required=True, metavar="START:END", help="the characters to mark (an answer's start "
                                                                        "and end)")
     p.add_argument("--context", type=int, default=600, help="characters shown either side (default: 600)")
+    p.add_argument("--json", action="store_true", help="print the view as JSON (before, span, after, page, ...)")
     _collection_options(p)
 
 
@@ -214,7 +215,10 @@ def _show(args) -> int:
         raise InputError(f"--span takes START:END, two character offsets such as 120:134; got {args.span!r}")
     view = _service(args).call("view", {"document_id": args.document_id, "start": int(start), "end": int(end),
                                         "context": args.context}).data
-    print(span_view_text(view, color=sys.stdout.isatty()))
+    if args.json:
+        _print_json(view)
+    else:
+        print(span_view_text(view, color=sys.stdout.isatty()))
     return 0
 
 
