@@ -169,7 +169,13 @@ def _sync(args) -> int:
     if not args.watch:
         return _print_sync(administration.sync(job, settings), args.json, always=True)
     print(f"spanqa sync: watching {', '.join(args.paths)} (Ctrl-C stops)", file=sys.stderr)
-    administration.watch(job, settings, lambda outcome: _print_sync(outcome, args.json, always=False))
+    seen: list = []  # the first sync always says where the collection stands; later ones only what changed
+
+    def report(outcome) -> None:
+        _print_sync(outcome, args.json, always=not seen)
+        seen.append(outcome)
+
+    administration.watch(job, settings, report)
     return 0
 
 
