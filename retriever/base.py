@@ -25,7 +25,7 @@ from spanqa.retriever.loaders import LoadError, LoadReport, load_bytes, load_pat
 from spanqa.retriever.memory import release_freed_memory
 from spanqa.retriever.protocol import IngestReport, ProgressCallback
 from spanqa.retriever.records import Document, Hit, Passage, SkippedFile
-from spanqa.retriever.sync import SyncReport
+from spanqa.retriever.sync import FolderSync, SyncReport
 
 from spanqa.errors import CollectionCorruptError, EmbeddingMismatchError, InputError
 from spanqa.settings import SEARCH_MODES, CollectionLimits, SearchMode, Settings
@@ -299,8 +299,6 @@ class CollectionBase:
         """Make the collection mirror the files under `roots` (retriever/sync.py): new files ingested, changed
         ones replaced, vanished ones removed, moved ones re-pointed without embedding. `ray` and `settings` as
         for `ingest`: the new and changed files are embedded on that cluster."""
-        from spanqa.retriever.sync import FolderSync
-
         return FolderSync(self, roots, include, exclude, allow_empty_root, progress, ray, settings).run()
 
     def get_setting(self, key: str) -> dict | None:

@@ -108,10 +108,9 @@ class FolderSync:
         report = SyncReport()
         with self.collection.sync_guard(), self.collection.write_guard():
             owned = self._owned()
-            files, unreadable = self._listed(owned)
+            current, unreadable = self._listed(owned)
             report.skipped += unreadable
             stamps = (self.collection.get_setting(SYNC_SETTING) or {}).get("files", {})
-            current = {str(p.resolve()): p for p in files}
             fresh = {s: _stamp(p) for s, p in current.items()}
             loaded = self._read_changed(current, fresh, stamps, owned, report)
             hidden = [Path(u.source) for u in unreadable]  # what they hold is not gone, only unseen this time
@@ -155,14 +154,15 @@ class FolderSync:
         """The recorded stamps of files that other syncs (other roots) own."""
         return {s: v for s, v in stamps.items() if _under(s, self.roots) is None}
 
-    def _listed(self, owned: dict[str, DocumentInfo]) -> tuple[list[Path], list[SkippedFile]]:
-        """The files under the roots and the folders that could not be read, after refusing a root that vanished
-        while the collection holds its files."""
+    def _listed(self, owned: dict[str, DocumentInfo]) -> tuple[dict[str, Path], list[SkippedFile]]:
+        """The files under the roots (by their source: the resolved path) and the folders that could not be read,
+        after refusing a root that vanished while the collection holds its files."""
         files, missing = list_files(self.given, self.include, self.exclude)
+        current = {str(f.resolve()): f for f in files}
         unreadable = [m for m in missing if Path(m.source).exists()]
         for given, root in zip(self.given, self.roots, strict=True):
             holds = any(_under(s, [root]) for s in owned)
-            lists = any(_under(str(f.resolve()), [root]) for f in files)
+            lists = any(_under(s, [root]) for s in current)
             if not given.exists() and not (holds and self.allow_empty_root):
                 if holds:
                     raise InputError(f"{given} does not exist, and the collection holds {self._count(owned, root)} "
@@ -173,7 +173,7 @@ class FolderSync:
                 raise InputError(f"{given} holds no files the sync reads, but the collection holds "
                                  f"{self._count(owned, root)} documents from it: a vanished mount must not empty "
                                  "the collection (pass --allow-empty-root to remove them)")
-        return files, unreadable
+        return current, unreadable
 
     @staticmethod
     def _count(owned: dict[str, DocumentInfo], root: Path) -> int:

@@ -46,11 +46,9 @@ class IngestOutcome:
 def ingest(job: IngestJob, settings: Settings, progress=None, skipped=None) -> IngestOutcome:
     """Add `job`'s files to its collection (made by its first document, never by a run that adds nothing).
     `skipped(source, reason)` hears of each file left out as soon as it is known."""
-    from spanqa.plugin.engine.collections import default_location, open_collection
-    from spanqa.retriever.chunking import ChunkingSettings
+    from spanqa.plugin.engine.collections import default_location
     from spanqa.retriever.loaders import list_files, load_paths
 
-    chunking = ChunkingSettings(max_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens)
     location = default_location(job.collection, settings)
     skipped = skipped or (lambda source, reason: None)
     if job.ray is not None:
@@ -60,8 +58,7 @@ def ingest(job: IngestJob, settings: Settings, progress=None, skipped=None) -> I
         files, _ = list_files(job.paths, job.include, job.exclude)
         if not files:
             return IngestOutcome(shown_location(location))
-        collection = open_collection(location, create=True, settings=settings,
-                                     chunking=chunking)
+        collection = _open_for_writing(location, settings, create=True)
         report = collection.ingest(job.paths, job.include, job.exclude, ray=job.ray, settings=settings,
                                    progress=progress)
         for item in report.skipped:
@@ -71,8 +68,7 @@ def ingest(job: IngestJob, settings: Settings, progress=None, skipped=None) -> I
     for item in loaded.skipped:
         skipped(item.source, item.reason)
     try:
-        collection = open_collection(location, create=bool(loaded.documents),
-                                     settings=settings, chunking=chunking)
+        collection = _open_for_writing(location, settings, create=bool(loaded.documents))
     except CollectionError:
         if loaded.documents:
             raise
@@ -98,40 +94,48 @@ class SyncJob:
 
 def sync(job: SyncJob, settings: Settings, progress=None) -> IngestOutcome:
     """Make `job`'s collection (created if need be) mirror its roots; the outcome's report is a SyncReport."""
-    from spanqa.plugin.engine.collections import default_location, open_collection
-    from spanqa.retriever.chunking import ChunkingSettings
+    from spanqa.plugin.engine.collections import default_location
 
-    chunking = ChunkingSettings(max_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens)
-    collection = open_collection(default_location(job.collection, settings), create=True, settings=settings,
-                                 chunking=chunking)
+    collection = _open_for_writing(default_location(job.collection, settings), settings, create=True)
     try:
-        report = collection.sync(job.roots, job.include, job.exclude, job.allow_empty_root, progress, job.ray,
-                                 settings)
+        return _synced(collection, job, settings, progress)
     finally:
         collection.close()
+
+
+def _synced(collection, job: SyncJob, settings: Settings, progress=None) -> IngestOutcome:
+    report = collection.sync(job.roots, job.include, job.exclude, job.allow_empty_root, progress, job.ray, settings)
     return IngestOutcome(collection.location, report)
 
 
 def watch(job: SyncJob, settings: Settings, on_outcome, stop=None, service: Service | None = None) -> None:
     """Sync `job` now, then again after every burst of changes under its roots, until `stop` (a threading.Event)
-    is set or Ctrl-C; through `service`'s collection when given (a server's), else the job's. `on_outcome` hears
-    each sync's outcome, or the SpanqaError that refused it (a root that vanished is refused and watched on: the
-    collection keeps its documents)."""
+    is set or Ctrl-C; through `service`'s collection when given (a server's), else the job's, opened once.
+    `on_outcome` hears each sync's outcome, or the SpanqaError that refused it (a root that vanished is refused
+    and watched on: the collection keeps its documents)."""
     from pathlib import Path
 
+    from spanqa.plugin.engine.collections import default_location
     from spanqa.retriever.sync import watch as watch_roots
+
+    own = None if service is not None else \
+        _open_for_writing(default_location(job.collection, settings), settings, create=True)
 
     def attempt():
         try:
-            if service is None:
-                return sync(job, settings)
+            if own is not None:
+                return _synced(own, job, settings)
             result = service.sync(job.roots, job.include, job.exclude, job.allow_empty_root)
             return IngestOutcome(service.location, result.value)
         except SpanqaError as exc:
             return exc
 
-    on_outcome(attempt())
-    watch_roots(attempt, [Path(r) for r in job.roots], on_outcome, stop=stop)
+    try:
+        on_outcome(attempt())
+        watch_roots(attempt, [Path(r) for r in job.roots], on_outcome, stop=stop)
+    finally:
+        if own is not None:
+            own.close()
 
 
 class FolderFollower:
@@ -177,6 +181,15 @@ class FolderFollower:
         else:
             report = last.to_json()
         return {"roots": self.job.roots, "finished": self.finished, "last_sync": report}
+
+
+def _open_for_writing(location, settings: Settings, create: bool):
+    """The collection a write opens; a new one is chunked as the settings say."""
+    from spanqa.plugin.engine.collections import open_collection
+    from spanqa.retriever.chunking import ChunkingSettings
+
+    chunking = ChunkingSettings(max_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens)
+    return open_collection(location, create=create, settings=settings, chunking=chunking)
 
 
 def reindex(collection: str | None, settings: Settings, embedder: str | None = None) -> str:
