@@ -155,6 +155,10 @@ class CollectionBase:
     def _remove(self, document_id: str) -> None:
         raise NotImplementedError
 
+    def original(self, document_id: str) -> bytes | None:
+        """The file a document was read from, as it was read; None where it was not kept."""
+        raise NotImplementedError
+
     def finish_writes(self) -> None:
         """Called once after a batch of writes (e.g. to refresh caches)."""
 
@@ -279,6 +283,10 @@ class CollectionBase:
                 self._remove(document_id)
             if finish:
                 self.finish_writes()
+
+    def original_to_keep(self, document: Document) -> bytes | None:
+        """What a backend stores as the document's original: its bytes, unless the collection keeps none."""
+        return document.original if self.limits.keep_originals else None
 
     def stored_passages(self, document_id: str) -> tuple[list[Passage], np.ndarray]:
         """A document's stored passages, in order, and their vectors (to re-point a moved file unembedded)."""

@@ -2,7 +2,7 @@
 
     collection/
       manifest.json        embedding model, dimension, probe vector, chunking settings
-      collection.sqlite    documents, passages, vectors (the source of truth), feedback
+      collection.sqlite    documents, passages, vectors (the source of truth), originals, feedback
       index/dense.faiss    FAISS index over passage vectors   (+ dense.json: the store generation it matches)
       index/bm25/          BM25 index over passage text        (+ bm25.json)
 
@@ -239,7 +239,7 @@ class LocalCollection(CollectionBase):
     def commit_document(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
         with self._lock:
             old_ids = self.store.previous_passage_ids(document.id)
-            self.store.put_document(document, passages, vectors)
+            self.store.put_document(document, passages, vectors, self.original_to_keep(document))
             self.dense.remove(old_ids)
             self.dense.add(np.array([p.id for p in passages], dtype=np.int64), vectors)
 
@@ -296,6 +296,10 @@ class LocalCollection(CollectionBase):
     def document(self, document_id: str) -> Document | None:
         self._check_present()
         return self.store.document(document_id)
+
+    def original(self, document_id: str) -> bytes | None:
+        self._check_present()
+        return self.store.original(document_id)
 
     def __len__(self) -> int:
         self._refresh_if_changed_elsewhere()

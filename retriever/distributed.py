@@ -117,6 +117,7 @@ class _Plan:
     chunking: ChunkingSettings
     max_file_bytes: int
     max_passages: int
+    keep_originals: bool
     titled: bool
     stored: dict[str, str]  # document id → content hash of what the collection holds now
     postgres_url: str | None  # the workers write there themselves; None: the driver stores what they embed
@@ -150,6 +151,8 @@ def read_and_chunk(row: dict, plan: _Plan) -> dict:
         passages = _chunker(plan.embedder, plan.chunking, plan.max_passages).split(loaded)
     except InputError as exc:
         return _row(loaded.source, "skipped", str(exc))
+    if not plan.keep_originals:
+        loaded.original = None  # not sent to the embedding actor at all
     status = "added" if previous is None else "updated"
     return _row(loaded.source, status, payload=pickle.dumps((loaded, passages)), passages=len(passages))
 
@@ -236,6 +239,7 @@ class RayIngest:
             embedder=collection.embedder.location, precision=collection.embedder.precision,
             device=self.settings.device, chunking=collection.chunking,
             max_file_bytes=collection.limits.max_file_bytes, max_passages=collection.limits.max_passages_per_document,
+            keep_originals=collection.limits.keep_originals,
             titled=bool(collection.manifest.get("embed_title", False)),
             stored={info.id: info.hash for info in collection.documents()},
             postgres_url=collection.where.url if postgres else None,

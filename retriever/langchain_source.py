@@ -114,6 +114,9 @@ class RetrieverCollection:
     def document(self, document_id: str) -> Document | None:
         return None
 
+    def original(self, document_id: str) -> bytes | None:
+        return None
+
     def search(self, query: str, k: int = Settings.top_k, mode: SearchMode = Settings.retrieval_mode,
                weights: dict[str, float] | None = None, candidates: int | None = None) -> list[Hit]:
         """The retriever's first `k` documents for `query`, as hits scored by rank and by spanqa's embedder.

@@ -202,7 +202,7 @@ def load_bytes(source: str, data: bytes, max_bytes: int = DEFAULT_MAX_FILE_BYTES
         hint = " (a scanned PDF? spanqa does not run OCR)" if suffix == ".pdf" else ""
         raise LoadError(f"has no extractable text{hint}")
     title = _title_of(text, source)
-    return Document(source=source, text=text, pages=spans, title=title)
+    return Document(source=source, text=text, pages=spans, title=title, original=data)
 
 
 def _title_of(text: str, source: str) -> str:

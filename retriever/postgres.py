@@ -242,6 +242,9 @@ class PostgresCollection(CollectionBase):
                                        "VALUES (%s, %s, %s, %s, %s, %s, %s)"),
                              (document.id, document.source, document.title, document.hash, document.text, pages,
                               time.time()))
+                if (original := self.original_to_keep(document)) is not None:
+                    conn.execute(self.sql("INSERT INTO {s}.originals(document_id, content) VALUES (%s, %s)"),
+                                 (document.id, original))
                 ids = self._copy_passages(conn, document.id, passages, vectors)
                 self._count_passages(conn, len(passages) - removed)
         for passage, passage_id in zip(passages, ids, strict=True):
@@ -395,6 +398,12 @@ class PostgresCollection(CollectionBase):
         doc_id, source, title, hash_, text, pages = row
         return Document(source=source, text=text, pages=[PageSpan(*p) for p in pages], title=title, id=doc_id,
                         hash=hash_)
+
+    def original(self, document_id: str) -> bytes | None:
+        with self._connection() as conn:
+            row = conn.execute(self.sql("SELECT content FROM {s}.originals WHERE document_id = %s"),
+                               (document_id,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def __len__(self) -> int:
         return int(self._get_meta("passages") or 0)

@@ -4,6 +4,7 @@
     meta        schema_version, manifest (embedder, dimension, probe, chunking), passage count, settings
     documents   id, source, title, hash, text, pages
     passages    offsets, page, text, embedding vector(d) [HNSW, cosine], lexemes tsvector [GIN]
+    originals   each document's file as it was read (bytea; dropped with its document)
     feedback    thumbs-up/down with what was rated
 """
 
@@ -18,10 +19,12 @@ from spanqa.settings import PostgresSettings
 __all__ = ["CREATE", "MIGRATIONS", "SCHEMA_VERSION", "TEXT_SEARCH_CONFIG", "check_version", "migrate",
            "read_documents"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_ORIGINALS = """CREATE TABLE {s}.originals (document_id text PRIMARY KEY REFERENCES {s}.documents(id) ON DELETE CASCADE,
+    content bytea NOT NULL)"""
 # Statements that take a collection from version v-1 to v ({s} is the collection's schema). Version 1 is the
-# creation script below; a later release appends here and `spanqa migrate` applies what a collection lacks.
-MIGRATIONS: dict[int, list[str]] = {}
+# first creation script; `spanqa migrate` applies what a collection lacks, and CREATE makes the latest at once.
+MIGRATIONS: dict[int, list[str]] = {2: [_ORIGINALS]}
 TEXT_SEARCH_CONFIG = "english"
 
 CREATE = [
@@ -41,6 +44,7 @@ CREATE = [
     """CREATE TABLE {s}.feedback (id bigserial PRIMARY KEY, created double precision NOT NULL,
         question text NOT NULL, answer text NOT NULL, source text NOT NULL, passage_id bigint, score real,
         rating integer NOT NULL, route text NOT NULL DEFAULT 'documents')""",
+    _ORIGINALS,
 ]
 
 
@@ -86,18 +90,19 @@ def migrate(url: str, settings: PostgresSettings | None = None) -> tuple[int, in
 
 
 def read_documents(where: PostgresLocation, settings: PostgresSettings | None) -> list[Document]:
-    """Every document of a collection, read without the embedder check (for re-embedding it)."""
+    """Every document of a collection with its original, read without the embedder check (for re-embedding it)."""
     import psycopg
     from psycopg import sql
 
     settings = settings or PostgresSettings()
     try:
         with psycopg.connect(where.conninfo, connect_timeout=max(1, round(settings.pg_connect_timeout_s))) as conn:
-            rows = conn.execute(sql.SQL("SELECT id, source, title, hash, text, pages FROM {s}.documents "
-                                        "ORDER BY added").format(s=sql.Identifier(where.schema))).fetchall()
+            rows = conn.execute(sql.SQL("SELECT d.id, d.source, d.title, d.hash, d.text, d.pages, o.content FROM "
+                                        "{s}.documents d LEFT JOIN {s}.originals o ON o.document_id = d.id "
+                                        "ORDER BY d.added").format(s=sql.Identifier(where.schema))).fetchall()
     except psycopg.errors.UndefinedTable as exc:
         raise CollectionError(f"No collection {where.name!r} at {where.shown}") from exc
     except psycopg.Error as exc:
         raise CollectionError(f"PostgreSQL at {where.shown} failed: {exc}") from exc
-    return [Document(source=s, text=t, pages=[PageSpan(*p) for p in pages], title=title, id=i, hash=h)
-            for i, s, title, h, t, pages in rows]
+    return [Document(source=s, text=t, pages=[PageSpan(*p) for p in pages], title=title, id=i, hash=h,
+                     original=None if o is None else bytes(o)) for i, s, title, h, t, pages, o in rows]

@@ -29,7 +29,8 @@ class PageSpan:
 
 @dataclass
 class Document:
-    """The visible text of one file, with the character ranges of its pages (PDF) or one page (others)."""
+    """The visible text of one file, with the character ranges of its pages (PDF) or one page (others), and the
+    file's bytes as read (`original`: what a PDF page is rendered from; None once stored, or where not kept)."""
 
     source: str
     text: str
@@ -37,6 +38,7 @@ class Document:
     title: str = ""
     id: str = ""
     hash: str = ""
+    original: bytes | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS passages (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS passages_by_document ON passages(document_id);
+CREATE TABLE IF NOT EXISTS originals (
+    document_id TEXT PRIMARY KEY REFERENCES documents(id) ON DELETE CASCADE,
+    content BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -138,6 +142,10 @@ class Store:
         spans = [PageSpan(*p) for p in json.loads(pages)]
         return Document(source=source, text=text, pages=spans, title=title, id=doc_id, hash=hash_)
 
+    def original(self, document_id: str) -> bytes | None:
+        rows = self._query("SELECT content FROM originals WHERE document_id=?", (document_id,))
+        return bytes(rows[0][0]) if rows else None
+
     def passages(self, ids: list[int]) -> dict[int, Passage]:
         """Passages by id; ids that no longer exist are simply absent."""
         found: dict[int, Passage] = {}
@@ -187,9 +195,11 @@ class Store:
 
     # --- writes --------------------------------------------------------------------------------------
 
-    def put_document(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> list[int]:
-        """Insert or replace a document and its passages in one transaction; returns the new passage ids
-        and sets them on `passages`. Old passages of the document are deleted in the same transaction."""
+    def put_document(self, document: Document, passages: list[Passage], vectors: np.ndarray,
+                     original: bytes | None) -> list[int]:
+        """Insert or replace a document, its passages and its original bytes (None: none kept) in one transaction;
+        returns the new passage ids and sets them on `passages`. What the document held before goes in the same
+        transaction."""
         if len(passages) != len(vectors):
             raise CollectionError("one vector per passage is required (a bug: please report it)")
         pages = json.dumps([[p.number, p.start, p.end] for p in document.pages])
@@ -199,6 +209,8 @@ class Store:
                 "INSERT INTO documents(id, source, title, hash, text, pages, added) VALUES (?,?,?,?,?,?,?)",
                 (document.id, document.source, document.title, document.hash, document.text, pages, time.time()),
             )
+            if original is not None:
+                conn.execute("INSERT INTO originals(document_id, content) VALUES (?, ?)", (document.id, original))
             ids = []
             for passage, vector in zip(passages, vectors, strict=True):
                 cursor = conn.execute(

@@ -162,11 +162,13 @@ def shipped_embedder_path() -> str:
 
 @dataclass(frozen=True)
 class CollectionLimits:
-    """What one file, one document and one query may cost. Each refusal names its limit."""
+    """What one file, one document and one query may cost (each refusal names its limit), and whether a collection
+    keeps each file's original bytes beside its text (PDF pages are rendered from them)."""
 
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     max_passages_per_document: int = DEFAULT_MAX_PASSAGES
     max_results: int = 1000
+    keep_originals: bool = True
 
     def __post_init__(self) -> None:
         from spanqa.errors import InputError
@@ -224,6 +226,9 @@ class Settings:
     max_question_chars: int = 2000
     max_file_mb: float = DEFAULT_MAX_FILE_BYTES / 2**20
     max_passages_per_document: int = DEFAULT_MAX_PASSAGES
+    # Keep each ingested file's original bytes in the collection (within max_file_mb), so a PDF answer's page can
+    # be shown with the answer boxed; off: the view shows the ingested text only, and the collection stays smaller.
+    keep_originals: bool = True
     # Passages one search may return (`k`), and passages one question may read (`top_k`): reading costs a reader
     # pass per passage (tens of ms each on 2 cores), returning one costs a row.
     max_results: int = 1000
@@ -310,7 +315,7 @@ class Settings:
     def collection_limits(self) -> CollectionLimits:
         return CollectionLimits(max_file_bytes=int(self.max_file_mb * 2**20),
                                 max_passages_per_document=self.max_passages_per_document,
-                                max_results=self.max_results)
+                                max_results=self.max_results, keep_originals=self.keep_originals)
 
 
 @dataclass(frozen=True)
@@ -383,6 +388,14 @@ class ServerSettings:
         return _from_env(cls, given)
 
 
+def _boolean(raw: str) -> bool:
+    """An environment variable's yes or no (bool("0") would be True)."""
+    words = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+    if raw.strip().lower() not in words:
+        raise ValueError(raw)
+    return words[raw.strip().lower()]
+
+
 def _from_env(cls, given: dict):
     """Build settings dataclass `cls`: its defaults, then SPANQA_<FIELD> variables, then `given` (None = not given)."""
     from spanqa.errors import InputError
@@ -395,7 +408,7 @@ def _from_env(cls, given: dict):
         if raw is not None:
             kind = type(getattr(cls, f.name))
             try:
-                values[f.name] = kind(raw)
+                values[f.name] = _boolean(raw) if kind is bool else kind(raw)
             except ValueError as exc:
                 raise InputError(f"SPANQA_{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
     known = [f.name for f in fields(cls)]

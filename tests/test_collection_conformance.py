@@ -14,6 +14,7 @@ from helpers import CORPUS, write_corpus
 from spanqa.retriever import Collection, Embedder, Feedback
 
 from spanqa.errors import CollectionError, EmbeddingMismatchError, InputError
+from spanqa.settings import Settings
 
 pytestmark = pytest.mark.integration
 BACKENDS = ["local", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -215,6 +216,27 @@ def test_pages_survive_the_round_trip(collection):
     assert hit.passage.source == "manual.pdf" and hit.passage.page == 2
     document = collection.document(hit.passage.document_id)
     assert [p.number for p in document.pages] == [1, 2]
+
+
+def test_the_original_file_is_kept_replaced_with_it_and_removed_with_it(collection, open_at, tmp_path):
+    from helpers import make_pdf
+
+    first, second = make_pdf(["The reset button is behind the hinge."]), make_pdf(["It is under the lid now."])
+    collection.ingest_bytes([("manual.pdf", first)])
+    manual = next(d for d in collection.documents() if d.source == "manual.pdf")
+    assert open_at(create=False).original(manual.id) == first, "every handle reads the bytes as they were read"
+    collection.ingest_bytes([("manual.pdf", second)])
+    assert collection.original(manual.id) == second
+    on_disk = next(d for d in collection.documents() if d.source.endswith("tower.txt"))
+    assert collection.original(on_disk.id) == (tmp_path / "docs" / "tower.txt").read_bytes()
+    assert collection.delete(manual.id) and collection.original(manual.id) is None
+
+
+def test_no_original_is_kept_when_the_setting_is_off(open_at, tmp_path):
+    collection = open_at(settings=Settings(keep_originals=False))
+    collection.ingest([write_corpus(tmp_path / "docs", CORPUS)])
+    assert all(collection.original(d.id) is None for d in collection.documents())
+    assert collection.document(collection.documents()[0].id).text, "the ingested text is kept all the same"
 
 
 def test_settings_and_feedback_are_shared_by_every_handle(collection, open_at):

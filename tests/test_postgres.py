@@ -14,7 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import CORPUS, SpanqaEmbeddings, wait_until_ready
+from helpers import CORPUS, SpanqaEmbeddings, make_pdf, wait_until_ready
+from spanqa.retriever.postgres_location import PostgresLocation
+from spanqa.retriever.records import document_id_for
 
 from spanqa.errors import CollectionError, InputError
 from spanqa.settings import Settings
@@ -74,21 +76,29 @@ def test_bad_collection_names_are_refused_before_connecting():
     assert where.shown == "postgresql://u:***@h:5/db?sslmode=require&collection=manuals"
 
 
-def test_an_older_schema_is_refused_until_spanqa_migrate(postgres_url, embedder, monkeypatch):
+def test_a_version_1_collection_is_refused_until_spanqa_migrate_then_keeps_originals(postgres_url, embedder,
+                                                                                     monkeypatch):
+    import psycopg
     from spanqa.retriever import PostgresCollection
     from spanqa.retriever import postgres_schema as schema
 
-    PostgresCollection(postgres_url, embedder=embedder).close()
-    # This code's next schema version adds a column; the collection on the server is still at version 1.
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(schema, "MIGRATIONS", {2: ["ALTER TABLE {s}.feedback ADD COLUMN comment text"]})
+    collection = PostgresCollection(postgres_url, embedder=embedder)
+    collection.ingest_bytes([("tower.txt", CORPUS["tower.txt"].encode())])
+    schema_name = collection.where.schema
+    collection.close()
+    with psycopg.connect(PostgresLocation(postgres_url).conninfo) as conn:  # as spanqa 0.3 left it: no originals
+        conn.execute(f"DROP TABLE {schema_name}.originals")
+        conn.execute(f"UPDATE {schema_name}.meta SET value = '1' WHERE key = 'schema_version'")
     with pytest.raises(CollectionError, match=r"schema version 1.*needs version 2.*spanqa migrate"):
         PostgresCollection(postgres_url, embedder=embedder, create=False)
     from spanqa.plugin.doors.cli import main
 
     assert main(["migrate", "--collection", postgres_url]) == 0
     collection = PostgresCollection(postgres_url, embedder=embedder, create=False)
-    assert collection.integrity_problems() == []
+    assert collection.integrity_problems() == [] and len(collection.documents()) == 1
+    pdf = make_pdf(["The Eiffel Tower is 330 metres tall."])
+    collection.ingest_bytes([("tower.pdf", pdf)])
+    assert collection.original(document_id_for("tower.pdf")) == pdf
     collection.close()
     monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
     with pytest.raises(CollectionError, match="newer than this spanqa"):

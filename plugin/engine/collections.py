@@ -82,6 +82,9 @@ def reindex_collection(collection: str | Path | None, settings: Settings, embedd
 
     store = Store(path / "collection.sqlite", create=False)
     documents = [store.document(info.id) for info in store.documents()]
+    for document in documents:
+        if document is not None:  # the originals move with their documents
+            document.original = store.original(document.id)
     store.close()
     staging = path.with_name(path.name + ".reindexing")
     shutil.rmtree(staging, ignore_errors=True)
