@@ -23,6 +23,7 @@ import pytest
 from helpers import CORPUS, write_corpus
 from spanqa.plugin.doors.service import Service, error_json, http_status
 
+from bench.pdf_pages import typeset_pdf
 from spanqa.errors import SpanqaError
 from spanqa.settings import Settings
 
@@ -31,6 +32,7 @@ APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
 QUESTION = "What does pump error E-4712 mean?"
 TOO_LONG = "why " * 501  # 2,004 characters: over the default max_question_chars of 2,000
 UNSURE = "How long is the warranty on the pump motor?"  # the documents do not say: withheld
+PDF_FACT = "The pump's spare impeller is stored in the blue cabinet beside the boiler room door."
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,9 @@ def cli_door(env, call: Call) -> Outcome | None:
     flags = [part for key, flag in options.items() if key in a for part in (flag, str(a[key]))]
     argv = {"ask": ["ask", a.get("question", "")], "search": ["search", a.get("query", "")],
             "remove": ["docs", "remove", a.get("document_id", "")],
-            "view": ["show", a.get("document_id", ""), "--span", f"{a.get('start')}:{a.get('end')}"]
+            "view": ["show", a.get("document_id", ""), "--span", f"{a.get('start')}:{a.get('end')}"],
+            "page": ["show", a.get("document_id", ""), "--span", f"{a.get('start')}:{a.get('end')}", "--page",
+                     str(a.get("page")), "--page-image", str(env.scratch / "page.png")]
             }.get(call.operation)
     if argv is None or "history" in a:
         return None  # the CLI's ask is routed (no unrouted verb); its conversations are `spanqa chat` (test_chat.py)
@@ -85,6 +89,8 @@ def cli_door(env, call: Call) -> Outcome | None:
     out, err = env.capsys.readouterr()
     if code != 0:
         return Outcome(message=err.strip().split(": error: ", 1)[-1])
+    if call.operation == "page":
+        return Outcome(data={"boxes": json.loads(out)["page_image_boxes"], "png": (env.scratch / "page.png").read_bytes()})
     return Outcome(data=json.loads(out) if out.strip().startswith("{") else {})
 
 
@@ -127,6 +133,12 @@ def rest_door(env, call: Call) -> Outcome | None:
         if response.status_code < 400:
             marked = re.search(r'<mark id="answer">(.*?)</mark>', response.text, re.S)
             return Outcome(data={"span": html.unescape(marked.group(1))})
+    elif call.operation == "page":
+        a = call.arguments
+        response = client.get(f"/v1/documents/{a['document_id']}/pages/{a['page']}.png",
+                              params={"start": a["start"], "end": a["end"]})
+        if response.status_code < 400:
+            return Outcome(data={"png": response.content})
     else:
         response = client.post(f"/v1/{call.operation}", json=call.arguments)
     if response.status_code >= 400:
@@ -191,9 +203,10 @@ ROUTED = {"python", "cli", "rest", "openai", "ui"}  # doors whose "ask" exists; 
 class Doors:
     """A collection, and every door onto it, opened the way a user would (settings from the environment)."""
 
-    def __init__(self, location: str, capsys, monkeypatch) -> None:
+    def __init__(self, location: str, capsys, monkeypatch, scratch: Path) -> None:
         self.location = location
         self.capsys = capsys
+        self.scratch = scratch  # where a door writes a file it returns (the CLI's --page-image)
         monkeypatch.setenv("SPANQA_COLLECTION", location)  # the UI opens what the environment names
         self._service: Service | None = None
         self._http = None
@@ -227,13 +240,14 @@ def corpus_collection(tmp_path_factory, embedder) -> str:
     root = tmp_path_factory.mktemp("doors")
     collection = LocalCollection(root / "collection", embedder=embedder)
     collection.ingest([write_corpus(root / "docs", CORPUS)])
+    collection.ingest_bytes([("handbook.pdf", typeset_pdf("Pump handbook", [PDF_FACT], columns=2))])
     collection.close()
     return str(root / "collection")
 
 
 @pytest.fixture
-def doors(corpus_collection, capsys, monkeypatch):
-    opened = Doors(corpus_collection, capsys, monkeypatch)
+def doors(corpus_collection, capsys, monkeypatch, tmp_path):
+    opened = Doors(corpus_collection, capsys, monkeypatch, tmp_path)
     yield opened
     opened.close()
 
@@ -403,6 +417,28 @@ def test_a_span_is_shown_in_its_document_the_same_at_every_door(doors):
     assert f"{span['start']}:{10**6}" in message
     unknown = through_every_door(doors, Call("view", {**span, "document_id": "no-such-document"}))
     assert_same_refusal(unknown, "not_found", 404)
+
+
+def test_a_pdf_page_is_rendered_the_same_at_every_door_that_draws_it(doors):
+    from io import BytesIO
+
+    from PIL import Image
+
+    answer = doors.service().call("answer", {"question": "Where is the spare impeller stored?"}).data["answers"][0]
+    assert answer["page_image"] and "blue cabinet" in " ".join(answer["text"].split())
+    span = {"document_id": answer["document_id"], "start": answer["start"], "end": answer["end"],
+            "page": answer["page"]}
+    outcomes = through_every_door(doors, Call("page", span))
+    assert set(outcomes) == {"python", "cli", "rest"}
+    drawn = outcomes["python"].data
+    assert drawn["boxed"] == drawn["characters"] > 0 and outcomes["cli"].data["boxes"] == drawn["boxes"]
+    for name in ("cli", "rest"):
+        assert Image.open(BytesIO(outcomes[name].data["png"])).size == (drawn["width"], drawn["height"]), name
+    text = next(d for d in doors.service().call("documents").data["documents"] if d["source"].endswith("tower.txt"))
+    not_pdf = through_every_door(doors, Call("page", {**span, "document_id": text["document_id"]}))
+    assert "is not a PDF" in assert_same_refusal(not_pdf, "input_error", 400)
+    missing_page = through_every_door(doors, Call("page", {**span, "page": 40}))
+    assert "page 40 does not exist" in assert_same_refusal(missing_page, "input_error", 400)
 
 
 def test_an_unknown_document_is_not_found_at_every_door(doors):

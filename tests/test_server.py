@@ -260,7 +260,8 @@ def test_off_loopback_needs_a_key_and_then_every_route_wants_it(app_client):
         for method, path in [("get", "/healthz"), ("get", "/v1/models"), ("get", "/v1/documents"),
                              ("post", "/v1/ask"), ("post", "/v1/chat/completions"), ("post", "/mcp/"),
                              ("get", "/docs"), ("delete", "/v1/documents/x"),
-                             ("get", "/v1/documents/x/view?start=0&end=1"), ("post", "/v1/sync")]:
+                             ("get", "/v1/documents/x/view?start=0&end=1"),
+                             ("get", "/v1/documents/x/pages/1.png?start=0&end=1"), ("post", "/v1/sync")]:
             response = getattr(client, method)(path)
             assert response.status_code == 401, path
             assert "API key" in response.json()["error"]["message"]

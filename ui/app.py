@@ -6,6 +6,7 @@ the tools and the servers return; every spanqa error is shown as its message, ne
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from dataclasses import replace
@@ -28,7 +29,7 @@ from spanqa.errors import SpanqaError
 from spanqa.settings import SEARCH_MODES, Settings
 
 DEFAULT = "default"
-VIEW_CONTEXT = 1500  # characters the document view shows either side of an answer
+VIEW_CONTEXT = 600  # characters the document view shows either side of a span (a dialog cannot scroll to it)
 st.set_page_config(page_title="spanqa", page_icon="🔎", layout="wide")
 st.markdown("<style>.spanqa-answer{background:#ffe08a;padding:0 2px;border-radius:3px}"
             ".spanqa-passage{font-size:0.92em;line-height:1.5;white-space:pre-wrap}</style>", unsafe_allow_html=True)
@@ -146,6 +147,8 @@ def show_response(index: int, data: dict, note: str | None = None) -> None:
         st.markdown(escape_markdown(data["reply"]))
     else:
         show_closest(closest)
+        if st.button(f"Open {closest['citation']}", key=f"open-closest-{index}", icon=":material/description:"):
+            open_in_document(closest)
     if note:
         st.caption(escape_markdown(note))
     best = None if data["abstained"] or not data["answers"] else data["answers"][0]
@@ -157,7 +160,8 @@ def show_response(index: int, data: dict, note: str | None = None) -> None:
                         unsafe_allow_html=True)
         st.caption(f"Source: {best['citation']} · characters {best['start']}–{best['end']} · "
                    f"confidence {best['score']:.2f}")
-        if st.button("Open in its document", key=f"open-{index}", icon=":material/description:"):
+        if st.button(f"Open {best['citation']}", key=f"open-{index}", icon=":material/description:",
+                     help="The answer marked in its document (a PDF: its page, the answer boxed)"):
             open_in_document(best)
     if data["passages"]:
         with st.expander("Other candidates and the passages consulted"):
@@ -182,15 +186,23 @@ def show_response(index: int, data: dict, note: str | None = None) -> None:
 
 
 @st.dialog("The answer in its document", width="large")
-def open_in_document(answer: dict) -> None:
-    """The answer's document around it, the span marked: the page the span view route serves (one renderer)."""
+def open_in_document(span: dict) -> None:
+    """A span's document around it, the span marked, and for a PDF its page with the span boxed: the page the
+    span view route serves (one renderer), the image inlined since the dialog is not served by spanqa serve."""
+    where = {"document_id": span["document_id"], "start": span["start"], "end": span["end"]}
     try:
-        view = service.call("view", {"document_id": answer["document_id"], "start": answer["start"],
-                                     "end": answer["end"], "context": VIEW_CONTEXT}).data
+        view = service.call("view", {**where, "context": VIEW_CONTEXT}).data
     except SpanqaError as exc:
         st.error(str(exc))
         return
-    components.html(span_view_html(view), height=480, scrolling=True)
+    image = None
+    if span.get("page_image"):
+        try:
+            image = service.call("page", {**where, "page": span["page"]}).value
+        except SpanqaError as exc:  # the text view still shows the span
+            st.caption(escape_markdown(str(exc)))
+    inline = None if image is None else "data:image/png;base64," + base64.b64encode(image.png).decode()
+    components.html(span_view_html(view, inline), height=720 if inline else 480, scrolling=True)
 
 
 def show_closest(closest: dict) -> None:

@@ -40,24 +40,34 @@ def escape_markdown(text: str) -> str:
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in html.escape(text, quote=False))
 
 
-_VIEW_STYLE = ("body{font:16px/1.6 system-ui,sans-serif;max-width:52em;margin:2em auto;padding:0 1em;color:#222}"
+_VIEW_STYLE = ("body{font:16px/1.6 system-ui,sans-serif;margin:2em auto;padding:0 1em;color:#222;max-width:52em}"
+               "body.paged{max-width:none}.paged main{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);"
+               "gap:1.5em;align-items:start}figure{margin:0;position:sticky;top:1em}figure img{width:100%;"
+               "border:1px solid #ddd}figcaption{color:#666;font-size:.9em}"
                "header{border-bottom:1px solid #ddd;margin-bottom:1em}header p{color:#666;margin:.2em 0}"
-               "pre{white-space:pre-wrap;font:inherit}mark{background:#ffe08a;padding:0 2px;border-radius:3px}")
+               "pre{white-space:pre-wrap;font:inherit;margin:0}mark{background:#ffe08a;padding:0 2px;"
+               "border-radius:3px}")
 
 
-def span_view_html(view: dict) -> str:
+def span_view_html(view: dict, page_image: str | None = None) -> str:
     """A whole page showing a span view (the JSON of the `view` operation): the document's title, source and
-    page above its text, the span in `<mark id="answer">` (a link's `#answer` scrolls to it). Inert: all text
-    escaped, and the server sends it with a policy that runs no script."""
+    page above its text, the span in `<mark id="answer">` (a link's `#answer` scrolls to it), and beside it the
+    PDF page with the span boxed when `page_image` (its URL: the view's own `page_image` link, or a data: URL) is
+    given. Inert: all text escaped, and the server sends it with a policy that runs no script."""
     title = html.escape(view["title"] or view["source"])
     where = f"page {view['page']} of {view['pages']}" if view["pages"] > 1 else "page 1"
     lead = "…" if view["shown_start"] > 0 else ""
+    text = (f"<pre>{lead}{html.escape(view['before'])}<mark id=\"answer\">{html.escape(view['span'])}</mark>"
+            f"{html.escape(view['after'])}</pre>")
+    figure = ""
+    if page_image:
+        source = html.escape(page_image)
+        figure = (f'<figure><a href="{source}"><img src="{source}" alt="Page {view["page"]} of {title}, the answer '
+                  f'boxed"></a><figcaption>Page {view["page"]} as printed, the answer boxed</figcaption></figure>')
     return ("<!doctype html><html><head><meta charset=\"utf-8\">"
-            f"<title>{title}</title><style>{_VIEW_STYLE}</style></head><body>"
+            f"<title>{title}</title><style>{_VIEW_STYLE}</style></head><body class=\"{'paged' if figure else ''}\">"
             f"<header><h1>{title}</h1><p>{html.escape(view['source'])} · {where} · characters {view['start']}–"
-            f"{view['end']}</p></header><pre>{lead}{html.escape(view['before'])}"
-            f"<mark id=\"answer\">{html.escape(view['span'])}</mark>{html.escape(view['after'])}</pre>"
-            "</body></html>")
+            f"{view['end']}</p></header><main>{figure}{text}</main></body></html>")
 
 
 def span_view_text(view: dict, color: bool) -> str:

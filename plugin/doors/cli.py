@@ -211,6 +211,9 @@ def _show_options(p: argparse.ArgumentParser) -> None:
                                                                        "and end)")
     p.add_argument("--context", type=int, default=600, help="characters shown either side (default: 600)")
     p.add_argument("--json", action="store_true", help="print the view as JSON (before, span, after, page, ...)")
+    p.add_argument("--page-image", metavar="FILE.png", help="a PDF: also write the span's page as a PNG, the span "
+                                                            "boxed (--page: another page than the span's first)")
+    p.add_argument("--page", type=int, help="the page --page-image renders (default: the one the span starts on)")
     _collection_options(p)
 
 
@@ -219,12 +222,19 @@ def _show(args) -> int:
     start, _, end = args.span.partition(":")
     if not (start.isdigit() and end.isdigit()):
         raise InputError(f"--span takes START:END, two character offsets such as 120:134; got {args.span!r}")
-    view = _service(args).call("view", {"document_id": args.document_id, "start": int(start), "end": int(end),
-                                        "context": args.context}).data
+    service = _service(args)
+    span = {"document_id": args.document_id, "start": int(start), "end": int(end)}
+    view = service.call("view", {**span, "context": args.context}).data
+    if args.page_image:
+        image = service.call("page", {**span, "page": args.page or view["page"]})
+        Path(args.page_image).write_bytes(image.value.png)
+        view = {**view, "page_image_file": args.page_image, "page_image_boxes": image.data["boxes"]}
     if args.json:
         _print_json(view)
     else:
         print(span_view_text(view, color=sys.stdout.isatty()))
+        if args.page_image:
+            print(f"\nPage {image.data['page']} written to {args.page_image}, the span boxed.")
     return 0
 
 

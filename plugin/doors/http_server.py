@@ -3,7 +3,8 @@
     /mcp                      MCP over streamable HTTP (the same tools and resources as `spanqa mcp`)
     /v1/chat/completions      OpenAI-compatible chat (streaming and not): the routed reply, citations as data
     /v1/models                the one model, "spanqa"
-    /v1/ask (routed) /v1/answer (unrouted) /v1/search /v1/classify, /v1/documents (list, read, upload, delete),
+    /v1/ask (routed) /v1/answer (unrouted) /v1/search /v1/classify, /v1/documents (list, read, upload, delete,
+    /{id}/view: a span marked in the text, /{id}/pages/{n}.png: a PDF page with a span boxed),
     /v1/feedback              REST
     /healthz /readyz          liveness, and readiness (models loaded)
     /docs /openapi.json       the API, described
@@ -54,8 +55,8 @@ _LOG = logging.getLogger("spanqa.serve")
 
 
 # A document's view runs nothing and loads nothing: its text is escaped, and a browser is told so as well.
-_INERT = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
-                                     "form-action 'none'; frame-ancestors 'self'",
+_INERT = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+                                     "base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
@@ -267,7 +268,14 @@ def _add_rest(app: FastAPI, service: Service, state: dict) -> None:
         `view` link opens it."""
         data = service.call("view", {"document_id": document_id, "start": start, "end": end,
                                      "context": context}).data
-        return HTMLResponse(span_view_html(data), headers=_INERT)
+        return HTMLResponse(span_view_html(data, data["page_image"]), headers=_INERT)
+
+    @app.get("/v1/documents/{document_id}/pages/{page}.png", tags=["documents"], response_class=Response)
+    def page_image(document_id: str, page: int, start: int, end: int) -> Response:
+        """Page `page` of a PDF document, rendered from its original file, the span start…end boxed in a
+        translucent highlight (every PDF answer's and passage's `page_image` link)."""
+        image = service.call("page", {"document_id": document_id, "page": page, "start": start, "end": end}).value
+        return Response(image.png, media_type="image/png", headers=_INERT)
 
     @app.post("/v1/documents", tags=["documents"])
     async def upload(files: Annotated[list[UploadFile], File(description="documents to add")]) -> dict:

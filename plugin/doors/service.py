@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from spanqa.plugin.engine.history import exchange, interpretation, recent_history
+from spanqa.plugin.engine.page_image import render_page
 from spanqa.plugin.engine.protocol import Engine
 from spanqa.plugin.engine.requests import invalid_request, parse, request_models
 from spanqa.plugin.engine.response import (
@@ -35,7 +36,7 @@ from spanqa.plugin.engine.response import (
     response_json,
 )
 from spanqa.plugin.engine.router import INTENTS
-from spanqa.plugin.engine.source_view import span_view
+from spanqa.plugin.engine.source_view import span_view, view_path
 from spanqa.retriever.records import Feedback
 
 from spanqa.errors import (
@@ -95,7 +96,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "classify_intent": ("classify", f"Classify a user message as {', '.join(INTENTS[:-1])} or {INTENTS[-1]}, with a "
                                     "calibrated confidence."),
 }
-OPERATIONS = ("ask", "answer", "search", "classify", "documents", "document", "view", "remove", "ingest",
+OPERATIONS = ("ask", "answer", "search", "classify", "documents", "document", "view", "page", "remove", "ingest",
               "feedback")
 
 
@@ -223,6 +224,24 @@ class Service:
             raise self._no_document(args.document_id)
         view = span_view(document, args.start, args.end, args.context)
         return Result({"schema": SCHEMA_VERSION, **view.to_json()}, view)
+
+    def _page(self, args) -> Result:
+        """A PDF page rendered from the document's original file, the span's characters boxed; the PNG is the
+        result's value, its size and boxes the data."""
+        document = self.engine.collection.document(args.document_id)
+        if document is None:
+            raise self._no_document(args.document_id)
+        text_view = view_path(document.id, args.start, args.end)
+        if Path(document.source).suffix.lower() != ".pdf":
+            raise InputError(f"Document {document.id} ({Path(document.source).name}) is not a PDF, so it has no "
+                             f"page images; its text, the span marked: {text_view}")
+        original = self.engine.collection.original(document.id)
+        if original is None:
+            raise NotFound(f"The original file of document {document.id} is not kept (its collection has "
+                           "keep_originals off, or it was ingested before spanqa kept originals: ingest it again); "
+                           f"its text, the span marked: {text_view}")
+        image = render_page(original, document, args.page, args.start, args.end)
+        return Result({"schema": SCHEMA_VERSION, **image.to_json()}, image)
 
     def _remove(self, args) -> Result:
         if not self.engine.collection.delete(args.document_id):

@@ -107,6 +107,7 @@ class RequestModels:
     remove: type[BaseModel]
     document: type[BaseModel]
     view: type[BaseModel]
+    page: type[BaseModel]
     feedback: type[BaseModel]
 
 
@@ -116,6 +117,8 @@ def request_models(settings: Settings) -> RequestModels:
     question = _text(settings, "The user's question, in natural language, to answer from their documents.")
     document_id = (str, Field(min_length=1, max_length=512, description="A document's id (from the document list) "
                                                                         "or its source name."))
+    start = (int, Field(ge=0, description="The span's first character (an answer's or passage's start)."))
+    end = (int, Field(ge=0, description="One past the span's last character (its end)."))
     return RequestModels(
         ask=create_model("AskInput", __base__=_Arguments, question=question, **_options(settings),
                          history=_history(settings)),
@@ -132,10 +135,10 @@ def request_models(settings: Settings) -> RequestModels:
                               message=_text(settings, "A user message to classify.")),
         remove=create_model("RemoveDocumentInput", __base__=_Arguments, document_id=document_id),
         document=create_model("DocumentInput", __base__=_Arguments, document_id=document_id),
+        page=create_model("PageImageInput", __base__=_Arguments, document_id=document_id, start=start, end=end,
+                          page=(int, Field(ge=1, le=100_000, description="The PDF page to render (1-based)."))),
         view=create_model(
-            "SpanViewInput", __base__=_Arguments, document_id=document_id,
-            start=(int, Field(ge=0, description="The span's first character (an answer's or passage's start).")),
-            end=(int, Field(ge=0, description="One past the span's last character (its end).")),
+            "SpanViewInput", __base__=_Arguments, document_id=document_id, start=start, end=end,
             context=(int | None, Field(default=None, ge=0, le=100_000,
                                        description="Characters shown either side (default: the whole document)."))),
         feedback=_feedback_model(settings),

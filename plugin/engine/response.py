@@ -15,7 +15,7 @@ from spanqa.plugin.engine.closest import Closest
 from spanqa.plugin.engine.conversation import Resolution, standalone
 from spanqa.plugin.engine.reader import Answer
 from spanqa.plugin.engine.router import Intent
-from spanqa.plugin.engine.source_view import view_path
+from spanqa.plugin.engine.source_view import source_links
 from spanqa.retriever.records import Hit
 
 __all__ = ["SCHEMA_VERSION", "Response", "citation", "response_json", "answer_json", "closest_json", "hit_json",
@@ -67,7 +67,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
             "document_id": answer.document_id, "page": answer.page, "start": answer.document_start,
             "end": answer.document_end, "passage_id": answer.passage_id,
             "citation": citation(answer.source, answer.page),
-            "view": view_path(answer.document_id, answer.document_start, answer.document_end)}
+            **source_links(answer.document_id, answer.source, answer.page, answer.document_start,
+                           answer.document_end)}
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     return {"text": p.text, "source": p.source, "document_id": p.document_id, "page": p.page, "start": p.start,
             "end": p.end, "passage_id": p.id, "score": round(hit.score, 6), "dense_score": hit.dense_score,
             "bm25_score": hit.bm25_score, "citation": citation(p.source, p.page),
-            "view": view_path(p.document_id, p.start, p.end)}
+            **source_links(p.document_id, p.source, p.page, p.start, p.end)}
 
 
 def response_json(response: Response) -> dict[str, Any]:
@@ -95,6 +96,7 @@ def closest_json(closest: Closest) -> dict[str, Any]:
     return {"text": closest.text, "marked": closest.marked, "source": p.source, "document_id": p.document_id,
             "page": p.page, "start": closest.start, "end": closest.end, "passage_id": p.id,
             "citation": citation(p.source, p.page),
+            **source_links(p.document_id, p.source, p.page, closest.start, closest.end),
             "candidate": None if closest.candidate is None else answer_json(closest.candidate)}
 
 
