@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from native_code import AVX512_FEATURE, zmm_instructions  # noqa: E402
 
@@ -35,6 +36,13 @@ def exercise() -> None:
         collection = LocalCollection(Path(tmp) / "c")
         collection.ingest_bytes([("tower.txt", b"The Eiffel Tower is 330 metres tall. It was finished in 1889.")])
         Assistant(collection).respond("How tall is the Eiffel Tower?")
+        from spanqa.plugin.engine.page_image import render_page
+        from spanqa.retriever.loaders import load_bytes
+
+        from bench.pdf_pages import typeset_pdf  # a PDF page rendered with a span boxed (PDFium)
+
+        pdf = typeset_pdf("Tower", ["The Eiffel Tower is 330 metres tall."], columns=2)
+        render_page(pdf, load_bytes("tower.pdf", pdf), 1, 0, 5)
     with contextlib.suppress(ImportError):
         import psycopg  # noqa: F401  (its libpq is loaded on import)
 

@@ -160,3 +160,21 @@ def test_a_pdf_answer_opens_on_its_page_with_the_answer_boxed_and_marked(served,
         assert client.delete(f"/v1/documents/{notice['document_id']}").status_code == 204
         gone = client.get(f"/v1/documents/{notice['document_id']}/pages/1.png?start=0&end=6")
         assert gone.status_code == 404
+
+
+@pytest.mark.integration
+def test_without_originals_a_pdf_shows_its_text_and_says_why_there_is_no_page(pdf, tmp_path):
+    from spanqa.plugin.doors.service import Service
+
+    from spanqa.errors import NotFound
+    from spanqa.settings import Settings
+
+    service = Service.open(str(tmp_path / "c"), Settings.from_env(keep_originals=False), create=True)
+    service.ingest([("handbook.pdf", pdf)])
+    document = service.call("documents").data["documents"][0]
+    start, end = _span(service.call("document", {"document_id": document["document_id"]}).data["text"], FACT)
+    span = {"document_id": document["document_id"], "start": start, "end": end}
+    view = service.call("view", span).data
+    assert view["span"].split() == FACT.split() and view["page_image"] is None
+    with pytest.raises(NotFound, match="original file of document .* is not kept .*keep_originals.*/view"):
+        service.call("page", {**span, "page": view["page"]})

@@ -103,7 +103,8 @@ class TerminalChat:
             self._say(f"error: {exc}")
             return
         self._say(span_view_text(view, color=self.out.isatty()))
-        self._say(f"  (on a spanqa server: {item['view']})")
+        self._say(f"  (on a spanqa server: {item['view']}"
+                  + (f"; its page, the span boxed: {view['page_image']})" if view.get("page_image") else ")"))
 
     def _sources(self) -> None:
         passages = (self.last or {}).get("passages") or []

@@ -223,7 +223,10 @@ class Service:
         if document is None:
             raise self._no_document(args.document_id)
         view = span_view(document, args.start, args.end, args.context)
-        return Result({"schema": SCHEMA_VERSION, **view.to_json()}, view)
+        data = view.to_json()
+        if data["page_image"] and self.engine.collection.original(document.id) is None:
+            data["page_image"] = None  # a PDF whose original was not kept: its text is all there is to show
+        return Result({"schema": SCHEMA_VERSION, **data}, view)
 
     def _page(self, args) -> Result:
         """A PDF page rendered from the document's original file, the span's characters boxed; the PNG is the
