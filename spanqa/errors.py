@@ -5,7 +5,8 @@ from __future__ import annotations
 
 __all__ = [
     "SpanqaError", "ModelLoadError", "DataFileError", "InputError", "InvalidRequest", "NotFound",
-    "CollectionError", "CollectionCorruptError", "EmbeddingMismatchError",
+    "CollectionError", "CollectionCorruptError", "EmbeddingMismatchError", "ConfigError", "Unauthorized",
+    "Forbidden", "RateLimited",
 ]
 
 
@@ -43,3 +44,23 @@ class CollectionCorruptError(CollectionError):
 
 class EmbeddingMismatchError(CollectionError):
     """The collection was built with another embedding model."""
+
+
+class ConfigError(InputError):
+    """A server configuration file (`spanqa serve --config`) is malformed; the message names the entry."""
+
+
+class Unauthorized(SpanqaError):
+    """A request carried no API key, or one the server does not know."""
+
+
+class Forbidden(SpanqaError):
+    """The request's key may see the collection but not do this to it (e.g. write without write scope)."""
+
+
+class RateLimited(SpanqaError):
+    """A key sent more requests than its rate allows; `retry_after` is how many seconds until the next one."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -358,8 +358,11 @@ class ServerSettings:
 
     host: str = "127.0.0.1"
     port: int = 8765
-    # Bearer token every request must carry; required whenever the host is not loopback.
+    # Bearer token every request must carry; required whenever the host is not loopback (unless `config` names the
+    # keys instead).
     api_key: str = field(default="", repr=False)
+    # A team server's configuration file (spanqa/server_config.py): its collections and their scoped keys.
+    config: str = ""
     # Comma-separated origins allowed by CORS; empty = CORS off (browsers on other origins are refused).
     cors_origins: str = ""
     # Micro-batching: how long a question waits for others to share its batch (router pass, embedding call, search
@@ -373,7 +376,9 @@ class ServerSettings:
 
         if not 0 < self.port < 65536:
             raise InputError(f"port must be within 1-65535; got {self.port}")
-        if self.host not in LOOPBACK_HOSTS and not self.api_key:
+        if self.api_key and self.config:
+            raise InputError("Give an API key (--api-key) or a configuration file with keys (--config), not both")
+        if self.host not in LOOPBACK_HOSTS and not self.api_key and not self.config:
             raise InputError(f"Serving on {self.host} (not loopback) needs an API key: set --api-key or "
                              "SPANQA_API_KEY, and give it to the clients as a bearer token")
         if self.batch_window_ms < 0 or self.max_batch < 1:

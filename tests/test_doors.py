@@ -454,7 +454,7 @@ def test_a_limit_lowered_by_the_environment_holds_at_every_door(doors, monkeypat
     assert set(outcomes) == ROUTED
     assert "(max_length=100, the max_question_chars setting)" in assert_same_refusal(outcomes, "invalid_request", 422)
     monkeypatch.setenv("SPANQA_MAX_RESULTS", "10")
-    outcomes = through_every_door(Doors(doors.location, doors.capsys, monkeypatch), Call("search", {"query": "pump",
+    outcomes = through_every_door(Doors(doors.location, doors.capsys, monkeypatch, doors.scratch), Call("search", {"query": "pump",
                                                                                                      "k": 20}))
     assert "(le=10, the max_results setting)" in assert_same_refusal(outcomes, "invalid_request", 422)
 
@@ -464,7 +464,7 @@ def test_a_collection_that_vanished_is_a_collection_error_at_every_door(tmp_path
 
     location = tmp_path / "collection"
     LocalCollection(location, embedder=embedder).ingest([write_corpus(tmp_path / "docs", CORPUS)])
-    doors = Doors(str(location), capsys, monkeypatch)
+    doors = Doors(str(location), capsys, monkeypatch, tmp_path)
     try:
         doors.service().engine.warm_up()
         doors.http()

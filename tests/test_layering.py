@@ -15,9 +15,11 @@ from helpers import CORPUS, write_corpus
 ROOT = Path(__file__).resolve().parent.parent
 DOORS = [ROOT / "plugin" / "doors" / name for name in
          ("cli.py", "chat.py", "http_server.py", "mcp_server.py", "langchain_tools.py")] + [ROOT / "ui" / "app.py"]
-# What a door may import from spanqa: the version, the errors, the settings, the service (and the other doors it
-# mounts), how command lines are put together, rendering, and the lab's command table the CLI offers.
-DOOR_IMPORTS = ("spanqa", "spanqa.errors", "spanqa.settings", "spanqa.commands", "spanqa.plugin.doors",
+# What a door may import from spanqa: the version, the errors, the settings (and a team server's configuration file),
+# the service (and the other doors it mounts), how command lines are put together, rendering, and the lab's command
+# table the CLI offers.
+DOOR_IMPORTS = ("spanqa", "spanqa.errors", "spanqa.settings", "spanqa.server_config", "spanqa.commands",
+                "spanqa.plugin.doors",
                 "spanqa.ui", "spanqa.ui.render", "spanqa.plugin.lab.cli")
 ENGINE = sorted((ROOT / "plugin" / "engine").glob("*.py")) + sorted((ROOT / "retriever").glob("*.py"))
 # Variables that are not spanqa's settings but the libraries' own, read where the library is configured.

@@ -144,7 +144,7 @@ def test_the_sidebar_shows_the_folders_the_collection_follows_and_the_last_sync(
 def test_an_answer_opens_in_its_document_with_the_span_marked(app):
     ask(app, "How many tokens do neighbouring passages overlap by?")
     best = app.session_state["messages"][-1]["response"]["answers"][0]
-    next(b for b in app.button if b.label == "Open in its document").click().run()
+    next(b for b in app.button if b.label == f"Open {best['citation']}").click().run()
     assert not app.exception, app.exception
     frames = [e for e in app.get("iframe")] if app.get("iframe") else []
     pages = [getattr(f.proto, "srcdoc", "") for f in frames]

@@ -508,22 +508,63 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
                                                  f"micro-batching off ({server_default('max_batch')})")
     p.add_argument("--sync", action="append", metavar="PATH", help="a folder the collection follows while the "
                    "server runs (repeatable; as `spanqa sync --watch`; POST /v1/sync syncs at once)")
+    p.add_argument("--config", metavar="spanqa.toml", help="serve several collections with scoped keys, as the file "
+                   "says (instead of --collection, --api-key and --sync; docs: spanqa/docs/serving.md)")
 
 
 @PRODUCT.command("serve", "Serve MCP (/mcp), OpenAI-compatible chat (/v1/chat/completions) and REST on one port.",
                  _serve_options)
 def _serve(args) -> int:
     import uvicorn
-    from spanqa.plugin.doors.http_server import create_app
 
     serving = ServerSettings.from_env(host=args.host, port=args.port, api_key=args.api_key,
                                       cors_origins=args.cors_origins, batch_window_ms=args.batch_window_ms,
-                                      max_batch=args.max_batch)
+                                      max_batch=args.max_batch, config=args.config)
     administration.limit_server_memory()  # before uvicorn starts its request threads
-    app = create_app(_service(args, serving=serving, sync=_sync_roots(args)), serving)
-    print(f"spanqa serve: http://{serving.host}:{serving.port} (MCP at /mcp, OpenAI-compatible at /v1, API "
-          f"docs at /docs){'; API key required' if serving.api_key else ''}", file=sys.stderr, flush=True)
+    app, what = _team_app(args, serving) if serving.config else _one_collection_app(args, serving)
+    print(f"spanqa serve: http://{serving.host}:{serving.port} ({what})", file=sys.stderr, flush=True)
     uvicorn.run(app, host=serving.host, port=serving.port, log_level="warning")
+    return 0
+
+
+def _one_collection_app(args, serving: ServerSettings):
+    from spanqa.plugin.doors.http_server import create_app
+
+    app = create_app(_service(args, serving=serving, sync=_sync_roots(args)), serving)
+    key = "; API key required" if serving.api_key else ""
+    return app, f"MCP at /mcp, OpenAI-compatible at /v1, API docs at /docs{key}"
+
+
+def _team_app(args, serving: ServerSettings):
+    from spanqa.plugin.doors.team_server import TeamServer, create_team_app
+
+    from spanqa.server_config import load_config
+
+    given = [flag for flag, value in (("--collection", args.collection), ("--sync", args.sync)) if value]
+    if given:
+        raise InputError(f"--config names the collections and what they follow; leave out {' and '.join(given)}")
+    config = load_config(serving.config)
+    server = TeamServer(config, Settings.from_env(embedder=getattr(args, "embedder", None)), serving)
+    names = ", ".join(server.services)
+    return create_team_app(server, serving), (f"{len(server.services)} collections ({names}) under "
+                                              f"/v1/collections/NAME, {len(config.keys)} keys")
+
+
+def _keys_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["new"], help="new: make a key")
+    p.add_argument("name", help="the key's name, as the audit log will show it (e.g. hr-readers)")
+
+
+@PRODUCT.command("keys", "Make an API key for a team server's configuration (spanqa serve --config).",
+                 _keys_options)
+def _keys(args) -> int:
+    from spanqa.server_config import check_name, new_key
+
+    check_name(args.name, "A key's name")
+    key, digest = new_key()
+    print(f"# The key for {args.name!r}, shown this once: give it to its users, keep it out of the file.\n"
+          f"#   {key}\n"
+          f"[[keys]]\nname = {json.dumps(args.name)}\nkey_sha256 = \"{digest}\"\nread = []\nwrite = []")
     return 0
 
 

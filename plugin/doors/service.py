@@ -41,11 +41,14 @@ from spanqa.retriever.records import Feedback
 
 from spanqa.errors import (
     CollectionError,
+    Forbidden,
     InputError,
     InvalidRequest,
     ModelLoadError,
     NotFound,
+    RateLimited,
     SpanqaError,
+    Unauthorized,
 )
 from spanqa.settings import ServerSettings, Settings
 
@@ -57,7 +60,7 @@ __all__ = ["OPERATIONS", "SCHEMA_VERSION", "TOOLS", "Result", "Service", "error_
 # --- errors ---------------------------------------------------------------------------------------------------
 
 _HTTP_STATUS = ((InvalidRequest, 422), (NotFound, 404), (InputError, 400), (CollectionError, 503),
-                (ModelLoadError, 500))
+                (ModelLoadError, 500), (Unauthorized, 401), (Forbidden, 403), (RateLimited, 429))
 
 
 def error_type(exc: SpanqaError) -> str:
@@ -76,6 +79,19 @@ def http_status(exc: SpanqaError) -> int:
 
 
 # --- operations -----------------------------------------------------------------------------------------------
+
+_LINKS = ("view", "page_image")
+
+
+def _rebased(data: Any, root: str) -> Any:
+    """`data` with every `view` and `page_image` link ("/v1/documents/…") moved under `root`."""
+    if isinstance(data, dict):
+        return {key: root + value[3:] if key in _LINKS and isinstance(value, str) and value.startswith("/v1/")
+                else _rebased(value, root) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_rebased(item, root) for item in data]
+    return data
+
 
 @dataclass(frozen=True)
 class Result:
@@ -103,14 +119,17 @@ OPERATIONS = ("ask", "answer", "search", "classify", "documents", "document", "v
 class Service:
     """The operations every door offers, on one engine (an `Assistant`, or a `BatchingAssistant` in a server)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, mounted_at: str = "") -> None:
+        """`mounted_at`: where a server serves this collection's routes (a team server's
+        "/v1/collections/NAME"): the `view` and `page_image` links of its responses point there."""
         self.engine = engine
         self.settings = engine.settings
         self.inputs = request_models(engine.settings)
+        self.mounted_at = mounted_at
 
     @classmethod
     def open(cls, collection: str | Path | None = None, settings: Settings | None = None, *, create: bool = False,
-             serving: ServerSettings | None = None, **given) -> Service:
+             serving: ServerSettings | None = None, mounted_at: str = "", **given) -> Service:
         """The service over `collection` (a directory or PostgreSQL URL; None: the `collection` setting, else the
         bundled default collection, built on first use). `settings`: what the door resolved; without them, the
         defaults, the SPANQA_* environment and `given`, resolved here, once. `create` makes a missing local or
@@ -128,7 +147,7 @@ class Service:
         engine = Assistant(collection, settings=settings)
         if serving is not None and serving.max_batch > 1:
             engine = BatchingAssistant(engine, serving.batch_window_ms, serving.max_batch)
-        return cls(engine)
+        return cls(engine, mounted_at)
 
     def warm_up(self) -> Service:
         """Open the collection and load the models every message may need, now rather than on the first message."""
@@ -155,7 +174,7 @@ class Service:
         handler = getattr(self, f"_{operation}")
         if operation == "documents":
             return handler()
-        return handler(self.parse(operation, {} if arguments is None else arguments))
+        return self._linked(handler(self.parse(operation, {} if arguments is None else arguments)))
 
     def tool(self, name: str, arguments: dict[str, Any] | None) -> Result:
         """Run agent tool `name` (TOOLS) with its arguments."""
@@ -179,7 +198,7 @@ class Service:
     def ask_many(self, questions: list[str], **options) -> list[Result]:
         """`ask` for several questions at once: one router pass, one embedding call, shared reader batches."""
         requests = [self.parse("ask", {"question": q, **options}) for q in questions]
-        return [Result(response_json(r), r) for r in self.engine.run_ask(requests)] if requests else []
+        return [self._linked(Result(response_json(r), r)) for r in self.engine.run_ask(requests)] if requests else []
 
     def classify(self, message: str) -> Result:
         return self.call("classify", {"message": message})
@@ -275,6 +294,12 @@ class Service:
         """Make the collection mirror `roots` (retriever/sync.py): the report's counts and files."""
         report = self.engine.collection.sync(roots, include, exclude, allow_empty_root)
         return Result({"schema": SCHEMA_VERSION, "collection": self.location, **report.to_dict()}, report)
+
+    def _linked(self, result: Result) -> Result:
+        """The result with its links under `mounted_at` (links are made relative to a one-collection server)."""
+        if not self.mounted_at:
+            return result
+        return Result(_rebased(result.data, self.mounted_at), result.value)
 
     def _no_document(self, document_id: str) -> NotFound:
         return NotFound(f"No document {document_id!r} in this collection (list them with `spanqa docs list` or "

@@ -43,6 +43,7 @@ class MicroBatcher:
         self._pending: list[_Request] = []
         self._cond = threading.Condition()
         self._busy = False
+        self.listeners: list[Callable[[int], None]] = []  # told each batch's size (a server's metrics)
 
     def submit(self, item: Any, key: Hashable = None) -> Any:
         request = _Request(item, key)
@@ -84,6 +85,8 @@ class MicroBatcher:
     def _run(self, batch: list[_Request]) -> None:
         if not batch:
             return
+        for listener in self.listeners:
+            listener(len(batch))
         groups: dict[Hashable, list[_Request]] = {}
         for request in batch:  # in practice every request of a server has the same options
             groups.setdefault(request.key, []).append(request)
@@ -115,6 +118,11 @@ class BatchingAssistant:
     @property
     def collection(self):
         return self.assistant.collection
+
+    def listen_batches(self, listener: Callable[[int], None]) -> None:
+        """Call `listener` with the size of every batch answered from now on."""
+        self._ask.listeners.append(listener)
+        self._answer.listeners.append(listener)
 
     def warm_up(self) -> None:
         self.assistant.warm_up()
