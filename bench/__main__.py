@@ -3,7 +3,8 @@
 (follow-up questions, bench.conversation), `python -m bench ingest-scale` (one process against Ray workers, into
 both backends, bench.ingest_scale), `python -m bench manuals` (answers on real manuals, leave one manual out,
 bench.manuals), `python -m bench sync` (collections that follow their folders, bench.sync), `python -m bench
-pdf-pages` (answers checked on their PDF pages, bench.pdf_pages) and `python -m bench soak` (the server under 16
+pdf-pages` (answers checked on their PDF pages, bench.pdf_pages), `python -m bench team` (three collections,
+scoped keys: memory, leaks, a soak; bench.team) and `python -m bench soak` (the server under 16
 clients and hostile requests for ten minutes, bench.soak)."""
 
 import sys
@@ -35,6 +36,10 @@ if sys.argv[1:2] == ["sync"]:
     sys.exit(main(sys.argv[2:]))
 if sys.argv[1:2] == ["pdf-pages"]:
     from bench.pdf_pages import main
+
+    sys.exit(main(sys.argv[2:]))
+if sys.argv[1:2] == ["team"]:
+    from bench.team import main
 
     sys.exit(main(sys.argv[2:]))
 if sys.argv[1:2] == ["soak"]:

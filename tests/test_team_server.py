@@ -29,7 +29,7 @@ DOCUMENTS = {
 }
 KEYS = {  # name → (key, read, write, metrics, rate_per_minute)
     "hr-readers": ("sqk_hr_reader_key_for_tests_only_0001", ["hr"], [], False, 0),
-    "eng-admin": ("sqk_eng_admin_key_for_tests_only_0002", ["eng"], ["eng"], True, 0),
+    "eng-admin": ("sqk_eng_admin_key_for_tests_only_0002", ["archive", "eng"], ["eng"], True, 0),
     "ops-feeder": ("sqk_ops_feeder_key_for_tests_only_003", [], ["ops"], False, 0),
     "slow": ("sqk_slow_key_for_tests_only_000000004", ["hr"], [], False, 3),
 }
@@ -113,8 +113,8 @@ def team(tmp_path_factory, embedder):
         LocalCollection(root / name / "collection", embedder=embedder).ingest([root / name / "docs"])
     keys = [_key_entry(name, key, read, write, metrics, rate) for name, (key, read, write, metrics, rate) in
             KEYS.items()]
-    config = _write_config(root / "spanqa.toml", {n: str(root / n / "collection") for n in DOCUMENTS}, keys,
-                           {"audit_log": str(root / "audit.jsonl")})
+    collections = {n: str(root / n / "collection") for n in [*DOCUMENTS, "archive"]}  # archive: never built
+    config = _write_config(root / "spanqa.toml", collections, keys, {"audit_log": str(root / "audit.jsonl")})
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -218,6 +218,17 @@ def test_a_key_reads_what_it_may_writes_only_with_write_scope_and_links_stay_in_
                            json={"model": "eng", "messages": [{"role": "user", "content": "When do deploys happen?"}]})
         assert chat.status_code == 200 and "Tuesday" in chat.json()["choices"][0]["message"]["content"]
         assert chat.json()["model"] == "eng"
+
+
+@pytest.mark.integration
+def test_a_collection_that_cannot_be_opened_is_an_error_to_its_readers_and_hidden_from_the_rest(team):
+    with httpx.Client(base_url=team["url"], timeout=120) as client:
+        down = client.get("/v1/collections/archive/documents", headers=_auth("eng-admin"))
+        assert down.status_code == 503 and down.json()["error"]["type"] == "collection_error"
+        hidden = client.get("/v1/collections/archive/documents", headers=_auth("hr-readers"))
+        assert _shape(hidden) == _shape(client.get(f"/v1/collections/{NOWHERE}/documents",
+                                                   headers=_auth("hr-readers")))
+        assert client.get("/v1/collections/eng/documents", headers=_auth("eng-admin")).status_code == 200
 
 
 @pytest.mark.integration

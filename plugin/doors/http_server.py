@@ -48,7 +48,7 @@ from spanqa.settings import ServerSettings
 
 __all__ = ["MODEL_ID", "McpEndpoint", "add_collection_routes", "add_health", "add_openai_routes", "add_sync_routes",
            "create_app", "install_body_limit", "install_cors", "install_error_handlers", "refusal",
-           "serving_lifespan"]
+           "serving_lifespan", "sync_logger"]
 
 MODEL_ID = "spanqa"
 _FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around an upload's bytes
@@ -111,10 +111,11 @@ def create_app(service: Service, settings: ServerSettings | None = None) -> Fast
     POST /v1/sync syncs them at once."""
     settings = settings or ServerSettings()
     roots = service.settings.sync_roots
-    follower = FolderFollower(roots, service, on_outcome=_log_sync) if roots else None
+    follower = FolderFollower(roots, service, on_outcome=sync_logger()) if roots else None
     mcp = McpEndpoint(service)
     state: dict[str, Any] = {"ready": False}
-    app = FastAPI(title="spanqa", version=__version__, lifespan=serving_lifespan([service], [mcp], [follower], state),
+    lifespan = serving_lifespan({"default": service}, [mcp], [follower], state)
+    app = FastAPI(title="spanqa", version=__version__, lifespan=lifespan,
                   description="Extractive, cited question answering over your documents. Every response carries "
                               f"the versioned response JSON (schema {SCHEMA_VERSION}).")
     metrics = Metrics()
@@ -143,12 +144,21 @@ class McpEndpoint:
         await self.sessions.handle_request(scope, receive, send)
 
 
-def serving_lifespan(services: list[Service], endpoints: list[McpEndpoint], followers: list, state: dict):
-    """Warm every service's models, run every MCP session manager and folder follower while the app serves."""
+def serving_lifespan(services: dict[str, Service], endpoints: list[McpEndpoint], followers: list, state: dict,
+                     tolerate_down: bool = False):
+    """Warm every service's models, run every MCP session manager and folder follower while the app serves. With
+    `tolerate_down`, a collection that cannot be opened (its database down, its directory gone) is reported and
+    the others are served; its routes answer with the collection's error until it can be opened."""
     @contextlib.asynccontextmanager
     async def lifespan(_app):
-        for service in services:
-            await anyio.to_thread.run_sync(service.warm_up)
+        for name, service in services.items():
+            try:
+                await anyio.to_thread.run_sync(service.warm_up)
+            except SpanqaError as exc:
+                if not tolerate_down:
+                    raise
+                print(f"spanqa serve: collection {name!r} is unavailable, serving the others: {exc}",
+                      file=sys.stderr, flush=True)
         state["ready"] = True
         running = [f for f in followers if f is not None]
         for follower in running:
@@ -165,12 +175,17 @@ def serving_lifespan(services: list[Service], endpoints: list[McpEndpoint], foll
     return lifespan
 
 
-def _log_sync(outcome) -> None:
-    """A line on stderr for each sync that changed something or was refused."""
-    if isinstance(outcome, SpanqaError):
-        print(f"spanqa serve: sync refused: {outcome}", file=sys.stderr, flush=True)
-    elif outcome.report.changed:
-        print(f"spanqa serve: sync: {outcome.report.summary()}", file=sys.stderr, flush=True)
+def sync_logger(collection: str = "") -> Callable:
+    """A follower's `on_outcome`: a line on stderr for each sync that changed something or was refused."""
+    where = f" of {collection!r}" if collection else ""
+
+    def log(outcome) -> None:
+        if isinstance(outcome, SpanqaError):
+            print(f"spanqa serve: sync{where} refused: {outcome}", file=sys.stderr, flush=True)
+        elif outcome.report.changed:
+            print(f"spanqa serve: sync{where}: {outcome.report.summary()}", file=sys.stderr, flush=True)
+
+    return log
 
 
 def add_sync_routes(app: FastAPI, follower: FolderFollower | None, prefix: str) -> None:

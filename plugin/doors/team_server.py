@@ -33,6 +33,7 @@ from spanqa.plugin.doors.http_server import (
     install_error_handlers,
     refusal,
     serving_lifespan,
+    sync_logger,
 )
 from spanqa.plugin.doors.metrics import Metrics, install_metrics, route_label
 from spanqa.plugin.doors.service import SCHEMA_VERSION, Service
@@ -70,7 +71,7 @@ class TeamServer:
             service = Service.open(entry.location, settings, serving=serving, mounted_at=COLLECTIONS_ROOT + name)
             self.services[name] = service
             if entry.sync:
-                self.followers[name] = FolderFollower(list(entry.sync), service)
+                self.followers[name] = FolderFollower(list(entry.sync), service, on_outcome=sync_logger(name))
 
     def readable(self, key) -> list[str]:
         return sorted(name for name in self.services if name in key.read)
@@ -84,8 +85,8 @@ def create_team_app(server: TeamServer, serving: ServerSettings) -> FastAPI:
     endpoints = {name: McpEndpoint(service) for name, service in server.services.items()}
     state: dict[str, Any] = {"ready": False}
     app = FastAPI(title="spanqa (team server)", version=__version__,
-                  lifespan=serving_lifespan(list(server.services.values()), list(endpoints.values()),
-                                            list(server.followers.values()), state),
+                  lifespan=serving_lifespan(server.services, list(endpoints.values()),
+                                            list(server.followers.values()), state, tolerate_down=True),
                   description="Extractive, cited question answering over several collections, each under "
                               f"/v1/collections/NAME; the versioned response JSON (schema {SCHEMA_VERSION}).")
     install_error_handlers(app)
