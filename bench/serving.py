@@ -39,11 +39,15 @@ def _free_port() -> int:
 
 
 def _start(collection: Path, max_batch: int) -> tuple[subprocess.Popen, str]:
+    return start_spanqa_serve(["--collection", str(collection), "--max-batch", str(max_batch)])
+
+
+def start_spanqa_serve(arguments: list[str]) -> tuple[subprocess.Popen, str]:
+    """`spanqa serve ARGUMENTS` on a free loopback port, once it answers /readyz: (the process, its URL)."""
     import httpx
 
     port = _free_port()
-    process = subprocess.Popen([SPANQA, "serve", "--collection", str(collection), "--port", str(port),
-                                "--max-batch", str(max_batch)], env=os.environ.copy())
+    process = subprocess.Popen([SPANQA, "serve", *arguments, "--port", str(port)], env=os.environ.copy())
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -52,7 +56,7 @@ def _start(collection: Path, max_batch: int) -> tuple[subprocess.Popen, str]:
         except httpx.HTTPError:
             time.sleep(0.5)
     process.kill()
-    raise SystemExit("spanqa serve did not become ready")
+    raise SystemExit(f"spanqa serve {' '.join(arguments)} did not become ready")
 
 
 def _start_hayhooks(data: Path) -> tuple[subprocess.Popen, str]:

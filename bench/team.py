@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,10 +24,9 @@ from collections import Counter
 from pathlib import Path
 
 from bench.common import machine, write_json
-from bench.serving import SHARED, _free_port
+from bench.serving import SHARED, start_spanqa_serve
 from bench.soak import _rss_mb
 
-SPANQA = str(Path(sys.executable).parent / "spanqa")
 NAMES = ("alpha", "beta", "gamma")
 MISSING = "delta"
 KEYS = {"alpha-readers": ["alpha"], "beta-readers": ["beta"], "beta-gamma": ["beta", "gamma"],
@@ -65,19 +62,7 @@ def _config(root: Path, names: tuple[str, ...], keys: dict[str, str]) -> Path:
 
 
 def _serve(config: Path) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    port = _free_port()
-    process = subprocess.Popen([SPANQA, "serve", "--config", str(config), "--port", str(port)], env=os.environ.copy())
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    process.kill()
-    raise SystemExit("spanqa serve --config did not become ready")
+    return start_spanqa_serve(["--config", str(config)])
 
 
 def _memory(root: Path, names: tuple[str, ...], keys: dict[str, str], questions: dict[str, list[str]]) -> float:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 # Short documents on unrelated topics, plus near-duplicates (error codes one digit apart) that only words tell apart.
@@ -69,6 +74,29 @@ def make_docx(paragraphs: list[str]) -> bytes:
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def spanqa_serve(arguments: list[str], home: Path) -> Iterator[str]:
+    """A real `spanqa serve ARGUMENTS` process on a free loopback port, home in `home`: its URL once it is ready;
+    stopped (and its port freed) on leaving."""
+    port = free_port()
+    process = subprocess.Popen([str(Path(sys.executable).parent / "spanqa"), "serve", *arguments, "--port",
+                                str(port)], env={**os.environ, "SPANQA_HOME": str(home)}, stderr=subprocess.PIPE,
+                               text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(process, url)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def wait_until_ready(process: subprocess.Popen, base: str, seconds: float = 300) -> None:

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import html
 import io
-import os
 import re
-import socket
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import wait_until_ready
+from helpers import spanqa_serve
 from spanqa.plugin.engine.page_image import RENDER_SCALE, render_page
 from spanqa.retriever.loaders import load_bytes
 
@@ -91,17 +88,8 @@ def served(pdf, tmp_path_factory, embedder):
     (folder / "handbook.pdf").write_bytes(pdf)
     (folder / "notes.txt").write_text("The harbour master's office opens at 7 am.")
     LocalCollection(folder / "collection", embedder=embedder).ingest([folder / "handbook.pdf", folder / "notes.txt"])
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "SPANQA_HOME": str(tmp_path_factory.mktemp("pdf-home"))}
-    process = subprocess.Popen([SPANQA, "serve", "--collection", str(folder / "collection"), "--port", str(port)],
-                               env=env, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_ready(process, url)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    with spanqa_serve(["--collection", str(folder / "collection")], tmp_path_factory.mktemp("pdf-home")) as url:
+        yield url
 
 
 @pytest.mark.integration

@@ -9,15 +9,13 @@ import concurrent.futures
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import wait_until_ready
+from helpers import spanqa_serve
 from spanqa.plugin.doors.service import Service
 from spanqa.plugin.engine.assistant import Assistant
 from spanqa.retriever import LocalCollection
@@ -45,26 +43,13 @@ def collection_dir(tmp_path_factory, embedder):
     return folder / "collection"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(collection_dir, tmp_path_factory):
     """A real `spanqa serve` process on a free loopback port; stopped (and its port freed) after the module."""
-    port = _free_port()
-    env = {**os.environ, "SPANQA_HOME": str(tmp_path_factory.mktemp("serve-home"))}
     # Micro-batching on (the default, spelled out), so the protocol and load tests run through the batcher.
-    process = subprocess.Popen([SPANQA, "serve", "--collection", str(collection_dir), "--port", str(port),
-                                "--max-batch", "16"],
-                               env=env, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_ready(process, url)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    with spanqa_serve(["--collection", str(collection_dir), "--max-batch", "16"],
+                      tmp_path_factory.mktemp("serve-home")) as url:
+        yield url
 
 
 async def _exercise_mcp(session) -> None:

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
 import tomli_w
-from helpers import wait_until_ready
+from helpers import spanqa_serve
 
 from spanqa.errors import ConfigError
 from spanqa.server_config import key_digest, load_config
@@ -115,17 +112,8 @@ def team(tmp_path_factory, embedder):
             KEYS.items()]
     collections = {n: str(root / n / "collection") for n in [*DOCUMENTS, "archive"]}  # archive: never built
     config = _write_config(root / "spanqa.toml", collections, keys, {"audit_log": str(root / "audit.jsonl")})
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "SPANQA_HOME": str(tmp_path_factory.mktemp("team-home"))}
-    process = subprocess.Popen([SPANQA, "serve", "--config", str(config), "--port", str(port)], env=env,
-                               stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_ready(process, url)
-    yield {"url": url, "audit": root / "audit.jsonl"}
-    process.terminate()
-    process.wait(timeout=30)
+    with spanqa_serve(["--config", str(config)], tmp_path_factory.mktemp("team-home")) as url:
+        yield {"url": url, "audit": root / "audit.jsonl"}
 
 
 def _auth(key_name: str | None) -> dict:
