@@ -66,6 +66,7 @@ def text_under_boxes(pdf: bytes, page: int, boxes: list[list[int]], size: tuple[
     under, outside = [], []
     for index in range(textpage.count_chars()):
         character = chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, index))
+        character = {"\x02": "-", "\xad": "-"}.get(character, character)  # a line-end hyphen, as PDFium codes it
         if character.isspace():
             continue
         left, bottom, right, top = textpage.get_charbox(index, loose=True)
@@ -102,6 +103,8 @@ def _check(service, answer: dict, pdf: bytes) -> dict:
     on_page = re.sub(r"\s+", "", document.text[max(answer["start"], page.start):min(answer["end"], page.end)])
     boxed, wanted = Counter(under), Counter(on_page)
     return {"render_s": seconds, "all_boxed": not wanted - boxed, "nothing_outside": not boxed - wanted,
+            "missing": "".join((wanted - boxed).elements()), "extra": "".join((boxed - wanted).elements()),
+            "text": answer["text"], "page_text": on_page,
             "mark_exact": bool(marked) and html.unescape(marked.group(1)) == answer["text"],
             "across_pages": answer["end"] > page.end}
 
@@ -137,10 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         "answers_with_a_box_outside": sum(not c["nothing_outside"] for c in checks),
         "mark_exact": sum(c["mark_exact"] for c in checks) / max(1, len(checks)),
         "spans_across_pages": sum(c["across_pages"] for c in checks),
+        "misses": [{k: c[k] for k in ("text", "missing", "extra")} for c in checks
+                   if not (c["all_boxed"] and c["nothing_outside"])][:10],
         "render_ms_p50": 1000 * statistics.median(renders), "render_ms_p90": 1000 * renders[int(0.9 * len(renders))],
     }
     write_json(OUT / "pdf-pages.json", result)
-    shown = {k: v for k, v in result.items() if k != "columns"}
+    shown = {k: v for k, v in result.items() if k not in ("columns", "misses")}
     print(markdown_table(list(shown), [list(shown.values())]))
     return 0
 

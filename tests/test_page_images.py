@@ -166,3 +166,12 @@ def test_without_originals_a_pdf_shows_its_text_and_says_why_there_is_no_page(pd
     assert view["span"].split() == FACT.split() and view["page_image"] is None
     with pytest.raises(NotFound, match="original file of document .* is not kept .*keep_originals.*/view"):
         service.call("page", {**span, "page": view["page"]})
+
+
+def test_a_hyphen_that_ends_a_line_is_found_where_pdfium_codes_it_apart():
+    from spanqa.plugin.engine.page_image import _aligned
+
+    glyphs = list("short") + ["\x02", "\r", "\n"] + list("and long")
+    found = _aligned("short-\nand long", glyphs)
+    assert found[5] == 5, "the hyphen (PDFium's 0x02 at a line end) is boxed with the rest"
+    assert [found[i] for i in (0, 7, 11)] == [0, 8, 12]

@@ -20,12 +20,14 @@ from spanqa.retriever.records import Document
 
 from spanqa.errors import InputError
 
-__all__ = ["PageImage", "RENDER_SCALE", "render_page", "page_image_path"]
+__all__ = ["HYPHENS", "PageImage", "RENDER_SCALE", "render_page", "page_image_path"]
 
 RENDER_SCALE = 1.5  # pixels per PDF point: 108 dpi, a Letter page 918 × 1188 pixels
 HIGHLIGHT = (255, 200, 0, 96)  # translucent amber: the words stay readable under it
 OUTLINE = (230, 120, 0, 255)
 Rectangle = tuple[float, float, float, float]  # left, bottom, right, top in PDF points
+# PDFium reports a hyphen that ends a line as 0x02 (and a soft hyphen is U+00AD); the text has "-" there.
+HYPHENS = {"\x02": "-", "\xad": "-"}
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ def _folded(characters) -> tuple[str, list[int]]:
     "fi"), and the position each folded character came from."""
     text, origin = [], []
     for position, character in characters:
+        character = HYPHENS.get(character, character)
         if character.isspace() or unicodedata.category(character) in ("Cc", "Cf"):
             continue
         for folded in unicodedata.normalize("NFKC", character):
