@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: run test setup lint bench clean browser wheel
+.PHONY: run test setup lint bench clean browser qemu wheel
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# qemu-user: the tests run native code on an emulated AVX2-only processor (no AVX-512), as CI's and users' may be.
+qemu:
+	@command -v qemu-x86_64 >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null)
+
 run: setup
 	$(VENV)/bin/spanqa setup
 	$(VENV)/bin/spanqa ui --port $(PORT)
@@ -39,7 +43,7 @@ OTHER_BF16 = $(shell grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && echo no |
 ARITHMETIC_TESTS = tests/test_reader.py tests/test_assistant.py tests/test_answers.py tests/test_router.py \
 	tests/test_collection_conformance.py tests/test_engines.py tests/test_batching.py
 
-test: setup browser
+test: setup browser qemu
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 	SPANQA_CPU_BF16=$(OTHER_BF16) $(VENV)/bin/pytest -q -m "not slow and not browser" $(ARITHMETIC_TESTS)

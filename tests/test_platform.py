@@ -4,7 +4,10 @@ PostgreSQL leaves the machine as it found it, and the bf16 detection can be made
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -30,6 +33,42 @@ def test_the_pgvector_the_tests_install_needs_no_avx512_unless_the_cpu_has_it():
     if zmm is None:
         pytest.skip("objdump (binutils) is not installed, so instructions cannot be counted")
     assert zmm == 0 or AVX512_FEATURE in cpu_flags(), f"vector.so holds {zmm} AVX-512 instructions"
+
+
+# Python that runs one AVX-512 instruction (vpxorq zmm1, zmm1, zmm1; ret) from executable memory.
+_ZMM_CONTROL = """import ctypes, mmap
+code = bytes.fromhex("62f1f548efc9c3")
+page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page.write(code)
+ctypes.CFUNCTYPE(None)(ctypes.addressof(ctypes.c_char.from_buffer(page)))()
+"""
+_PDF_PAGE = """import sys
+sys.path.insert(0, sys.argv[1])
+from bench.pdf_pages import text_under_boxes, typeset_pdf
+from spanqa.plugin.engine.page_image import render_page
+from spanqa.retriever.loaders import load_bytes
+pdf = typeset_pdf("Tower", ["The Eiffel Tower is 330 metres tall and was finished in 1889. " * 30], columns=2)
+document = load_bytes("tower.pdf", pdf)
+start = document.text.index("330 metres")
+image = render_page(pdf, document, 1, start, start + 10)
+print(text_under_boxes(pdf, 1, image.boxes, (image.width, image.height))[0])
+"""
+
+
+@pytest.mark.skipif(shutil.which("qemu-x86_64") is None, reason="qemu-user is not installed (make test installs it)")
+def test_a_pdf_page_renders_and_boxes_its_span_on_a_processor_without_avx512(tmp_path):
+    """PDFium (pypdfium2) carries AVX-512 code behind run-time dispatch: under qemu's Haswell (AVX2, no AVX-512),
+    where any AVX-512 instruction is an illegal instruction, a page still renders with the span boxed."""
+    real = os.path.realpath(sys.executable)
+    haswell = ["qemu-x86_64", "-cpu", "Haswell", "-0", sys.executable, real]  # argv[0]: the venv's python
+    control = subprocess.run([*haswell, "-c", _ZMM_CONTROL], capture_output=True, timeout=300)
+    assert control.returncode not in (0, 1), "qemu ran an AVX-512 instruction: the check below would prove nothing"
+    script = tmp_path / "page.py"
+    script.write_text(_PDF_PAGE)
+    run = subprocess.run([*haswell, str(script), str(Path(__file__).resolve().parents[1])], capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "330metres"
 
 
 def _modes(folders) -> dict[Path, int]:
