@@ -58,6 +58,7 @@ def text_under_boxes(pdf: bytes, page: int, boxes: list[list[int]], size: tuple[
     the page's characters outside them), boxes in pixels of a rendering `size` big."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
+    from spanqa.plugin.engine.page_image import HYPHENS
 
     document = pdfium.PdfDocument(pdf)
     pdf_page = document[page - 1]
@@ -66,7 +67,7 @@ def text_under_boxes(pdf: bytes, page: int, boxes: list[list[int]], size: tuple[
     under, outside = [], []
     for index in range(textpage.count_chars()):
         character = chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, index))
-        character = {"\x02": "-", "\xad": "-"}.get(character, character)  # a line-end hyphen, as PDFium codes it
+        character = HYPHENS.get(character, character)  # a line-end hyphen, as PDFium codes it
         if character.isspace():
             continue
         left, bottom, right, top = textpage.get_charbox(index, loose=True)

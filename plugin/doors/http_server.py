@@ -120,7 +120,7 @@ def create_app(service: Service, settings: ServerSettings | None = None) -> Fast
                               f"the versioned response JSON (schema {SCHEMA_VERSION}).")
     metrics = Metrics()
     install_error_handlers(app)
-    _install_guards(app, settings, service.settings.collection_limits().max_file_bytes + _FORM_OVERHEAD)
+    _install_guards(app, settings, service.settings.collection_limits().max_file_bytes)
     install_metrics(app, metrics, lambda request: ("default", route_label(request.url.path)))  # outermost: all counted
     app.mount("/mcp", mcp)
     add_health(app, state, lambda: {"documents": service.passage_count()}, metrics)
@@ -206,10 +206,10 @@ def add_sync_routes(app: FastAPI, follower: FolderFollower | None, prefix: str) 
         return configured().status()
 
 
-def _install_guards(app: FastAPI, settings: ServerSettings, max_body: int) -> None:
+def _install_guards(app: FastAPI, settings: ServerSettings, max_file_bytes: int) -> None:
     """The body limit, the server's one API key (when set) and CORS."""
     key = settings.api_key.encode()
-    install_body_limit(app, max_body)
+    install_body_limit(app, max_file_bytes)
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next):
@@ -223,11 +223,14 @@ def _install_guards(app: FastAPI, settings: ServerSettings, max_body: int) -> No
     install_cors(app, settings)
 
 
-def install_body_limit(app: FastAPI, max_body: int) -> None:
+def install_body_limit(app: FastAPI, max_file_bytes: int) -> None:
+    """Refuse a request body larger than one file of `max_file_bytes` and its form."""
+    max_body = max_file_bytes + _FORM_OVERHEAD
+
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
         # Refused before a byte of the body is read: an oversized upload never reaches the disk.
-        if request.method in ("POST", "PUT", "PATCH") and not request.url.path.endswith("/mcp"):
+        if request.method in ("POST", "PUT", "PATCH") and "mcp" not in request.url.path.split("/"):  # MCP streams
             declared = request.headers.get("content-length")
             if declared is None and "chunked" in request.headers.get("transfer-encoding", ""):
                 return _error(411, "length_required", "Send a Content-Length with the request body")

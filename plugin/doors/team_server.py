@@ -47,7 +47,6 @@ __all__ = ["COLLECTIONS_ROOT", "TeamServer", "create_team_app"]
 
 COLLECTIONS_ROOT = "/v1/collections/"
 _OPEN = frozenset({"/healthz", "/readyz"})
-_FORM_OVERHEAD = 64 * 1024
 
 
 def collection_in(path: str) -> tuple[str | None, str]:
@@ -97,7 +96,7 @@ def create_team_app(server: TeamServer, serving: ServerSettings) -> FastAPI:
     add_health(app, state, dict, metrics)
     add_openai_routes(app, lambda request, model: _chosen(request, model, server),
                       lambda request: server.readable(request.state.key))
-    install_body_limit(app, server.settings.collection_limits().max_file_bytes + _FORM_OVERHEAD)
+    install_body_limit(app, server.settings.collection_limits().max_file_bytes)
     _install_access(app, keys, limiter, audit)
     install_cors(app, serving)
     install_metrics(app, metrics, lambda request: (getattr(request.state, "collection", ""),
