@@ -91,7 +91,6 @@ class ServerConfig:
     keys: tuple[ApiKey, ...]
     audit_log: str = ""
     audit_reads: bool = False
-    source: str = ""
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> ServerConfig:
@@ -113,8 +112,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Serv
     collections = _collections(raw.get("collections"), path)
     default_rate = _rate(server.get("rate_per_minute", 0), f"{path}: [server] rate_per_minute")
     keys = _keys(raw.get("keys"), path, collections, default_rate, environ)
-    return ServerConfig(collections, keys, str(server.get("audit_log", "")), bool(server.get("audit_reads", False)),
-                        str(path))
+    return ServerConfig(collections, keys, str(server.get("audit_log", "")), bool(server.get("audit_reads", False)))
 
 
 def _table(value, where: str) -> dict:

@@ -20,16 +20,12 @@ from pathlib import Path
 from spanqa.errors import ConfigError, Forbidden, NotFound, RateLimited
 from spanqa.server_config import ApiKey, key_digest
 
-__all__ = ["AuditLog", "KeyRing", "RateLimiter", "WRITE_ROUTES", "hidden", "needs_write"]
+__all__ = ["AuditLog", "HIDDEN", "KeyRing", "RateLimiter", "WRITE_ROUTES", "needs_write"]
 
 # (method, route pattern under a collection) that change a collection: they need its write scope.
 WRITE_ROUTES = frozenset({("POST", "documents"), ("DELETE", "documents/{id}"), ("POST", "sync")})
-_HIDDEN = NotFound("No such collection, or this key may not read it (GET /v1/models lists the collections it can)")
-
-
-def hidden() -> NotFound:
-    """The one answer to a collection a key cannot see, whether or not it exists."""
-    return _HIDDEN
+# The one answer to a collection a key cannot see, whether or not it exists.
+HIDDEN = "No such collection, or this key may not read it (GET /v1/models lists the collections it can)"
 
 
 def needs_write(method: str, route: str) -> bool:
@@ -57,7 +53,7 @@ class KeyRing:
         """NotFound (the same as no such collection) where the key cannot see `collection`; Forbidden where it
         sees it but `write` needs a scope it lacks."""
         if not key.sees(collection):
-            raise hidden()
+            raise NotFound(HIDDEN)  # a new one each time: a raised error keeps its frames
         if write and collection not in key.write:
             raise Forbidden(f"The key {key.name!r} may not change collection {collection!r} (its write scope does "
                             "not include it)")
